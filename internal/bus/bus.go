@@ -1,0 +1,218 @@
+// Package bus connects to NATS and declares, idempotently, everything the system keeps
+// in JetStream: the work-queue stream of schedule, trigger and run messages, the event
+// stream of statuses and results, the key-value buckets, and every durable consumer.
+//
+// Every service calls Ensure at start. Declarations are CreateOrUpdate with the same
+// configuration each time, so a second start or a tenth replica changes nothing. With
+// a NATS cluster, Replicas > 1 replicates every stream and bucket.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
+)
+
+// Names of what lives in JetStream.
+const (
+	StreamJobs   = "JOBS"
+	StreamEvents = "JOBS_EVENTS"
+
+	// BucketTicker holds, per job, the last slot a ticker claimed.
+	BucketTicker = "jobs_ticker"
+	// BucketRuns holds, per job, the run in progress and the run queued behind it.
+	BucketRuns = "jobs_runs"
+	// BucketConfig holds, per job, operator overrides: paused, schedule.
+	BucketConfig = "jobs_config"
+
+	ConsumerGatewayEvents = "gateway-events"
+)
+
+// TriggerConsumer reads a job's schedule and trigger messages.
+func TriggerConsumer(job string) string { return "trigger-" + job }
+
+// RunConsumer reads a job's run orders, one at a time across all replicas.
+func RunConsumer(job string) string { return "run-" + job }
+
+// Timings shared by the worker runtime and the consumers it reads.
+const (
+	// RunAckWait is how long a run order stays with one executor without a heartbeat
+	// before JetStream hands it to another.
+	RunAckWait = 30 * time.Second
+	// HeartbeatEvery keeps a running order in progress well inside RunAckWait.
+	HeartbeatEvery = 10 * time.Second
+	// RunMaxDeliver bounds how often a run is retried after its executor died.
+	RunMaxDeliver = 5
+)
+
+// Options tune the declarations.
+type Options struct {
+	// Replicas of each stream and bucket: 1 on one server, 3 on a cluster.
+	Replicas int
+	// EventsMaxAge is how long statuses and results stay replayable.
+	EventsMaxAge time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.EventsMaxAge <= 0 {
+		o.EventsMaxAge = 7 * 24 * time.Hour
+	}
+	return o
+}
+
+// Connect dials NATS with reconnects forever, so a NATS restart is a pause, not an outage.
+func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bus: cannot connect to NATS at %s (check NATS_URL): %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("bus: jetstream: %w", err)
+	}
+	// Fail at start, not at the first publish, when the server has no JetStream.
+	infoCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(infoCtx); err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("bus: NATS at %s has no JetStream (start nats-server with -js): %w", url, err)
+	}
+	return nc, js, nil
+}
+
+// Ensure declares the streams, buckets and consumers for every job in the catalog.
+func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
+	opts = opts.withDefaults()
+	jobs := catalog.Names()
+
+	var jobSubjects []string
+	for _, j := range jobs {
+		jobSubjects = append(jobSubjects, events.ScheduleSubject(j), events.TriggerSubject(j), events.RunSubject(j))
+	}
+	// Work-queue retention: a message lives until its consumer acks it. Only known jobs'
+	// subjects are captured; a trigger for an unknown job is answered by the gateway.
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamJobs,
+		Description: "Schedule slots, triggers and run orders, consumed once each",
+		Subjects:    jobSubjects,
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+		Duplicates:  10 * time.Minute,
+		MaxAge:      7 * 24 * time.Hour,
+	}); err != nil {
+		return fmt.Errorf("bus: declare stream %s: %w", StreamJobs, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "Job statuses and results, replayable for the gateway",
+		Subjects:    []string{events.PrefixStatus + ">", events.PrefixResult + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+		Duplicates:  10 * time.Minute,
+		MaxAge:      opts.EventsMaxAge,
+	}); err != nil {
+		return fmt.Errorf("bus: declare stream %s: %w", StreamEvents, err)
+	}
+
+	for _, b := range []jetstream.KeyValueConfig{
+		{Bucket: BucketTicker, Description: "last slot claimed per job", History: 5},
+		{Bucket: BucketRuns, Description: "current and queued run per job", History: 1},
+		{Bucket: BucketConfig, Description: "paused flag and schedule override per job", History: 10},
+	} {
+		b.Replicas = opts.Replicas
+		b.Storage = jetstream.FileStorage
+		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
+			return fmt.Errorf("bus: declare bucket %s: %w", b.Bucket, err)
+		}
+	}
+
+	for _, j := range jobs {
+		if _, err := js.CreateOrUpdateConsumer(ctx, StreamJobs, jetstream.ConsumerConfig{
+			Durable:        TriggerConsumer(j),
+			Description:    "intake of " + j + " schedule slots and triggers",
+			FilterSubjects: []string{events.ScheduleSubject(j), events.TriggerSubject(j)},
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        10 * time.Second,
+			MaxDeliver:     20,
+			MaxAckPending:  256,
+		}); err != nil {
+			return fmt.Errorf("bus: declare consumer %s: %w", TriggerConsumer(j), err)
+		}
+		// MaxAckPending 1 is what makes runs of one job serial across every replica:
+		// JetStream hands out the next order only when the previous one is acked.
+		if _, err := js.CreateOrUpdateConsumer(ctx, StreamJobs, jetstream.ConsumerConfig{
+			Durable:       RunConsumer(j),
+			Description:   "serial executor of " + j,
+			FilterSubject: events.RunSubject(j),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       RunAckWait,
+			MaxDeliver:    RunMaxDeliver + 1,
+			MaxAckPending: 1,
+		}); err != nil {
+			return fmt.Errorf("bus: declare consumer %s: %w", RunConsumer(j), err)
+		}
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
+		Durable:        ConsumerGatewayEvents,
+		Description:    "gateway: results and triggers into audit_log",
+		FilterSubjects: []string{events.PrefixResult + ">", events.PrefixStatus + ">"},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        30 * time.Second,
+		MaxDeliver:     -1,
+		MaxAckPending:  512,
+	}); err != nil {
+		return fmt.Errorf("bus: declare consumer %s: %w", ConsumerGatewayEvents, err)
+	}
+	return nil
+}
+
+// Buckets opens the three key-value buckets. Ensure must have run.
+type Buckets struct {
+	Ticker, Runs, Config jetstream.KeyValue
+}
+
+func OpenBuckets(ctx context.Context, js jetstream.JetStream) (Buckets, error) {
+	var b Buckets
+	var err error
+	for name, dst := range map[string]*jetstream.KeyValue{BucketTicker: &b.Ticker, BucketRuns: &b.Runs, BucketConfig: &b.Config} {
+		if *dst, err = js.KeyValue(ctx, name); err != nil {
+			return Buckets{}, fmt.Errorf("bus: open bucket %s: %w", name, err)
+		}
+	}
+	return b, nil
+}
+
+// IsConflict reports a lost compare-and-set: another writer got there first.
+func IsConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err)
+}
+
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}

@@ -1,0 +1,151 @@
+// Package jobservice is the shared shape of the three job services (sla, reminders,
+// analytics): read the configuration, connect to PostgreSQL and NATS, declare the
+// streams, run the service's jobs on the worker runtime, serve health and metrics, and
+// shut down gracefully on a signal. A service is its list of jobs.
+package jobservice
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jonboulle/clockwork"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/db"
+	"github.com/lexhq/gstjobs/internal/ops"
+	"github.com/lexhq/gstjobs/internal/worker"
+)
+
+// Deps is what a job needs from the outside world.
+type Deps struct {
+	Pool     *pgxpool.Pool
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Clock    clockwork.Clock
+	Location *time.Location
+	Log      *slog.Logger
+	Registry prometheus.Registerer
+	// Env lets a service read its own settings (SMTP_URL, thresholds) with the same
+	// error reporting as the common ones.
+	Env *ops.Env
+}
+
+// Jobs builds a service's job functions from its dependencies.
+type Jobs func(d Deps) (map[string]worker.Func, error)
+
+// Start runs jobs on a worker. The caller owns the connections in d.
+func Start(ctx context.Context, name string, d Deps, jobs Jobs, opts ...func(*worker.Config)) (*worker.Worker, error) {
+	fns, err := jobs(d)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	cfg := worker.Config{
+		NC: d.NC, JS: d.JS, Jobs: fns, Clock: d.Clock, Log: d.Log.With("service", name),
+		Metrics: worker.NewMetrics(d.Registry),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	w, err := worker.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := w.Start(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return w, nil
+}
+
+// Main is a job service's whole main function.
+func Main(name string, jobs Jobs) {
+	log := ops.NewLogger(name)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, name, log, jobs); err != nil {
+		log.Error("stopped with an error", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
+	// Configuration.
+	env := &ops.Env{}
+	natsURL := env.Required("NATS_URL", "point it at a NATS server with JetStream (nats://host:4222), or use `make run`, which starts one")
+	dbURL := env.Required("DATABASE_URL", "point it at PostgreSQL (postgres://user:pass@host:5432/db), or use `make run`, which starts one")
+	tzName := env.String("JOBS_TIMEZONE", catalog.DefaultTimezone)
+	opsAddr := env.String("OPS_ADDR", ":9100")
+	replicas := env.Int("NATS_REPLICAS", 1)
+	loc, err := catalog.LoadTimezone(tzName)
+	env.Check(err)
+	reg := ops.NewRegistry()
+	d := Deps{Clock: clockwork.NewRealClock(), Location: loc, Log: log, Registry: reg, Env: env}
+	// Services read their own variables inside jobs(); collect those problems too.
+	if _, jerr := jobs(d); jerr != nil {
+		env.Check(jerr)
+	}
+	if err := env.Err(); err != nil {
+		return err
+	}
+	log.Info("starting", "nats_url", natsURL, "database", db.Redact(dbURL), "jobs_timezone", loc.String(), "ops_addr", opsAddr, "nats_replicas", replicas)
+
+	// Dependencies.
+	if err := db.Migrate(ctx, dbURL, log); err != nil {
+		return err
+	}
+	pool, err := db.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	nc, js, err := bus.Connect(ctx, natsURL, name, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := bus.Ensure(ctx, js, bus.Options{Replicas: replicas}); err != nil {
+		return err
+	}
+	d.Pool, d.NC, d.JS = pool, nc, js
+
+	// Start.
+	w, err := Start(ctx, name, d, jobs)
+	if err != nil {
+		return err
+	}
+	stopHTTP, err := ops.Serve(ctx, opsAddr, ops.Handler(reg,
+		ops.Check{Name: "database", Fn: pool.Ping},
+		ops.Check{Name: "nats", Fn: func(context.Context) error {
+			if !nc.IsConnected() {
+				return fmt.Errorf("not connected (%s)", nc.Status())
+			}
+			return nil
+		}},
+	), log)
+	if err != nil {
+		w.Stop()
+		return err
+	}
+
+	// Wait, then shut down: stop taking work, let the run in progress finish.
+	<-ctx.Done()
+	log.Info("shutting down")
+	w.Stop()
+	if err := stopHTTP(); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := nc.Drain(); err != nil {
+		log.Warn("nats drain", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}

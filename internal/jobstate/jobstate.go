@@ -1,0 +1,138 @@
+// Package jobstate holds the small per-job records kept in JetStream key-value buckets
+// and the compare-and-set loop every writer uses on them.
+//
+// Runs bucket: which run of a job is executing and which one is queued behind it; the
+// worker runtime writes it, the gateway reads it for its snapshot. Config bucket: the
+// operator's pause flag and schedule override; the gateway writes it, the ticker reads it.
+package jobstate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/events"
+)
+
+// RunInfo is one run as the runs bucket knows it.
+type RunInfo struct {
+	RunID       string              `json:"run_id"`
+	Trigger     string              `json:"trigger"`
+	RequestedBy string              `json:"requested_by,omitempty"`
+	Reason      string              `json:"reason,omitempty"`
+	Slot        time.Time           `json:"slot,omitzero"`
+	QueuedAt    time.Time           `json:"queued_at"`
+	StartedAt   time.Time           `json:"started_at,omitzero"`
+	HeartbeatAt time.Time           `json:"heartbeat_at,omitzero"`
+	Attempt     int                 `json:"attempt,omitempty"`
+	Triggers    []events.TriggerRef `json:"triggers"`
+}
+
+// MaxTriggersPerRun caps how many joined triggers a run remembers by name; a burst of
+// thousands still coalesces, the list just stops growing.
+const MaxTriggersPerRun = 100
+
+// MaxRecent is how many answered triggers are remembered to make redelivery idempotent.
+const MaxRecent = 200
+
+// Answer links a trigger to the run that served it.
+type Answer struct {
+	TriggerID string `json:"trigger_id"`
+	RunID     string `json:"run_id"`
+}
+
+// Runs is the value of a job's key in the runs bucket.
+type Runs struct {
+	Current *RunInfo `json:"current,omitempty"`
+	Next    *RunInfo `json:"next,omitempty"`
+	// Recent remembers which run answered each recent trigger, so that a trigger
+	// redelivered after a crash gets the same answer instead of a second run.
+	Recent []Answer `json:"recent,omitempty"`
+}
+
+// AnswerFor finds the run a trigger was already given.
+func (r *Runs) AnswerFor(triggerID string) (string, bool) {
+	for _, a := range r.Recent {
+		if a.TriggerID == triggerID {
+			return a.RunID, true
+		}
+	}
+	return "", false
+}
+
+// Remember records an answer, keeping only the newest MaxRecent.
+func (r *Runs) Remember(triggerID, runID string) {
+	r.Recent = append(r.Recent, Answer{TriggerID: triggerID, RunID: runID})
+	if n := len(r.Recent) - MaxRecent; n > 0 {
+		r.Recent = r.Recent[n:]
+	}
+}
+
+// Config is the value of a job's key in the config bucket.
+type Config struct {
+	Paused    bool      `json:"paused"`
+	Schedule  string    `json:"schedule,omitempty"`
+	UpdatedBy string    `json:"updated_by,omitempty"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// Get reads a record; a missing key is the zero record at revision 0.
+func Get[T any](ctx context.Context, kv jetstream.KeyValue, key string) (T, uint64, error) {
+	var v T
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return v, 0, nil
+	}
+	if err != nil {
+		return v, 0, fmt.Errorf("jobstate: get %s/%s: %w", kv.Bucket(), key, err)
+	}
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return v, 0, fmt.Errorf("jobstate: decode %s/%s: %w", kv.Bucket(), key, err)
+	}
+	return v, e.Revision(), nil
+}
+
+// ErrNoChange lets an update function say there is nothing to write.
+var ErrNoChange = errors.New("jobstate: no change")
+
+// Update applies fn to the current record and writes it back only if nobody wrote in
+// between; on a conflict it reads again and retries. fn must be a pure function of its
+// input, as it may run more than once. It returns the record as written (or as read, if
+// fn returned ErrNoChange).
+func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(*T) error) (T, error) {
+	for attempt := 0; ; attempt++ {
+		v, rev, err := Get[T](ctx, kv, key)
+		if err != nil {
+			return v, err
+		}
+		if err := fn(&v); err != nil {
+			if errors.Is(err, ErrNoChange) {
+				return v, nil
+			}
+			return v, err
+		}
+		data, err := json.Marshal(v)
+		if err != nil {
+			return v, fmt.Errorf("jobstate: encode %s/%s: %w", kv.Bucket(), key, err)
+		}
+		if rev == 0 {
+			_, err = kv.Create(ctx, key, data)
+		} else {
+			_, err = kv.Update(ctx, key, data, rev)
+		}
+		if err == nil {
+			return v, nil
+		}
+		if !bus.IsConflict(err) {
+			return v, fmt.Errorf("jobstate: write %s/%s: %w", kv.Bucket(), key, err)
+		}
+		if ctx.Err() != nil {
+			return v, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,600 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jonboulle/clockwork"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/internal/jobstate"
+)
+
+// Run is what a job is given: who asked for it and the instant it counts as "now".
+type Run struct {
+	ID          string
+	Job         catalog.Job
+	Trigger     string
+	RequestedBy string
+	Reason      string
+	Slot        time.Time
+	Attempt     int
+	Triggers    []events.TriggerRef
+	// Now is the clock's time when the run started; jobs compute "overdue", "in the next
+	// 24 hours" and "today" from it, never from time.Now.
+	Now time.Time
+}
+
+// Report is what a successful run found. Errors lists problems that did not stop the
+// run (one tenant's bad data, one undeliverable e-mail).
+type Report struct {
+	Results map[string]any
+	Errors  []string
+}
+
+// Func does one run of a job.
+type Func func(ctx context.Context, run Run) (Report, error)
+
+// Failure is an error with words for people (error_message) in front of the technical
+// cause (error_details).
+type Failure struct {
+	Message string
+	Err     error
+}
+
+func (f *Failure) Error() string { return f.Message + ": " + f.Err.Error() }
+func (f *Failure) Unwrap() error { return f.Err }
+
+// Fail wraps err with the message the dashboard shows.
+func Fail(message string, err error) error { return &Failure{Message: message, Err: err} }
+
+// Config of a Worker.
+type Config struct {
+	NC   *nats.Conn
+	JS   jetstream.JetStream
+	Jobs map[string]Func
+	// Clock gives each run its Now; tests use a fake one.
+	Clock clockwork.Clock
+	Log   *slog.Logger
+	// Instance names this process in events and logs.
+	Instance string
+	// Heartbeat is how often a running order is kept in progress; default bus.HeartbeatEvery.
+	Heartbeat time.Duration
+	// Timeouts override a job's catalog timeout (tests).
+	Timeouts map[string]time.Duration
+	// ShutdownGrace is how long Stop lets a run in progress finish before it is handed
+	// back to JetStream for another replica; default 20s.
+	ShutdownGrace time.Duration
+	Metrics       *Metrics
+}
+
+// Worker runs a set of jobs. Start it once; Stop is safe to call twice.
+type Worker struct {
+	cfg  Config
+	runs jetstream.KeyValue
+	log  *slog.Logger
+
+	// runCtx is cancelled when a run in progress must be abandoned (shutdown grace over).
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	// loopCtx is cancelled to stop taking new work.
+	loopCtx    context.Context
+	cancelLoop context.CancelFunc
+
+	intakes  []jetstream.ConsumeContext
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// New checks the configuration.
+func New(cfg Config) (*Worker, error) {
+	if cfg.NC == nil || cfg.JS == nil {
+		return nil, errors.New("worker: NATS connection and JetStream are required")
+	}
+	if len(cfg.Jobs) == 0 {
+		return nil, errors.New("worker: no jobs to run")
+	}
+	for name := range cfg.Jobs {
+		if _, ok := catalog.Lookup(name); !ok {
+			return nil, fmt.Errorf("worker: job %q is not in the catalog", name)
+		}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Instance == "" {
+		host, _ := os.Hostname()
+		cfg.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = bus.HeartbeatEvery
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 20 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	return &Worker{cfg: cfg, log: cfg.Log.With("component", "worker")}, nil
+}
+
+// Start begins consuming. The consumers and buckets must exist (bus.Ensure).
+func (w *Worker) Start(ctx context.Context) error {
+	kv, err := w.cfg.JS.KeyValue(ctx, bus.BucketRuns)
+	if err != nil {
+		return fmt.Errorf("worker: open runs bucket: %w", err)
+	}
+	w.runs = kv
+	w.runCtx, w.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	w.loopCtx, w.cancelLoop = context.WithCancel(ctx)
+
+	for name, fn := range w.cfg.Jobs {
+		job, _ := catalog.Lookup(name)
+		intake, err := w.cfg.JS.Consumer(ctx, bus.StreamJobs, bus.TriggerConsumer(name))
+		if err != nil {
+			w.Stop()
+			return fmt.Errorf("worker: consumer %s: %w", bus.TriggerConsumer(name), err)
+		}
+		cc, err := intake.Consume(func(msg jetstream.Msg) { w.intake(job, msg) })
+		if err != nil {
+			w.Stop()
+			return fmt.Errorf("worker: consume %s: %w", bus.TriggerConsumer(name), err)
+		}
+		w.intakes = append(w.intakes, cc)
+
+		exec, err := w.cfg.JS.Consumer(ctx, bus.StreamJobs, bus.RunConsumer(name))
+		if err != nil {
+			w.Stop()
+			return fmt.Errorf("worker: consumer %s: %w", bus.RunConsumer(name), err)
+		}
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			w.executeLoop(job, fn, exec)
+		}()
+	}
+	w.log.Info("worker started", "jobs", len(w.cfg.Jobs), "instance", w.cfg.Instance)
+	return nil
+}
+
+// Stop stops taking work, lets a run in progress finish within ShutdownGrace, and
+// otherwise hands it back unacknowledged so another replica runs it.
+func (w *Worker) Stop() {
+	w.stopOnce.Do(func() {
+		if w.cancelLoop == nil {
+			return
+		}
+		for _, cc := range w.intakes {
+			cc.Stop()
+		}
+		w.cancelLoop()
+		done := make(chan struct{})
+		go func() { w.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(w.cfg.ShutdownGrace):
+			w.log.Warn("shutdown grace over: abandoning the run in progress; it will be redelivered")
+			w.cancelRun()
+			<-done
+		}
+		w.cancelRun()
+	})
+}
+
+func (w *Worker) timeout(job catalog.Job) time.Duration {
+	if d, ok := w.cfg.Timeouts[job.Name]; ok {
+		return d
+	}
+	return job.Timeout
+}
+
+// intake answers one schedule slot or trigger with the run it starts or joins.
+func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(w.loopCtx, 10*time.Second)
+	defer cancel()
+	log := w.log.With("job", job.Name)
+	md, err := msg.Metadata()
+	if err != nil {
+		log.Error("intake: no metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	triggerID := msg.Headers().Get(jetstream.MsgIDHeader)
+	if triggerID == "" {
+		triggerID = fmt.Sprintf("%s:%d", md.Stream, md.Sequence.Stream)
+	}
+	ref := events.TriggerRef{ID: triggerID, At: md.Timestamp}
+	if strings.HasPrefix(msg.Subject(), events.PrefixSchedule) {
+		s, err := events.DecodeSchedule(msg.Data())
+		if err != nil {
+			w.reject(ctx, job, msg, triggerID, err)
+			return
+		}
+		ref.Kind, ref.Slot = events.KindSchedule, s.Slot
+	} else {
+		t, err := events.DecodeTrigger(msg.Data())
+		if err != nil {
+			w.reject(ctx, job, msg, triggerID, err)
+			return
+		}
+		ref.Kind, ref.RequestedBy, ref.Reason = events.KindManual, t.RequestedBy, t.Reason
+	}
+
+	now := w.cfg.Clock.Now()
+	newID := uuid.NewString()
+	var runID string
+	var created, coalesced, answeredBefore bool
+	state, err := jobstate.Update(ctx, w.runs, job.Name, func(r *jobstate.Runs) error {
+		created, coalesced, answeredBefore = false, false, false
+		if id, ok := r.AnswerFor(triggerID); ok {
+			runID, answeredBefore = id, true
+			return jobstate.ErrNoChange
+		}
+		if r.Next != nil {
+			runID, coalesced = r.Next.RunID, true
+			if len(r.Next.Triggers) < jobstate.MaxTriggersPerRun {
+				r.Next.Triggers = append(r.Next.Triggers, ref)
+			}
+		} else {
+			runID, created = newID, true
+			r.Next = &jobstate.RunInfo{
+				RunID: newID, Trigger: ref.Kind, RequestedBy: ref.RequestedBy, Reason: ref.Reason,
+				Slot: ref.Slot, QueuedAt: now, Triggers: []events.TriggerRef{ref},
+			}
+		}
+		r.Remember(triggerID, runID)
+		return nil
+	})
+	if err != nil {
+		log.Warn("intake: cannot record trigger, will retry", "trigger_id", triggerID, "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	// The order is (re)sent when the run is new, when this trigger is a redelivery (the
+	// first delivery may have died before sending it), or when the queued run looks
+	// forgotten. Duplicates are harmless: same message id, and the executor drops an
+	// order for a run that is neither queued nor current.
+	if next := state.Next; next != nil && next.RunID == runID &&
+		(created || answeredBefore || now.Sub(next.QueuedAt) > time.Minute) {
+		order := events.RunOrder{RunID: runID, JobName: job.Name, First: next.Triggers[0], QueuedAt: next.QueuedAt}
+		if err := w.publish(ctx, events.RunSubject(job.Name), runID, order); err != nil {
+			log.Warn("intake: cannot send run order, will retry", "run_id", runID, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+	}
+	status := events.Status{
+		RunID: runID, JobName: job.Name, State: events.StateQueued, Trigger: ref.Kind,
+		TriggerID: triggerID, RequestedBy: ref.RequestedBy, Reason: ref.Reason,
+		Coalesced: coalesced || (answeredBefore && !created), Slot: ref.Slot, At: now, Instance: w.cfg.Instance,
+	}
+	if next := state.Next; next != nil && next.RunID == runID {
+		status.QueuedAt = next.QueuedAt
+	}
+	if err := w.publish(ctx, events.StatusSubject(job.Name), "queued:"+triggerID, status); err != nil {
+		log.Warn("intake: cannot publish queued status, will retry", "run_id", runID, "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if err := msg.Ack(); err != nil {
+		log.Warn("intake: ack failed; the redelivery will get the same answer", "err", err)
+	}
+	outcome := "new"
+	if !created {
+		outcome = "coalesced"
+	}
+	w.cfg.Metrics.triggers.WithLabelValues(job.Name, outcome).Inc()
+	log.Info("trigger accepted", "trigger_id", triggerID, "kind", ref.Kind, "run_id", runID, "coalesced", !created)
+}
+
+// reject answers a trigger that can never be processed, then terminates it so it is
+// neither retried nor left blocking the queue.
+func (w *Worker) reject(ctx context.Context, job catalog.Job, msg jetstream.Msg, triggerID string, cause error) {
+	body := string(msg.Data())
+	if len(body) > 200 {
+		body = body[:200] + "…"
+	}
+	now := w.cfg.Clock.Now()
+	res := events.Result{
+		JobName: job.Name, Status: events.StatusRejected, Results: map[string]any{},
+		ErrorMessage: "Trigger rejected: " + strings.TrimPrefix(cause.Error(), events.ErrInvalidPayload.Error()+": "),
+		ErrorDetails: fmt.Sprintf("subject %s, body %q", msg.Subject(), body),
+		TriggerID:    triggerID, FinishedAt: now, Instance: w.cfg.Instance,
+	}
+	if err := w.publish(ctx, events.ResultSubject(job.Name), "rejected:"+triggerID, res); err != nil {
+		w.log.Warn("reject: cannot publish rejection, will retry", "job", job.Name, "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	_ = msg.TermWithReason(res.ErrorMessage)
+	w.cfg.Metrics.triggers.WithLabelValues(job.Name, "rejected").Inc()
+	w.log.Warn("trigger rejected", "job", job.Name, "trigger_id", triggerID, "reason", res.ErrorMessage)
+}
+
+func (w *Worker) executeLoop(job catalog.Job, fn Func, cons jetstream.Consumer) {
+	for w.loopCtx.Err() == nil {
+		fctx, cancel := context.WithTimeout(w.loopCtx, 5*time.Second)
+		msgs, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			if w.loopCtx.Err() == nil {
+				w.log.Warn("executor: fetch failed", "job", job.Name, "err", err)
+				select {
+				case <-w.loopCtx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		for msg := range msgs.Messages() {
+			w.execute(job, fn, msg)
+		}
+		cancel()
+	}
+}
+
+// execute performs one run order.
+func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
+	log := w.log.With("job", job.Name)
+	order, err := events.DecodeRunOrder(msg.Data())
+	if err != nil {
+		log.Error("executor: unreadable run order terminated", "err", err)
+		_ = msg.TermWithReason(err.Error())
+		return
+	}
+	log = log.With("run_id", order.RunID)
+	md, err := msg.Metadata()
+	if err != nil {
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	attempt := int(md.NumDelivered)
+	ctx := w.runCtx
+	now := w.cfg.Clock.Now()
+
+	var info jobstate.RunInfo
+	proceed := false
+	_, err = jobstate.Update(ctx, w.runs, job.Name, func(r *jobstate.Runs) error {
+		proceed = false
+		switch {
+		case r.Next != nil && r.Next.RunID == order.RunID:
+			info = *r.Next
+			info.StartedAt, info.HeartbeatAt, info.Attempt = now, now, attempt
+			r.Current, r.Next = &info, nil
+		case r.Current != nil && r.Current.RunID == order.RunID:
+			// A redelivery: the executor that had it stopped or died. Run it again.
+			r.Current.Attempt, r.Current.HeartbeatAt = attempt, now
+			info = *r.Current
+		default:
+			return jobstate.ErrNoChange
+		}
+		proceed = true
+		return nil
+	})
+	if err != nil {
+		log.Warn("executor: cannot claim run, will retry", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if !proceed {
+		log.Info("executor: dropping order for a run that is neither queued nor current (duplicate)")
+		_ = msg.Ack()
+		return
+	}
+	run := Run{
+		ID: info.RunID, Job: job, Trigger: info.Trigger, RequestedBy: info.RequestedBy, Reason: info.Reason,
+		Slot: info.Slot, Attempt: attempt, Triggers: info.Triggers, Now: now,
+	}
+	if attempt > bus.RunMaxDeliver {
+		err := fmt.Errorf("run was started %d times and its executor stopped each time before it finished", attempt-1)
+		w.finish(job, msg, run, info.StartedAt, Report{}, Fail("Job abandoned after repeated crashes", err))
+		return
+	}
+
+	running := events.Status{
+		RunID: run.ID, JobName: job.Name, State: events.StateRunning, Trigger: run.Trigger,
+		RequestedBy: run.RequestedBy, Reason: run.Reason, Slot: run.Slot, Attempt: attempt,
+		QueuedAt: info.QueuedAt, StartedAt: info.StartedAt, At: now, Instance: w.cfg.Instance,
+	}
+	if err := w.publish(ctx, events.StatusSubject(job.Name), fmt.Sprintf("running:%s:%d", run.ID, attempt), running); err != nil {
+		log.Warn("executor: cannot publish running status", "err", err)
+	}
+	log.Info("run started", "trigger", run.Trigger, "attempt", attempt)
+	w.cfg.Metrics.inFlight.WithLabelValues(job.Name).Inc()
+	defer w.cfg.Metrics.inFlight.WithLabelValues(job.Name).Dec()
+
+	stopBeat := w.heartbeat(job, msg, running)
+	report, runErr := w.call(job, fn, run)
+	stopBeat()
+
+	if w.runCtx.Err() != nil {
+		// Shutting down and the run was abandoned: hand it back, publish nothing.
+		log.Warn("run abandoned at shutdown; it will be redelivered")
+		_ = msg.Nak()
+		return
+	}
+	w.finish(job, msg, run, info.StartedAt, report, runErr)
+}
+
+// call runs the job with its timeout, turning panics and timeouts into errors. A job
+// that ignores its context is abandoned after the timeout rather than waited for.
+func (w *Worker) call(job catalog.Job, fn Func, run Run) (Report, error) {
+	timeout := w.timeout(job)
+	ctx, cancel := context.WithTimeout(w.runCtx, timeout)
+	defer cancel()
+	type outcome struct {
+		report Report
+		err    error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				stack := string(debug.Stack())
+				if len(stack) > 4000 {
+					stack = stack[:4000]
+				}
+				done <- outcome{err: Fail(fmt.Sprintf("Job panicked: %v", p), errors.New(stack))}
+			}
+		}()
+		r, err := fn(ctx, run)
+		done <- outcome{r, err}
+	}()
+	select {
+	case o := <-done:
+		if o.err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && w.runCtx.Err() == nil {
+			return o.report, Fail(fmt.Sprintf("Job timed out after %s", timeout), o.err)
+		}
+		return o.report, o.err
+	case <-ctx.Done():
+		select {
+		case o := <-done:
+			if w.runCtx.Err() == nil {
+				return o.report, Fail(fmt.Sprintf("Job timed out after %s", timeout), errors.Join(ctx.Err(), o.err))
+			}
+			return o.report, o.err
+		case <-time.After(2 * time.Second):
+			w.log.Error("job ignored its context; abandoning it", "job", job.Name, "run_id", run.ID)
+			return Report{}, Fail(fmt.Sprintf("Job timed out after %s", timeout), fmt.Errorf("the job did not stop within 2s of its deadline: %w", ctx.Err()))
+		}
+	}
+}
+
+// heartbeat keeps the order in progress and tells watchers the run is alive.
+func (w *Worker) heartbeat(job catalog.Job, msg jetstream.Msg, running events.Status) (stop func()) {
+	ctx, cancel := context.WithCancel(w.runCtx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(w.cfg.Heartbeat)
+		defer t.Stop()
+		for n := 1; ; n++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := msg.InProgress(); err != nil {
+				w.log.Warn("heartbeat: in-progress failed", "job", job.Name, "run_id", running.RunID, "err", err)
+			}
+			now := w.cfg.Clock.Now()
+			beat := running
+			beat.State, beat.At = events.StateHeartbeat, now
+			_ = w.publish(ctx, events.StatusSubject(job.Name), fmt.Sprintf("beat:%s:%d:%d", running.RunID, running.Attempt, n), beat)
+			_, _ = jobstate.Update(ctx, w.runs, job.Name, func(r *jobstate.Runs) error {
+				if r.Current == nil || r.Current.RunID != running.RunID {
+					return jobstate.ErrNoChange
+				}
+				r.Current.HeartbeatAt = now
+				return nil
+			})
+		}
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
+// finish publishes the run's one result, clears it from the runs bucket and acks the
+// order, in that order: a crash between steps repeats the run or the publish, and the
+// result's message id and the audit row's key make the repeat harmless.
+func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt time.Time, report Report, runErr error) {
+	log := w.log.With("job", job.Name, "run_id", run.ID)
+	finished := w.cfg.Clock.Now()
+	res := events.Result{
+		RunID: run.ID, JobName: job.Name, Status: events.StatusSuccess,
+		ExecutionTimeMS: finished.Sub(startedAt).Milliseconds(),
+		Results:         report.Results, Errors: report.Errors,
+		Trigger: run.Trigger, RequestedBy: run.RequestedBy, Reason: run.Reason,
+		Triggers: run.Triggers, Slot: run.Slot, Attempt: run.Attempt,
+		StartedAt: startedAt, FinishedAt: finished, Instance: w.cfg.Instance,
+	}
+	if len(run.Triggers) > 0 {
+		res.TriggerID = run.Triggers[0].ID
+	}
+	if res.Results == nil {
+		res.Results = map[string]any{}
+	}
+	if runErr != nil {
+		res.Status = events.StatusFailed
+		res.ErrorMessage, res.ErrorDetails = describe(runErr)
+		log.Warn("run failed", "error_message", res.ErrorMessage, "error_details", res.ErrorDetails)
+	}
+	ctx := w.runCtx
+	for attempt := 0; ; attempt++ {
+		err := w.publish(ctx, events.ResultSubject(job.Name), "result:"+run.ID, res)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			_ = msg.Nak()
+			return
+		}
+		log.Warn("cannot publish result, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			_ = msg.Nak()
+			return
+		case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
+		}
+	}
+	if _, err := jobstate.Update(ctx, w.runs, job.Name, func(r *jobstate.Runs) error {
+		if r.Current == nil || r.Current.RunID != run.ID {
+			return jobstate.ErrNoChange
+		}
+		r.Current = nil
+		return nil
+	}); err != nil {
+		log.Warn("cannot clear current run", "err", err)
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.Warn("ack of run order failed; a redelivery will be dropped or re-run idempotently", "err", err)
+	}
+	w.cfg.Metrics.runs.WithLabelValues(job.Name, res.Status).Inc()
+	w.cfg.Metrics.duration.WithLabelValues(job.Name).Observe(finished.Sub(startedAt).Seconds())
+	log.Info("run finished", "status", res.Status, "execution_time_ms", res.ExecutionTimeMS, "results", res.Results)
+}
+
+// describe splits an error into the sentence people read and the cause engineers read.
+func describe(err error) (message, details string) {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.Message, f.Err.Error()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "Job timed out", err.Error()
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i > 0 {
+		return "Job failed: " + msg[:i], msg
+	}
+	return "Job failed: " + msg, msg
+}
+
+func (w *Worker) publish(ctx context.Context, subject, msgID string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("worker: encode %s: %w", subject, err)
+	}
+	pubCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := w.cfg.JS.Publish(pubCtx, subject, data, jetstream.WithMsgID(msgID)); err != nil {
+		return fmt.Errorf("worker: publish %s: %w", subject, err)
+	}
+	return nil
+}
