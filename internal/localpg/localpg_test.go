@@ -1,0 +1,313 @@
+package localpg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// newDataDir returns a data directory path inside a fresh temporary directory that
+// the server's OS account can reach even when the tests run as root (t.TempDir's
+// is 0700 root, which the postgres account cannot enter).
+func newDataDir(t *testing.T) string {
+	t.Helper()
+	tmp, err := MkdirTemp("localpg-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	return filepath.Join(tmp, "data")
+}
+
+func testConfig(t *testing.T, dataDir string) Config {
+	return Config{
+		DataDir: dataDir,
+		Fast:    true,
+		Log:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+}
+
+func start(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	s, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
+
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func TestRestartKeepsData(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, newDataDir(t))
+	cfg.Database = "app-db" // needs quoting: checks the identifier is sanitised
+
+	s := start(t, cfg)
+	if want := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/app-db?sslmode=disable", s.port); s.URL() != want {
+		t.Errorf("URL() = %q, want %q", s.URL(), want)
+	}
+	conn := connect(t, s.URL())
+	if _, err := conn.Exec(t.Context(), `CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')`); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	conn.Close(t.Context())
+	if err := s.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("second Stop: %v, want the first result (nil)", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("postmaster.pid after Stop: %v, want it removed by a clean shutdown", err)
+	}
+
+	s = start(t, cfg)
+	var v string
+	if err := connect(t, s.URL()).QueryRow(t.Context(), `SELECT v FROM kept`).Scan(&v); err != nil {
+		t.Fatalf("read after restart: %v", err)
+	}
+	if v != "still here" {
+		t.Errorf("after restart got %q, want %q", v, "still here")
+	}
+}
+
+func TestPortTaken(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+
+	cfg := testConfig(t, newDataDir(t))
+	cfg.Port = port
+	s, err := Start(t.Context(), cfg)
+	if err == nil {
+		s.Stop()
+		t.Fatalf("Start on taken port %d succeeded, want ErrPortInUse", port)
+	}
+	t.Logf("Start on taken port: %v", err)
+	if !errors.Is(err, ErrPortInUse) {
+		t.Errorf("Start on taken port: %v, want ErrPortInUse", err)
+	}
+	for _, want := range []string{strconv.Itoa(port), "PG_PORT", "DATABASE_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+// A port taken between the check and postgres binding it is reported the same way,
+// whether postgres exits complaining or the other server answers first.
+func TestPortTakenByAnotherServerDuringStart(t *testing.T) {
+	t.Parallel()
+	other := start(t, testConfig(t, newDataDir(t)))
+	s := start(t, testConfig(t, newDataDir(t)))
+	if err := s.proc.shutdown(stopTimeout); err != nil {
+		t.Fatal(err)
+	}
+	err := s.launch(t.Context(), other.port)
+	t.Logf("launch on the other server's port: %v", err)
+	if !errors.Is(err, ErrPortInUse) {
+		t.Fatalf("launch on the other server's port: %v, want ErrPortInUse", err)
+	}
+	connect(t, other.URL())
+}
+
+func TestPortTakenDuringStart(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := start(t, testConfig(t, newDataDir(t)))
+	if err := s.proc.shutdown(stopTimeout); err != nil {
+		t.Fatal(err)
+	}
+	err = s.launch(t.Context(), l.Addr().(*net.TCPAddr).Port)
+	t.Logf("launch on a taken port: %v", err)
+	if !errors.Is(err, ErrPortInUse) {
+		t.Fatalf("launch on a taken port: %v, want ErrPortInUse", err)
+	}
+}
+
+func TestAlreadyRunning(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, newDataDir(t))
+	s := start(t, cfg)
+
+	second, err := Start(t.Context(), cfg)
+	if err == nil {
+		second.Stop()
+		t.Fatal("second Start on the same data directory succeeded, want ErrAlreadyRunning")
+	}
+	t.Logf("second Start: %v", err)
+	if !errors.Is(err, ErrAlreadyRunning) {
+		t.Fatalf("second Start: %v, want ErrAlreadyRunning", err)
+	}
+	for _, want := range []string{strconv.Itoa(s.proc.pid()), strconv.Itoa(s.port)} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	// The first server is unharmed.
+	connect(t, s.URL())
+}
+
+// A server killed outright (as when `make run` is killed with SIGKILL along with its
+// process group) leaves postmaster.pid behind; the next start must not trip on it.
+func TestRestartAfterKill(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, newDataDir(t))
+	s := start(t, cfg)
+	if err := syscall.Kill(-s.proc.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s.proc.exited
+	if err := s.Stop(); err == nil {
+		t.Error("Stop after the server was killed returned nil, want the exit reported")
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "postmaster.pid")); err != nil {
+		t.Fatalf("want a stale postmaster.pid for this test: %v", err)
+	}
+	connect(t, start(t, cfg).URL())
+}
+
+// After a reboot or container restart, the pid in a stale postmaster.pid may belong
+// to an unrelated live process, on which postgres alone would refuse to start.
+func TestStalePidFileOfOtherProcess(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, newDataDir(t))
+	s := start(t, cfg)
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	other := exec.Command("sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	pidFile := fmt.Sprintf("%d\n%s\n0\n%d\n", other.Process.Pid, cfg.DataDir, s.port)
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "postmaster.pid"), []byte(pidFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, start(t, cfg).URL())
+}
+
+// Unix socket paths are limited to 107 bytes; a deep data directory must still work.
+func TestLongDataDirUsesShortSocketDir(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(newDataDir(t), strings.Repeat("d", 60), strings.Repeat("e", 40))
+	s := start(t, testConfig(t, dir))
+	if s.sockDir == s.dataDir || !s.ownSockDir {
+		t.Fatalf("socket directory %q for data directory of %d bytes, want a short one of its own", s.sockDir, len(s.dataDir))
+	}
+	connect(t, s.URL())
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.sockDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket directory %s after Stop: %v, want it removed", s.sockDir, err)
+	}
+}
+
+func TestNonEmptyDirWithoutCluster(t *testing.T) {
+	t.Parallel()
+	dir := newDataDir(t)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "stray"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(t.Context(), testConfig(t, dir))
+	if err == nil {
+		s.Stop()
+		t.Fatal("Start on a non-empty directory without a cluster succeeded")
+	}
+	if !strings.Contains(err.Error(), "no PG_VERSION") {
+		t.Errorf("error %q does not explain the directory holds no cluster", err)
+	}
+}
+
+func TestUnreachableDataDirAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root hands the server to another OS account")
+	}
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data") // 0700 root: the postgres account cannot enter
+	s, err := Start(t.Context(), testConfig(t, dir))
+	if err == nil {
+		s.Stop()
+		t.Fatal("Start in a directory the postgres account cannot reach succeeded")
+	}
+	t.Logf("Start: %v", err)
+	if !strings.Contains(err.Error(), "cannot reach") {
+		t.Errorf("error %q does not say the data directory is unreachable", err)
+	}
+}
+
+func TestFindBinaries(t *testing.T) {
+	dir, err := FindBinaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasServerBinaries(dir) {
+		t.Errorf("FindBinaries() = %q, which lacks postgres or initdb", dir)
+	}
+}
+
+func TestBinariesNotFound(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := findBinaries(filepath.Join(t.TempDir(), "*", "bin"))
+	if !errors.Is(err, ErrBinariesNotFound) {
+		t.Fatalf("findBinaries with nothing installed: %v, want ErrBinariesNotFound", err)
+	}
+	if !strings.Contains(err.Error(), "apt-get install postgresql") {
+		t.Errorf("error %q does not name the remedy", err)
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int // sign
+	}{
+		{"15", "9.6", 1},
+		{"9.6", "10", -1},
+		{"16", "16", 0},
+		{"10", "9", 1},
+	}
+	for _, tt := range tests {
+		got := compareVersions(tt.a, tt.b)
+		if (got > 0) != (tt.want > 0) || (got < 0) != (tt.want < 0) {
+			t.Errorf("compareVersions(%q, %q) = %d, want sign %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
