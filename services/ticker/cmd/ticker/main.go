@@ -1,0 +1,121 @@
+// Command ticker publishes each job's schedule slots to jobs.schedule.<job>, once per
+// slot across every replica, catching up at start on a slot it missed.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+	_ "time/tzdata" // JOBS_TIMEZONE must resolve in containers without tzdata
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/ops"
+	"github.com/lexhq/gstjobs/services/ticker"
+)
+
+func main() {
+	log := ops.NewLogger("ticker")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log); err != nil {
+		log.Error("stopped with an error", "err", err)
+		os.Exit(1)
+	}
+}
+
+// shutdownTimeout bounds the time from a signal to exit: the loop finishes the job turn
+// in progress (at most 10s), then the ops server and NATS are closed.
+const shutdownTimeout = 20 * time.Second
+
+func run(ctx context.Context, log *slog.Logger) error {
+	// Configuration.
+	env := &ops.Env{}
+	natsURL := env.Required("NATS_URL", "point it at a NATS server with JetStream (nats://host:4222, started with nats-server -js), or use `make run`, which starts one")
+	replicas := env.Int("NATS_REPLICAS", 1)
+	if replicas < 1 {
+		env.Check(errors.New("NATS_REPLICAS must be 1 or more (1 on one server, 3 on a cluster)"))
+	}
+	loc, err := catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))
+	env.Check(err)
+	opsAddr := env.String("OPS_ADDR", ":9102")
+	host, _ := os.Hostname()
+	instance := env.String("TICKER_INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid()))
+	if err := env.Err(); err != nil {
+		return err
+	}
+	log.Info("starting", "nats_url", redactURL(natsURL), "nats_replicas", replicas,
+		"jobs_timezone", loc.String(), "ops_addr", opsAddr, "instance", instance)
+
+	// Dependencies.
+	nc, js, err := bus.Connect(ctx, natsURL, "ticker", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := bus.Ensure(ctx, js, bus.Options{Replicas: replicas}); err != nil {
+		return err
+	}
+	reg := ops.NewRegistry()
+	tk, err := ticker.New(ticker.Config{
+		JS: js, NC: nc, Location: loc, Clock: clockwork.NewRealClock(), Log: log,
+		Instance: instance, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	natsReady := ops.Check{Name: "nats", Fn: func(ctx context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("not connected to NATS (" + nc.Status().String() + ")")
+		}
+		return nc.FlushWithContext(ctx)
+	}}
+	stopOps, err := ops.Serve(ctx, opsAddr, ops.Handler(reg, natsReady), log)
+	if err != nil {
+		return err
+	}
+
+	// Start: catch up on missed slots, then tick.
+	if err := tk.Start(ctx); err != nil {
+		_ = stopOps()
+		return err
+	}
+
+	// Wait for a signal, then shut down within a deadline.
+	<-ctx.Done()
+	log.Info("shutting down")
+	done := make(chan error, 1)
+	go func() {
+		// Publishes are acknowledged one by one, so nothing is left for NATS to flush:
+		// the deferred Close is enough once the loop is done.
+		tk.Stop()
+		done <- stopOps()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Warn("shutdown", "err", err)
+		}
+	case <-time.After(shutdownTimeout):
+		return errors.New("shutdown: still busy after " + shutdownTimeout.String())
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// redactURL hides a password in NATS_URL (nats://user:secret@host).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,236 @@
+package ticker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/catalog"
+)
+
+// Config of a Ticker.
+type Config struct {
+	JS jetstream.JetStream
+	// NC is the connection JS was built on; its status is logged when a publish fails.
+	NC *nats.Conn
+	// Location is JOBS_TIMEZONE, where cron expressions are read; default Asia/Kolkata.
+	Location *time.Location
+	// Clock decides when slots come due; tests use a fake one. Default: the real clock.
+	Clock clockwork.Clock
+	Log   *slog.Logger
+	// Instance names this ticker in logs and in the records it writes; default host-pid.
+	Instance string
+	// Registerer exports gstjobs_ticker_slots_total; nil: not exported.
+	Registerer prometheus.Registerer
+}
+
+// Ticker publishes schedule events. Start it once; Stop is safe to call twice.
+type Ticker struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	jobs    []*jobTicker
+	buckets bus.Buckets
+	// started is when Start ran: a job with no record whose slot came due after it is a
+	// job that is new while this ticker runs, and fires; before it, it is a first start.
+	started time.Time
+	signals *testSignals
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// staleClaim is how long a claim may stay unpublished before another ticker assumes
+// its owner died and publishes the slot itself. A publish takes milliseconds; 30s
+// leaves room for a slow JetStream without leaving a slot unpublished for long.
+const staleClaim = 30 * time.Second
+
+// opTimeout bounds the key-value reads, writes and publishes of one job's turn, so a
+// hung NATS delays that job only until the next retry.
+const opTimeout = 10 * time.Second
+
+// New checks the configuration.
+func New(cfg Config) (*Ticker, error) {
+	if cfg.JS == nil {
+		return nil, errors.New("ticker: JetStream is required")
+	}
+	if cfg.Location == nil {
+		loc, err := catalog.LoadTimezone("")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Location = loc
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Instance == "" {
+		host, _ := os.Hostname()
+		cfg.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	t := &Ticker{
+		cfg:     cfg,
+		log:     cfg.Log.With("component", "ticker", "instance", cfg.Instance),
+		metrics: newMetrics(cfg.Registerer),
+	}
+	for _, job := range catalog.All() {
+		t.jobs = append(t.jobs, &jobTicker{job: job, expr: job.Schedule})
+	}
+	return t, nil
+}
+
+// Start settles every job's latest slot (the catch-up), then runs the loop in a
+// goroutine until ctx ends or Stop is called. The buckets must exist (bus.Ensure).
+func (t *Ticker) Start(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done != nil {
+		return errors.New("ticker: already started")
+	}
+	b, err := bus.OpenBuckets(ctx, t.cfg.JS)
+	if err != nil {
+		return fmt.Errorf("ticker: %w", err)
+	}
+	t.buckets = b
+	loopCtx, cancel := context.WithCancel(ctx)
+	// The watch starts before the catch-up, so a config change made during it still
+	// wakes the loop.
+	watcher, err := t.watchConfig(loopCtx)
+	if err != nil {
+		cancel()
+		return err
+	}
+	t.started = t.cfg.Clock.Now()
+	t.settleAll(loopCtx, t.started)
+	for _, j := range t.jobs {
+		next, _ := catalog.Next(j.expr, t.cfg.Location, t.started)
+		t.log.Info("job scheduled", "job", j.job.Name, "schedule", j.expr, "next_slot", next.UTC())
+	}
+
+	t.cancel, t.done = cancel, make(chan struct{})
+	go t.loop(loopCtx, watcher)
+	t.log.Info("ticker started", "jobs", len(t.jobs), "timezone", t.cfg.Location.String())
+	return nil
+}
+
+// Stop ends the loop and waits for it. A job's turn in progress (claim, publish, mark)
+// finishes first, within opTimeout.
+func (t *Ticker) Stop() {
+	t.mu.Lock()
+	cancel, done := t.cancel, t.done
+	t.mu.Unlock()
+	if done == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+func (t *Ticker) watchConfig(ctx context.Context) (jetstream.KeyWatcher, error) {
+	// Only changes matter: Start and every wake-up read the current config anyway.
+	w, err := t.buckets.Config.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, fmt.Errorf("ticker: watch %s: %w", bus.BucketConfig, err)
+	}
+	return w, nil
+}
+
+// loop sleeps until the earliest thing due (a slot, a retry, another ticker's claim
+// going stale) or a config change, then settles every job. One goroutine owns all
+// job state, so nothing here needs a lock.
+func (t *Ticker) loop(ctx context.Context, watcher jetstream.KeyWatcher) {
+	defer close(t.done)
+	defer func() {
+		if watcher != nil {
+			_ = watcher.Stop()
+		}
+	}()
+	var applied uint64 // config revision acted on, told to tests once the loop waits again
+	for {
+		if watcher == nil {
+			// The watch ended (the subscription closed); without it a schedule change
+			// would wait for the next slot, so it is re-made at every wake-up.
+			if w, err := t.watchConfig(ctx); err == nil {
+				watcher = w
+			} else if ctx.Err() == nil {
+				t.log.Warn("config watch unavailable; changes apply at the next slot", "err", err)
+			}
+		}
+		var updates <-chan jetstream.KeyValueEntry
+		if watcher != nil {
+			updates = watcher.Updates()
+		}
+		timer := t.cfg.Clock.NewTimer(t.cfg.Clock.Until(t.nextWake(t.cfg.Clock.Now())))
+		if applied != 0 {
+			t.signals.configApplied(applied)
+			applied = 0
+		}
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.Chan():
+		case e, ok := <-updates:
+			timer.Stop()
+			if !ok {
+				watcher = nil
+			} else if e != nil {
+				t.log.Info("config changed", "job", e.Key(), "revision", e.Revision())
+				applied = e.Revision()
+			}
+		}
+		t.settleAll(ctx, t.cfg.Clock.Now())
+	}
+}
+
+// nextWake is the earliest slot or retry of any job after now.
+func (t *Ticker) nextWake(now time.Time) time.Time {
+	// At most an hour: a config change that a broken watch did not deliver still
+	// applies within the hour.
+	wake := now.Add(time.Hour)
+	for _, j := range t.jobs {
+		if next, err := catalog.Next(j.expr, t.cfg.Location, now); err == nil && !next.IsZero() && next.Before(wake) {
+			wake = next
+		}
+		if !j.lookAgain.IsZero() && j.lookAgain.Before(wake) {
+			wake = j.lookAgain
+		}
+	}
+	return wake
+}
+
+func (t *Ticker) settleAll(ctx context.Context, now time.Time) {
+	for _, j := range t.jobs {
+		if ctx.Err() != nil {
+			return
+		}
+		t.settle(ctx, j, now)
+	}
+}
+
+// testSignals lets tests wait for the loop instead of sleeping; nil outside tests.
+type testSignals struct {
+	// applied receives the revision of a config change once the loop has settled every
+	// job after it and waits again.
+	applied chan uint64
+}
+
+func (s *testSignals) configApplied(rev uint64) {
+	if s != nil {
+		s.applied <- rev
+	}
+}
