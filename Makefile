@@ -1,0 +1,40 @@
+# The README's commands: make run, make test, make bench.
+SHELL := /bin/bash
+GO ?= go
+export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
+# Every module of the workspace: `go test ./...` at a workspace root matches nothing.
+PKGS := $(addsuffix /...,$(shell $(GO) list -m -f '{{.Dir}}'))
+SERVICES := ticker sla reminders analytics gateway
+
+.PHONY: run build test vet bench tools clean
+
+## run: the whole system in one process (NATS, PostgreSQL, demo data, all services)
+run:
+	@mkdir -p bin
+	$(GO) build -o bin/devstack ./cmd/devstack
+	./bin/devstack
+
+## build: one binary per service, for running them separately or in containers
+build:
+	@mkdir -p bin
+	@for s in $(SERVICES); do echo "go build -o bin/$$s ./services/$$s/cmd/$$s"; $(GO) build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
+	$(GO) build -o bin/devstack ./cmd/devstack
+
+vet:
+	$(GO) vet $(PKGS)
+
+## test: every test, with the race detector, against real NATS, PostgreSQL and Chromium
+test: vet
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+## bench: speed targets, as ratios to a baseline measured in the same run
+bench:
+	@mkdir -p .artifacts
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS) | tee .artifacts/bench.txt
+
+## tools: what the tests need beyond Go (CI runs this through .ci/run)
+tools:
+	@command -v nats >/dev/null && nats --version 2>&1 | grep -q '0.5.0' || $(GO) install github.com/nats-io/natscli/nats@v0.5.0
+
+clean:
+	rm -rf bin .artifacts
