@@ -1,0 +1,330 @@
+package sla
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/worker"
+)
+
+// maxPasses bounds the passes of one SLA check. A pass that escalates priorities can
+// create new SLA breaches (a shorter policy now applies), and the next pass acts on
+// them, so a run leaves nothing for the next run to do. A task can rise at most three
+// levels, so the fourth pass escalates nothing.
+const maxPasses = 4
+
+// A pass of the SLA check is two statements around a temporary table, sla_attempts:
+//
+//   - scanSQL counts the breaches and queues, for every active rule × breach not fired
+//     before (alreadyFired), one attempt, oldest deadline first, at most @max_fires.
+//     In the steady state, every 15 minutes, it queues nothing and is the only
+//     statement that runs.
+//   - actSQL, planned with the table's real size (it is analyzed first), records the
+//     attempts in automation_logs, each as failed with the reason when its action
+//     cannot be carried out (no assignee, no owner, no managers), and carries out the
+//     actions of the rows it recorded; automation_logs' unique key makes a concurrent
+//     or repeated run fire nothing twice.
+//
+// The table keeps the scan of automation_logs apart from the insert into it: in one
+// statement, the scan would read the pages the same statement is filling.
+const createAttemptsSQL = `
+CREATE TEMPORARY TABLE sla_attempts (
+    tenant_id     uuid NOT NULL,
+    task_id       uuid NOT NULL,
+    rule_id       uuid NOT NULL,
+    rule_name     text NOT NULL,
+    action        text NOT NULL,
+    kind          text NOT NULL,
+    trigger_event text NOT NULL,
+    deadline      timestamptz NOT NULL,
+    occurrence    text NOT NULL
+) ON COMMIT DROP`
+
+const scanSQL = `
+WITH ` + breachesCTE + `,
+candidates AS MATERIALIZED (
+    SELECT b.tenant_id, b.task_id, r.id AS rule_id, r.name AS rule_name, r.action,
+           b.kind, b.trigger_event, b.deadline, b.occurrence
+    FROM breaches b
+    JOIN automation_rules r ON r.tenant_id = b.tenant_id AND r.trigger_event = b.trigger_event AND r.is_active
+    WHERE NOT ` + alreadyFired + `
+),
+queued AS (
+    INSERT INTO sla_attempts
+    SELECT * FROM candidates ORDER BY deadline, rule_id, task_id LIMIT @max_fires::bigint
+    RETURNING 1
+)
+SELECT
+    (SELECT count(*) FROM breaches WHERE kind = 'overdue') AS overdue,
+    (SELECT count(*) FROM breaches WHERE kind = 'sla') AS sla,
+    (SELECT count(*) FROM candidates) AS pending,
+    (SELECT count(*) FROM queued) AS queued,
+    (` + noPolicySQL + `) AS no_policy,
+    (SELECT coalesce(jsonb_agg(x ORDER BY x.tenant), '[]') FROM (
+        SELECT t.id AS tenant_id, t.name AS tenant, t.timezone
+        FROM tenants t
+        JOIN (SELECT timezone FROM tenants GROUP BY timezone HAVING NOT valid_timezone(timezone)) v USING (timezone)) x) AS bad_zones`
+
+// noPolicySQL lists, per firm and priority, the open tasks no SLA policy covers. It
+// reads tasks only when a default policy is missing, which a healthy system never has.
+const noPolicySQL = `
+SELECT coalesce(jsonb_agg(x ORDER BY x.tenant, x.priority), '[]') FROM (
+    SELECT t.tenant_id, tn.name AS tenant, t.priority, count(*) AS tasks
+    FROM tasks t JOIN tenants tn ON tn.id = t.tenant_id
+    WHERE EXISTS (SELECT 1 FROM unnest(ARRAY['critical', 'high', 'medium', 'low']) AS p(priority)
+                  WHERE NOT EXISTS (SELECT 1 FROM sla_policies d WHERE d.tenant_id IS NULL AND d.priority = p.priority))
+      AND t.status IN ('open', 'in_progress')
+      AND NOT EXISTS (SELECT 1 FROM sla_policies p
+                      WHERE p.priority = t.priority AND (p.tenant_id = t.tenant_id OR p.tenant_id IS NULL))
+    GROUP BY t.tenant_id, tn.name, t.priority) x`
+
+const actSQL = `
+WITH managers AS (
+    SELECT tenant_id, count(*) AS n FROM profiles WHERE role = 'manager' GROUP BY tenant_id
+),
+attempts AS MATERIALIZED (
+    SELECT a.*, t.title, t.priority, t.assigned_to, cs.owner_id,
+           CASE a.action
+               WHEN 'notify_assignee' THEN CASE
+                   WHEN t.assigned_to IS NULL THEN 'task has no assignee'
+                   WHEN ap.tenant_id <> a.tenant_id THEN 'task assignee belongs to another firm' END
+               WHEN 'notify_owner' THEN CASE
+                   WHEN t.case_id IS NULL THEN 'task has no case'
+                   WHEN cs.tenant_id <> a.tenant_id THEN 'task case belongs to another firm'
+                   WHEN cs.owner_id IS NULL THEN 'case has no owner'
+                   WHEN op.tenant_id <> a.tenant_id THEN 'case owner belongs to another firm' END
+               WHEN 'notify_managers' THEN CASE
+                   WHEN coalesce(m.n, 0) = 0 THEN 'firm has no managers' END
+           END AS error
+    FROM sla_attempts a
+    JOIN tasks t ON t.id = a.task_id
+    LEFT JOIN profiles ap ON ap.id = t.assigned_to
+    LEFT JOIN cases cs ON cs.id = t.case_id
+    LEFT JOIN profiles op ON op.id = cs.owner_id
+    LEFT JOIN managers m ON m.tenant_id = a.tenant_id
+),
+zones AS MATERIALIZED (
+    -- A firm's own time zone for notification texts if PostgreSQL accepts it, else
+    -- JOBS_TIMEZONE. Checked once per distinct zone name, not per firm.
+    SELECT t.id AS tenant_id,
+           CASE WHEN v.ok THEN t.timezone
+                WHEN valid_timezone(@fallback_zone::text) THEN @fallback_zone::text
+                ELSE 'UTC' END AS zone
+    FROM tenants t
+    JOIN (SELECT timezone, valid_timezone(timezone) AS ok FROM tenants GROUP BY timezone) v USING (timezone)
+),
+fired AS (
+    INSERT INTO automation_logs (tenant_id, rule_id, task_id, entity_type, entity_id, occurrence,
+                                 run_id, job_name, status, error, executed_at)
+    SELECT tenant_id, rule_id, task_id, 'task', task_id, occurrence,
+           @run_id::uuid, @job_name::text, CASE WHEN error IS NULL THEN 'success' ELSE 'failed' END, error, @now::timestamptz
+    FROM attempts
+    ON CONFLICT (rule_id, entity_id, occurrence) DO NOTHING
+    RETURNING rule_id, task_id, occurrence, status
+),
+done AS (
+    SELECT a.*, f.status FROM fired f JOIN attempts a USING (rule_id, task_id, occurrence)
+),
+deliveries AS (
+    SELECT x.*, 'automation:' || x.rule_id || ':' || x.task_id || ':' || x.occurrence || ':' || x.user_id AS dedupe_key
+    FROM (
+        SELECT d.*, d.assigned_to AS user_id FROM done d WHERE d.status = 'success' AND d.action = 'notify_assignee'
+        UNION ALL
+        SELECT d.*, d.owner_id FROM done d WHERE d.status = 'success' AND d.action = 'notify_owner'
+        UNION ALL
+        SELECT d.*, p.id FROM done d JOIN profiles p ON p.tenant_id = d.tenant_id AND p.role = 'manager'
+        WHERE d.status = 'success' AND d.action = 'notify_managers'
+    ) x
+),
+notified AS (
+    INSERT INTO notifications (tenant_id, user_id, kind, title, body, entity_type, entity_id, dedupe_key, created_at)
+    SELECT x.tenant_id, x.user_id, x.trigger_event,
+           CASE x.kind WHEN 'overdue' THEN 'Overdue: ' ELSE 'SLA breached: ' END || x.title,
+           format(CASE x.kind
+                      WHEN 'overdue' THEN '"%s" (%s priority) was due %s (%s) and is still open. Sent by automation rule "%s".'
+                      ELSE '"%s" (%s priority) should have been resolved by %s (%s) under the firm''s SLA. Sent by automation rule "%s".'
+                  END,
+                  x.title, x.priority, to_char(x.deadline AT TIME ZONE z.zone, 'DD Mon YYYY, HH24:MI'), z.zone, x.rule_name),
+           'task', x.task_id, x.dedupe_key, @now::timestamptz
+    FROM deliveries x JOIN zones z ON z.tenant_id = x.tenant_id
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id, tenant_id, user_id, kind, dedupe_key
+),
+audited AS (
+    INSERT INTO audit_log (tenant_id, user_id, action_type, entity_type, entity_id, details, dedupe_key, "timestamp")
+    SELECT n.tenant_id, n.user_id, 'notification_sent', 'notification', n.id::text,
+           jsonb_build_object('channel', 'in_app', 'kind', n.kind, 'notification_id', n.id,
+                              'job_name', @job_name::text, 'run_id', @run_id::uuid,
+                              'rule_id', x.rule_id, 'task_id', x.task_id, 'occurrence', x.occurrence),
+           'notification_sent:' || n.dedupe_key, @now::timestamptz
+    FROM notified n JOIN deliveries x ON x.dedupe_key = n.dedupe_key
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING 1
+),
+escalated AS (
+    UPDATE tasks t
+    SET priority = CASE t.priority WHEN 'low' THEN 'medium' WHEN 'medium' THEN 'high' ELSE 'critical' END
+    FROM (SELECT DISTINCT task_id FROM done WHERE status = 'success' AND action = 'escalate_priority') e
+    WHERE t.id = e.task_id AND t.status IN ('open', 'in_progress') AND t.priority <> 'critical'
+    RETURNING t.id
+)
+SELECT
+    (SELECT count(*) FROM fired) AS fired,
+    (SELECT count(*) FROM fired WHERE status = 'failed') AS failed,
+    (SELECT count(*) FROM notified) AS notified,
+    (SELECT count(*) FROM audited) AS audited,
+    (SELECT count(*) FROM escalated) AS escalated,
+    (SELECT coalesce(jsonb_agg(x ORDER BY x.tenant, x.rule, x.error), '[]') FROM (
+        SELECT d.tenant_id, t.name AS tenant, d.rule_id, d.rule_name AS rule, d.error, count(*) AS tasks
+        FROM done d JOIN tenants t ON t.id = d.tenant_id
+        WHERE d.status = 'failed'
+        GROUP BY d.tenant_id, t.name, d.rule_id, d.rule_name, d.error) x) AS failures`
+
+// checkPass is what one pass found and did.
+type checkPass struct {
+	scanTook                                    time.Duration
+	overdue, sla, pending, queued               int64
+	fired, failed, notified, audited, escalated int64
+	failures                                    []struct {
+		TenantID string `json:"tenant_id"`
+		Tenant   string `json:"tenant"`
+		RuleID   string `json:"rule_id"`
+		Rule     string `json:"rule"`
+		Error    string `json:"error"`
+		Tasks    int64  `json:"tasks"`
+	}
+	noPolicy []struct {
+		TenantID string `json:"tenant_id"`
+		Tenant   string `json:"tenant"`
+		Priority string `json:"priority"`
+		Tasks    int64  `json:"tasks"`
+	}
+	badZones []struct {
+		TenantID string `json:"tenant_id"`
+		Tenant   string `json:"tenant"`
+		Timezone string `json:"timezone"`
+	}
+}
+
+// checkSLAAndOverdue is the check-sla-and-overdue job.
+func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worker.Report, error) {
+	pool, runID, err := s.begin(run)
+	if err != nil {
+		return worker.Report{}, err
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return worker.Report{}, worker.Fail("Database connection failed", fmt.Errorf("sla: check: begin: %w", err))
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The breach scan covers every open task of every firm; give it room to hash in memory.
+	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check: set work_mem: %w", err))
+	}
+	if _, err := tx.Exec(ctx, createAttemptsSQL); err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check: create attempts table: %w", err))
+	}
+
+	var total, last checkPass
+	var failures []string
+	budget := int64(s.cfg.maxFires)
+	for pass := 1; pass <= maxPasses && budget > 0; pass++ {
+		p, err := s.checkPass(ctx, tx, run, runID, pass, budget)
+		if err != nil {
+			return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check pass %d: %w", pass, err))
+		}
+		budget -= p.queued
+		total.fired += p.fired
+		total.failed += p.failed
+		total.notified += p.notified
+		total.escalated += p.escalated
+		for _, f := range p.failures {
+			failures = append(failures, fmt.Sprintf("%s: automation rule %q could not act on %d task(s): %s (firm %s, rule %s)",
+				f.Tenant, f.Rule, f.Tasks, f.Error, f.TenantID, f.RuleID))
+		}
+		last = p
+		if p.escalated == 0 {
+			break
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return worker.Report{}, worker.Fail("Database commit failed", fmt.Errorf("sla: check: commit: %w", err))
+	}
+
+	var problems errorList
+	for _, z := range last.badZones {
+		problems.add("%s: time zone %q is unknown; notification times are shown in %s (firm %s)", z.Tenant, z.Timezone, s.cfg.zone, z.TenantID)
+	}
+	for _, p := range last.noPolicy {
+		problems.add("%s: no SLA policy for priority %q, and no default one: %d open task(s) were not checked against an SLA (firm %s)",
+			p.Tenant, p.Priority, p.Tasks, p.TenantID)
+	}
+	for _, f := range failures {
+		problems.add("%s", f)
+	}
+	backlog := max(last.pending-last.queued, 0)
+	if backlog > 0 {
+		s.log.Warn("rule fires left for the next runs", "run_id", run.ID, "backlog", backlog, "max_per_run", s.cfg.maxFires, "setting", envMaxFires)
+	}
+
+	s.log.Info("sla check done", "run_id", run.ID, "overdue", last.overdue, "sla_violations", last.sla,
+		"fired", total.fired, "failed", total.failed, "notified", total.notified, "escalated", total.escalated, "backlog", backlog)
+	return worker.Report{
+		Results: map[string]any{
+			"overdue_tasks":              last.overdue,
+			"sla_violations":             last.sla,
+			"automation_rules_triggered": total.fired,
+			"automation_failures":        total.failed,
+			"automation_backlog":         backlog,
+			"notifications_sent":         total.notified,
+			"priorities_escalated":       total.escalated,
+		},
+		Errors: problems.list(),
+	}, nil
+}
+
+func (s *service) checkPass(ctx context.Context, tx pgx.Tx, run worker.Run, runID uuid.UUID, pass int, budget int64) (checkPass, error) {
+	var p checkPass
+	start := time.Now()
+	defer func() {
+		s.log.Debug("sla check pass", "run_id", run.ID, "pass", pass, "queued", p.queued, "fired", p.fired,
+			"notified", p.notified, "escalated", p.escalated, "scan", p.scanTook, "took", time.Since(start))
+	}()
+	if pass > 1 {
+		if _, err := tx.Exec(ctx, "TRUNCATE sla_attempts"); err != nil {
+			return p, fmt.Errorf("clear attempts: %w", err)
+		}
+	}
+	err := tx.QueryRow(ctx, scanSQL, pgx.NamedArgs{"now": run.Now, "max_fires": budget}).
+		Scan(&p.overdue, &p.sla, &p.pending, &p.queued, &p.noPolicy, &p.badZones)
+	if err != nil {
+		return p, fmt.Errorf("scan: %w", err)
+	}
+	p.scanTook = time.Since(start)
+	if p.queued == 0 {
+		return p, nil
+	}
+	if _, err := tx.Exec(ctx, "ANALYZE sla_attempts"); err != nil {
+		return p, fmt.Errorf("analyze attempts: %w", err)
+	}
+	err = tx.QueryRow(ctx, actSQL, pgx.NamedArgs{
+		"now":           run.Now,
+		"run_id":        runID,
+		"job_name":      jobName(run, catalog.CheckSLAAndOverdue),
+		"fallback_zone": s.cfg.zone,
+	}).Scan(&p.fired, &p.failed, &p.notified, &p.audited, &p.escalated, &p.failures)
+	if err != nil {
+		return p, fmt.Errorf("act: %w", err)
+	}
+	if p.audited != p.notified {
+		// Every notification delivered has its audit row; a difference means a
+		// dedupe_key collision in audit_log written by someone else.
+		s.log.Warn("notifications without a new audit row", "run_id", run.ID, "notified", p.notified, "audited", p.audited)
+	}
+	return p, nil
+}

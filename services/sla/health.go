@@ -1,0 +1,417 @@
+package sla
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/worker"
+)
+
+// Health levels, as pinned by the contract.
+const (
+	healthy   = "healthy"
+	degraded  = "degraded"
+	unhealthy = "unhealthy"
+)
+
+// Rule problems.
+const (
+	problemFailing   = "failing"
+	problemNotFiring = "not_firing"
+)
+
+// maxRulesListed caps the rule details in a result; the counts stay exact.
+const maxRulesListed = 100
+
+// rulesSQL reads every active rule with what it did in the health window and how many
+// breaches it should have fired for and did not. A breach counts as missed only when
+// both the breach and the rule are older than the SLA check's alert threshold: by
+// then at least one SLA check should have run and fired it.
+const rulesSQL = `
+WITH ` + breachesCTE + `,
+stats AS (
+    SELECT l.rule_id, count(*) AS executions,
+           count(*) FILTER (WHERE l.status = 'failed') AS failures,
+           (array_agg(l.error ORDER BY l.executed_at DESC, l.id DESC) FILTER (WHERE l.status = 'failed'))[1] AS last_error
+    FROM automation_logs l
+    WHERE l.executed_at > @since::timestamptz AND l.executed_at <= @now::timestamptz
+    GROUP BY l.rule_id
+),
+missed AS (
+    SELECT r.id AS rule_id, count(*) AS missed, min(b.deadline) AS oldest
+    FROM automation_rules r
+    JOIN breaches b ON b.tenant_id = r.tenant_id AND b.trigger_event = r.trigger_event
+    WHERE r.is_active
+      AND b.deadline < @grace_before::timestamptz AND r.created_at < @grace_before::timestamptz
+      AND NOT ` + alreadyFired + `
+    GROUP BY r.id
+)
+SELECT r.id::text, r.tenant_id::text, t.name, r.name, r.trigger_event, r.action,
+       coalesce(s.executions, 0), coalesce(s.failures, 0), coalesce(s.last_error, ''),
+       coalesce(m.missed, 0), m.oldest
+FROM automation_rules r
+JOIN tenants t ON t.id = r.tenant_id
+LEFT JOIN stats s ON s.rule_id = r.id
+LEFT JOIN missed m ON m.rule_id = r.id
+WHERE r.is_active
+ORDER BY t.name, r.name, r.id`
+
+// lastSuccessSQL finds each job's last successful execution, and the first execution
+// of any job: a job that never succeeded is stale only once the system has been
+// running for longer than the job's threshold, so a fresh install is not an incident.
+const lastSuccessSQL = `
+SELECT j.name,
+       (SELECT a."timestamp" FROM audit_log a
+        WHERE a.action_type = 'background_job_execution'
+          AND a.details->>'job_name' = j.name AND a.details->>'status' = 'success'
+        ORDER BY a."timestamp" DESC LIMIT 1) AS last_success,
+       (SELECT min(a."timestamp") FROM audit_log a WHERE a.action_type = 'background_job_execution') AS first_seen
+FROM unnest(@jobs::text[]) WITH ORDINALITY AS j(name, ord)
+ORDER BY j.ord`
+
+// incidentsSQL brings automation_health_incidents in line with this run's verdict:
+// an open incident for every unhealthy firm (opened now unless one is open already),
+// none for the others (closed now), and every admin of a firm with an open incident
+// notified of it exactly once. @system_reasons make every firm unhealthy;
+// @tenant_reasons ({"<tenant id>": ["reason", ...]}) only the firms named.
+const incidentsSQL = `
+WITH unhealthy AS (
+    SELECT t.id AS tenant_id, t.name,
+           to_jsonb(@system_reasons::text[]) || coalesce(@tenant_reasons::jsonb -> t.id::text, '[]'::jsonb) AS reasons
+    FROM tenants t
+    WHERE cardinality(@system_reasons::text[]) > 0 OR @tenant_reasons::jsonb ? t.id::text
+),
+closed AS (
+    UPDATE automation_health_incidents i
+    SET closed_at = greatest(@now::timestamptz, i.opened_at), closed_run_id = @run_id::uuid
+    WHERE i.closed_at IS NULL AND i.tenant_id NOT IN (SELECT tenant_id FROM unhealthy)
+    RETURNING i.id
+),
+opened AS (
+    INSERT INTO automation_health_incidents (tenant_id, opened_at, opened_run_id, reasons)
+    SELECT tenant_id, @now::timestamptz, @run_id::uuid, reasons FROM unhealthy
+    ON CONFLICT (tenant_id) WHERE closed_at IS NULL DO NOTHING
+    RETURNING id, tenant_id, reasons
+),
+open_now AS (
+    SELECT i.id, i.tenant_id, i.reasons FROM automation_health_incidents i
+    WHERE i.closed_at IS NULL AND i.tenant_id IN (SELECT tenant_id FROM unhealthy)
+    UNION ALL
+    SELECT id, tenant_id, reasons FROM opened
+),
+deliveries AS (
+    SELECT o.id AS incident_id, o.tenant_id, u.name AS tenant, o.reasons, p.id AS user_id,
+           'automation-health:' || o.id || ':' || p.id AS dedupe_key
+    FROM open_now o
+    JOIN unhealthy u ON u.tenant_id = o.tenant_id
+    JOIN profiles p ON p.tenant_id = o.tenant_id AND p.role = 'admin'
+),
+notified AS (
+    INSERT INTO notifications (tenant_id, user_id, kind, title, body, entity_type, entity_id, dedupe_key, created_at)
+    SELECT x.tenant_id, x.user_id, 'automation_health', 'Automation needs attention',
+           format('Automation for %s is unhealthy: %s. See the Automation Health Check on the Background Jobs dashboard.',
+                  x.tenant, (SELECT string_agg(r, '; ') FROM jsonb_array_elements_text(x.reasons) AS r)),
+           'automation_health_incident', x.incident_id, x.dedupe_key, @now::timestamptz
+    FROM deliveries x
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id, tenant_id, user_id, kind, dedupe_key
+),
+audited AS (
+    INSERT INTO audit_log (tenant_id, user_id, action_type, entity_type, entity_id, details, dedupe_key, "timestamp")
+    SELECT n.tenant_id, n.user_id, 'notification_sent', 'notification', n.id::text,
+           jsonb_build_object('channel', 'in_app', 'kind', n.kind, 'notification_id', n.id,
+                              'job_name', @job_name::text, 'run_id', @run_id::uuid, 'incident_id', x.incident_id),
+           'notification_sent:' || n.dedupe_key, @now::timestamptz
+    FROM notified n JOIN deliveries x ON x.dedupe_key = n.dedupe_key
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING 1
+)
+SELECT
+    (SELECT count(*) FROM opened) AS opened,
+    (SELECT count(*) FROM closed) AS closed,
+    (SELECT count(*) FROM open_now) AS open,
+    (SELECT count(*) FROM notified) AS notified,
+    (SELECT coalesce(jsonb_agg(x ORDER BY x.tenant), '[]') FROM (
+        SELECT u.tenant_id, u.name AS tenant FROM unhealthy u
+        WHERE NOT EXISTS (SELECT 1 FROM profiles p WHERE p.tenant_id = u.tenant_id AND p.role = 'admin')) x) AS no_admin`
+
+// ruleHealth is one rule as the health check reports it.
+type ruleHealth struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	TenantID     string   `json:"tenant_id"`
+	Tenant       string   `json:"tenant"`
+	TriggerEvent string   `json:"trigger_event"`
+	Action       string   `json:"action"`
+	Executions   int64    `json:"executions"`
+	Failures     int64    `json:"failures"`
+	FailureRate  float64  `json:"failure_rate"`
+	Missed       int64    `json:"missed_breaches"`
+	LastError    string   `json:"last_error,omitempty"`
+	Problems     []string `json:"problems"`
+	Reason       string   `json:"reason"`
+
+	oldestMissed *time.Time
+}
+
+// jobHealth is one catalog job as the health check reports it.
+type jobHealth struct {
+	Name        string     `json:"name"`
+	LastSuccess *time.Time `json:"last_success"`
+	StaleAfter  string     `json:"stale_after"`
+	Stale       bool       `json:"stale"`
+}
+
+// classify turns counts into a health level. Crisp on purpose, so an operator can
+// predict it:
+//   - unhealthy: the SLA check is stale (nothing escalates any more), or two or more
+//     jobs are stale, or more than half of the rules in scope are unhealthy;
+//   - degraded: otherwise, any unhealthy rule or any stale job;
+//   - healthy: nothing wrong.
+func classify(rules, unhealthyRules int, stale []string) string {
+	switch {
+	case slices.Contains(stale, catalog.CheckSLAAndOverdue),
+		len(stale) >= 2,
+		rules > 0 && 2*unhealthyRules > rules:
+		return unhealthy
+	case unhealthyRules > 0 || len(stale) > 0:
+		return degraded
+	}
+	return healthy
+}
+
+// judge decides whether one rule is unhealthy, and why, in words.
+func (s *service) judge(r *ruleHealth, grace time.Duration) {
+	if r.Executions > 0 {
+		r.FailureRate = math.Round(float64(r.Failures)/float64(r.Executions)*1000) / 1000
+	}
+	var why []string
+	if r.Failures >= int64(s.cfg.minFailures) && r.Failures*100 >= int64(s.cfg.failurePercent)*r.Executions {
+		r.Problems = append(r.Problems, problemFailing)
+		w := fmt.Sprintf("failed %d of %d executions in the last 24 h", r.Failures, r.Executions)
+		if r.LastError != "" {
+			w += " (last error: " + r.LastError + ")"
+		}
+		why = append(why, w)
+	}
+	if r.Missed > 0 {
+		r.Problems = append(r.Problems, problemNotFiring)
+		w := fmt.Sprintf("did not fire for %d breach(es) older than %s", r.Missed, humanDuration(grace))
+		if r.oldestMissed != nil {
+			w += ", the oldest due " + r.oldestMissed.In(s.loc()).Format("02 Jan 2006 15:04 MST")
+		}
+		why = append(why, w)
+	}
+	r.Reason = strings.Join(why, "; ")
+}
+
+func (s *service) loc() *time.Location {
+	if s.deps.Location != nil {
+		return s.deps.Location
+	}
+	if l, err := time.LoadLocation(s.cfg.zone); err == nil {
+		return l
+	}
+	return time.UTC
+}
+
+// automationHealthCheck is the automation-health-check job.
+func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (worker.Report, error) {
+	pool, runID, err := s.begin(run)
+	if err != nil {
+		return worker.Report{}, err
+	}
+	now := run.Now
+	sla, _ := catalog.Lookup(catalog.CheckSLAAndOverdue)
+	grace := sla.StaleAfter
+
+	// Rules.
+	rows, err := pool.Query(ctx, rulesSQL, pgx.NamedArgs{
+		"now": now, "since": now.Add(-healthWindow), "grace_before": now.Add(-grace),
+	})
+	if err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: rules: %w", err))
+	}
+	rules, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ruleHealth, error) {
+		var r ruleHealth
+		err := row.Scan(&r.ID, &r.TenantID, &r.Tenant, &r.Name, &r.TriggerEvent, &r.Action,
+			&r.Executions, &r.Failures, &r.LastError, &r.Missed, &r.oldestMissed)
+		return r, err
+	})
+	if err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: rules: %w", err))
+	}
+	type tally struct{ rules, unhealthy int }
+	tenants := map[string]*tally{}
+	var bad []ruleHealth
+	for i := range rules {
+		r := &rules[i]
+		s.judge(r, grace)
+		t := tenants[r.TenantID]
+		if t == nil {
+			t = &tally{}
+			tenants[r.TenantID] = t
+		}
+		t.rules++
+		if len(r.Problems) > 0 {
+			t.unhealthy++
+			bad = append(bad, *r)
+		}
+	}
+
+	// Jobs.
+	jobs, stale, err := s.staleJobs(ctx, run)
+	if err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: jobs: %w", err))
+	}
+	health := classify(len(rules), len(bad), stale)
+
+	// Firms: the same rules, scoped to each firm's own automation rules. What makes
+	// the system unhealthy (stale jobs) makes every firm unhealthy.
+	systemReasons := s.systemReasons(jobs, stale)
+	tenantReasons := map[string][]string{}
+	for _, r := range bad {
+		t := tenants[r.TenantID]
+		if classify(t.rules, t.unhealthy, nil) != unhealthy {
+			continue
+		}
+		if _, ok := tenantReasons[r.TenantID]; !ok {
+			tenantReasons[r.TenantID] = []string{fmt.Sprintf("%d of %d automation rules are unhealthy", t.unhealthy, t.rules)}
+		}
+		tenantReasons[r.TenantID] = append(tenantReasons[r.TenantID], fmt.Sprintf("rule %q %s", r.Name, r.Reason))
+	}
+	if systemReasons == nil {
+		systemReasons = []string{}
+	}
+
+	// Incidents.
+	var opened, closed, open, notified int64
+	var noAdmin []struct {
+		TenantID string `json:"tenant_id"`
+		Tenant   string `json:"tenant"`
+	}
+	err = pool.QueryRow(ctx, incidentsSQL, pgx.NamedArgs{
+		"now": now, "run_id": runID, "job_name": jobName(run, catalog.AutomationHealthCheck),
+		"system_reasons": systemReasons, "tenant_reasons": tenantReasons,
+	}).Scan(&opened, &closed, &open, &notified, &noAdmin)
+	if err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: incidents: %w", err))
+	}
+	var problems errorList
+	for _, t := range noAdmin {
+		problems.add("%s: automation is unhealthy but the firm has no admin to notify (firm %s)", t.Tenant, t.TenantID)
+	}
+
+	listed := bad
+	if len(listed) > maxRulesListed {
+		listed = listed[:maxRulesListed]
+	}
+	if listed == nil {
+		listed = []ruleHealth{}
+	}
+	results := map[string]any{
+		"rules_checked":      len(rules),
+		"unhealthy_rules":    len(bad),
+		"stale_jobs":         stale,
+		"stale_job_count":    len(stale),
+		"health":             health,
+		"rules":              listed,
+		"jobs":               jobs,
+		"unhealthy_tenants":  open,
+		"incidents_opened":   opened,
+		"incidents_closed":   closed,
+		"notifications_sent": notified,
+	}
+	if len(bad) > len(listed) {
+		results["rules_not_listed"] = len(bad) - len(listed)
+	}
+	s.log.Info("automation health checked", "run_id", run.ID, "health", health, "rules", len(rules),
+		"unhealthy_rules", len(bad), "stale_jobs", stale, "incidents_opened", opened, "incidents_closed", closed)
+	return worker.Report{Results: results, Errors: problems.list()}, nil
+}
+
+// staleJobs reads each catalog job's last success. The running job counts as
+// succeeding now.
+func (s *service) staleJobs(ctx context.Context, run worker.Run) ([]jobHealth, []string, error) {
+	all := catalog.All()
+	names := make([]string, len(all))
+	for i, j := range all {
+		names[i] = j.Name
+	}
+	rows, err := s.deps.Pool.Query(ctx, lastSuccessSQL, pgx.NamedArgs{"jobs": names})
+	if err != nil {
+		return nil, nil, err
+	}
+	type seen struct {
+		name            string
+		last, firstSeen *time.Time
+	}
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (seen, error) {
+		var r seen
+		err := row.Scan(&r.name, &r.last, &r.firstSeen)
+		return r, err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	self := jobName(run, catalog.AutomationHealthCheck)
+	jobs := make([]jobHealth, len(all))
+	stale := []string{}
+	for i, j := range all {
+		f := found[i]
+		h := jobHealth{Name: j.Name, LastSuccess: f.last, StaleAfter: j.StaleAfter.String()}
+		switch {
+		case j.Name == self:
+			now := run.Now
+			h.LastSuccess = &now
+		case f.last != nil:
+			h.Stale = run.Now.Sub(*f.last) > j.StaleAfter
+		default:
+			h.Stale = f.firstSeen != nil && run.Now.Sub(*f.firstSeen) > j.StaleAfter
+		}
+		if h.Stale {
+			stale = append(stale, j.Name)
+		}
+		jobs[i] = h
+	}
+	return jobs, stale, nil
+}
+
+// systemReasons says, in words for a firm's admins, what makes every firm unhealthy.
+func (s *service) systemReasons(jobs []jobHealth, stale []string) []string {
+	if classify(0, 0, stale) != unhealthy {
+		return nil
+	}
+	var reasons []string
+	for _, j := range jobs {
+		if !j.Stale {
+			continue
+		}
+		job, _ := catalog.Lookup(j.Name)
+		if j.LastSuccess == nil {
+			reasons = append(reasons, fmt.Sprintf("%s has never succeeded", job.Title))
+		} else {
+			reasons = append(reasons, fmt.Sprintf("%s last succeeded %s (alert after %s)",
+				job.Title, j.LastSuccess.In(s.loc()).Format("02 Jan 2006 15:04 MST"), humanDuration(job.StaleAfter)))
+		}
+	}
+	return reasons
+}
+
+// humanDuration writes thresholds the way the user guide does: "30 min", "36 h".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d h", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return d.String()
+}

@@ -1,0 +1,256 @@
+package sla
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/jobservice"
+	"github.com/lexhq/gstjobs/internal/pgtest"
+	"github.com/lexhq/gstjobs/internal/worker"
+)
+
+// benchData fills a database with 1,000 firms (6 users and 20 cases each, 4 automation
+// rules of which 2 or 3 active, a tenth with their own 12-hour critical SLA) and @tasks
+// tasks: 85 % completed or cancelled over the last two years; the rest open or in
+// progress, aged up to 1.25 times their priority's SLA (so about a fifth are past it)
+// and due half to one and a half SLA periods after creation; 5 % with no due date,
+// 2 % unassigned, one case in 25 without an owner. One statement per table; random()
+// is seeded, so every run generates the same data.
+var benchData = []string{
+	`CREATE FUNCTION bench_uuid(kind int, n bigint) RETURNS uuid LANGUAGE sql IMMUTABLE
+	 AS $$ SELECT (lpad(to_hex(kind), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid $$`,
+
+	`INSERT INTO tenants (id, name, created_at)
+	 SELECT bench_uuid(1, f), 'Firm ' || f, @now::timestamptz - interval '2 years' FROM generate_series(0, 999) f`,
+
+	`INSERT INTO profiles (id, tenant_id, full_name, email, role)
+	 SELECT bench_uuid(2, f * 6 + k), bench_uuid(1, f), 'User ' || f || '-' || k, 'u' || f || '-' || k || '@firm.example',
+	        (ARRAY['admin', 'partner', 'manager', 'manager', 'ca', 'advocate'])[k + 1]
+	 FROM generate_series(0, 999) f, generate_series(0, 5) k`,
+
+	`INSERT INTO cases (id, tenant_id, case_number, title, owner_id)
+	 SELECT bench_uuid(3, f * 20 + c), bench_uuid(1, f), 'GST/' || f || '/' || c, 'Case ' || c,
+	        CASE WHEN (f + c) % 25 = 0 THEN NULL ELSE bench_uuid(2, f * 6 + 1) END
+	 FROM generate_series(0, 999) f, generate_series(0, 19) c`,
+
+	`INSERT INTO sla_policies (tenant_id, priority, resolution_hours)
+	 SELECT bench_uuid(1, f), 'critical', 12 FROM generate_series(0, 999, 10) f`,
+
+	`INSERT INTO automation_rules (id, tenant_id, name, trigger_event, action, is_active, created_at)
+	 SELECT bench_uuid(5, f * 4 + k), bench_uuid(1, f), 'Rule ' || k,
+	        (ARRAY['task_overdue', 'sla_violation', 'sla_violation', 'task_overdue'])[k + 1],
+	        (ARRAY['notify_assignee', 'notify_managers', 'escalate_priority', 'notify_owner'])[k + 1],
+	        CASE k WHEN 2 THEN f % 4 = 0 WHEN 3 THEN f % 2 = 0 ELSE true END,
+	        @now::timestamptz - interval '1 year'
+	 FROM generate_series(0, 999) f, generate_series(0, 3) k`,
+
+	`SELECT setseed(0.42)`,
+
+	`INSERT INTO tasks (id, tenant_id, case_id, title, assigned_to, priority, status, due_date, completed_at, created_at)
+	 SELECT bench_uuid(4, i), bench_uuid(1, f), bench_uuid(3, f * 20 + (i / 1000) % 20), 'Task ' || i,
+	        CASE WHEN i % 50 = 7 THEN NULL ELSE bench_uuid(2, f * 6 + 2 + i % 4) END,
+	        (ARRAY['critical', 'high', 'medium', 'low'])[p], status,
+	        CASE WHEN i % 20 = 3 THEN NULL ELSE created + (0.5 + r_due) * sla END,
+	        CASE WHEN status = 'completed' THEN created + r_due * sla END,
+	        created
+	 FROM (
+	     SELECT i, f, p, status, r_due, sla,
+	            @now::timestamptz - CASE WHEN status IN ('open', 'in_progress') THEN r_age * 1.25 * sla
+	                                     ELSE interval '30 days' + r_age * interval '700 days' END AS created
+	     FROM (
+	         SELECT i, f, r_age, r_due, p, (ARRAY[24, 72, 168, 336])[p] * interval '1 hour' AS sla,
+	                CASE WHEN r_status < 0.78 THEN 'completed' WHEN r_status < 0.85 THEN 'cancelled'
+	                     WHEN r_status < 0.94 THEN 'open' ELSE 'in_progress' END AS status
+	         FROM (
+	             SELECT i, i % 1000 AS f, random() AS r_status, random() AS r_age, random() AS r_due,
+	                    width_bucket(random(), 0, 1, 20) AS bucket
+	             FROM generate_series(0, @tasks::bigint - 1) i
+	         ) s
+	         CROSS JOIN LATERAL (SELECT CASE WHEN bucket <= 2 THEN 1 WHEN bucket <= 7 THEN 2 WHEN bucket <= 16 THEN 3 ELSE 4 END AS p) pr
+	     ) s
+	 ) s`,
+
+	`CREATE TABLE bench_priorities AS SELECT id, priority FROM tasks WHERE status IN ('open', 'in_progress')`,
+}
+
+// benchReset undoes check runs: no fires, notifications or audit rows, and the
+// priorities as generated.
+const benchReset = `
+TRUNCATE automation_logs, notifications, audit_log CASCADE;
+UPDATE tasks t SET priority = b.priority FROM bench_priorities b WHERE b.id = t.id AND t.priority <> b.priority;
+`
+
+// benchVacuum stands in for autovacuum, which in production runs in the 15 minutes
+// between two checks after a run that wrote many rows: it sets the visibility map,
+// so the scans stay index-only.
+const benchVacuum = `VACUUM ANALYZE tasks, automation_logs, notifications, audit_log`
+
+const benchScan = `SELECT count(*), max(due_date) FROM tasks`
+
+type benchEnv struct {
+	pool   *pgxpool.Pool
+	jobs   map[string]worker.Func
+	drain  map[string]worker.Func // the same jobs without a limit on fires per run
+	scanMs float64
+}
+
+func newBenchEnv(b *testing.B, tasks int) *benchEnv {
+	b.Helper()
+	ctx := context.Background()
+	pool, _ := pgtest.NewPool(b)
+	start := time.Now()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// One connection: setseed and the inserts must share a session.
+	for _, stmt := range benchData {
+		if _, err := conn.Exec(ctx, stmt, pgx.NamedArgs{"now": t0, "tasks": tasks}); err != nil {
+			conn.Release()
+			b.Fatalf("generate %d tasks: %v\n%s", tasks, err, stmt)
+		}
+	}
+	conn.Release()
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("generated %d tasks for 1,000 firms in %s", tasks, time.Since(start).Round(time.Millisecond))
+
+	// The baseline: a bare full scan of the same rows, best of five (warm cache).
+	best := time.Duration(1 << 62)
+	for range 5 {
+		s := time.Now()
+		var n int64
+		var maxDue *time.Time
+		if err := pool.QueryRow(ctx, benchScan).Scan(&n, &maxDue); err != nil {
+			b.Fatal(err)
+		}
+		best = min(best, time.Since(s))
+	}
+	unlimited := defaultConfig()
+	unlimited.maxFires = 1 << 40
+	return &benchEnv{
+		pool:   pool,
+		jobs:   newJobs(jobservice.Deps{Pool: pool, Log: benchLog()}, defaultConfig()),
+		drain:  newJobs(jobservice.Deps{Pool: pool}, unlimited),
+		scanMs: float64(best.Microseconds()) / 1000,
+	}
+}
+
+func (e *benchEnv) run(b *testing.B, jobs map[string]worker.Func, job string, now time.Time) worker.Report {
+	b.Helper()
+	j, _ := catalog.Lookup(job)
+	rep, err := jobs[job](context.Background(), worker.Run{ID: uuid.NewString(), Job: j, Now: now})
+	if err != nil {
+		b.Fatalf("%s: %v", job, err)
+	}
+	return rep
+}
+
+func (e *benchEnv) exec(b *testing.B, sql string) {
+	b.Helper()
+	if _, err := e.pool.Exec(context.Background(), sql); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// timed runs a job b.N times (per b.Loop), with before run untimed ahead of each,
+// and reports the time per run and its ratio to the bare scan.
+func (e *benchEnv) timed(b *testing.B, before func(), run func() worker.Report) worker.Report {
+	var rep worker.Report
+	var elapsed time.Duration
+	runs := 0
+	for b.Loop() {
+		if before != nil {
+			b.StopTimer()
+			before()
+			b.StartTimer()
+		}
+		s := time.Now()
+		rep = run()
+		elapsed += time.Since(s)
+		runs++
+	}
+	ms := float64(elapsed.Microseconds()) / 1000 / float64(runs)
+	b.ReportMetric(ms, "ms/run")
+	b.ReportMetric(ms/e.scanMs, "x_scan")
+	b.ReportMetric(e.scanMs, "scan_ms")
+	return rep
+}
+
+// BenchmarkJobs times both jobs on 10k and 1M tasks across 1,000 firms. Per size:
+//
+//   - check_first: the SLA check on a database where nothing has fired yet: it fires
+//     the oldest SLA_MAX_FIRES_PER_RUN (20,000) breaches, carries out their actions,
+//     and leaves the rest for the next runs (fires, notifications and escalations
+//     undone between iterations, untimed);
+//   - check_steady: after the backlog is drained (untimed), the every-15-minutes case:
+//     every breach already fired, so the run must fire nothing, or the benchmark fails;
+//   - health: the automation health check on that state.
+//
+// x_scan is a run's time over a bare SELECT count(*), max(due_date) FROM tasks on the
+// same database, scan_ms that scan's time. The 1M size is skipped with -short.
+func BenchmarkJobs(b *testing.B) {
+	for _, size := range []struct {
+		name  string
+		tasks int
+	}{{"10k", 10_000}, {"1M", 1_000_000}} {
+		b.Run(size.name, func(b *testing.B) {
+			if size.tasks > 100_000 && testing.Short() {
+				b.Skip("1M tasks take a while to generate; run without -short")
+			}
+			e := newBenchEnv(b, size.tasks)
+			b.Run("check_first", func(b *testing.B) {
+				rep := e.timed(b, func() { e.exec(b, benchReset); e.exec(b, benchVacuum) }, func() worker.Report {
+					return e.run(b, e.jobs, catalog.CheckSLAAndOverdue, t0)
+				})
+				b.ReportMetric(float64(num(b, rep, "automation_rules_triggered")), "fired")
+				b.ReportMetric(float64(num(b, rep, "notifications_sent")), "notified")
+				b.ReportMetric(float64(num(b, rep, "automation_backlog")), "backlog")
+			})
+
+			s := time.Now()
+			drained := e.run(b, e.drain, catalog.CheckSLAAndOverdue, t0)
+			b.Logf("%s: the rest of the first run, unlimited, took %s: %v", size.name, time.Since(s).Round(time.Millisecond), drained.Results)
+			e.exec(b, benchVacuum)
+
+			b.Run("check_steady", func(b *testing.B) {
+				rep := e.timed(b, nil, func() worker.Report {
+					rep := e.run(b, e.jobs, catalog.CheckSLAAndOverdue, t0)
+					if n := num(b, rep, "automation_rules_triggered"); n != 0 {
+						b.Fatalf("steady-state run fired %d rules, want 0: the check is not idempotent", n)
+					}
+					return rep
+				})
+				b.ReportMetric(float64(num(b, rep, "overdue_tasks")), "overdue")
+				b.ReportMetric(float64(num(b, rep, "sla_violations")), "sla_viol")
+			})
+			b.Run("health", func(b *testing.B) {
+				rep := e.timed(b, nil, func() worker.Report {
+					return e.run(b, e.jobs, catalog.AutomationHealthCheck, t0.Add(time.Minute))
+				})
+				if !slices.Contains([]any{healthy, degraded, unhealthy}, rep.Results["health"]) {
+					b.Fatalf("health = %v", rep.Results["health"])
+				}
+				b.ReportMetric(float64(num(b, rep, "rules_checked")), "rules")
+			})
+		})
+	}
+}
+
+// benchLog shows the jobs' debug log (time per pass) when BENCH_LOG is set.
+func benchLog() *slog.Logger {
+	if os.Getenv("BENCH_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
