@@ -170,13 +170,13 @@ const (
 // Status is a live change of a job: a trigger queued or joined a run, a run started
 // or is still alive, or the ticker found a slot it was too late to fire.
 type Status struct {
-	RunID       string    `json:"run_id,omitempty"`
-	JobName     string    `json:"job_name"`
-	State       string    `json:"state"`
-	Trigger     string    `json:"trigger,omitempty"`
-	TriggerID   string    `json:"trigger_id,omitempty"`
-	RequestedBy string    `json:"requested_by,omitempty"`
-	Reason      string    `json:"reason,omitempty"`
+	RunID       string `json:"run_id,omitempty"`
+	JobName     string `json:"job_name"`
+	State       string `json:"state"`
+	Trigger     string `json:"trigger,omitempty"`
+	TriggerID   string `json:"trigger_id,omitempty"`
+	RequestedBy string `json:"requested_by,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 	// Coalesced is true when the trigger joined a run that was already queued.
 	Coalesced bool      `json:"coalesced,omitempty"`
 	Slot      time.Time `json:"slot,omitzero"`

@@ -1,0 +1,265 @@
+// Command devstack is `make run`: the whole system in one process for development. It
+// starts an embedded NATS server with JetStream and, unless DATABASE_URL is given, a
+// private PostgreSQL under .data/; applies the migrations; loads the demo data once;
+// runs the ticker, the three job services and the gateway in-process; and prints the
+// dashboard's address. Ctrl-C stops everything within seconds; the next start keeps
+// the data.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+	_ "time/tzdata"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/db"
+	"github.com/lexhq/gstjobs/internal/demo"
+	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/internal/jobservice"
+	"github.com/lexhq/gstjobs/internal/localpg"
+	"github.com/lexhq/gstjobs/internal/natsembed"
+	"github.com/lexhq/gstjobs/internal/ops"
+	"github.com/lexhq/gstjobs/services/analytics"
+	"github.com/lexhq/gstjobs/services/gateway"
+	"github.com/lexhq/gstjobs/services/reminders"
+	"github.com/lexhq/gstjobs/services/sla"
+	"github.com/lexhq/gstjobs/services/ticker"
+)
+
+func main() {
+	if os.Getenv("LOG_FORMAT") == "" {
+		os.Setenv("LOG_FORMAT", "text")
+	}
+	log := ops.NewLogger("devstack")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log); err != nil {
+		fmt.Fprintln(os.Stderr, "\nmake run failed:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	dataDir   string
+	natsURL   string
+	natsPort  int
+	dbURL     string
+	pgPort    int
+	httpAddr  string
+	tz        *time.Location
+	jwtSecret string
+	devMode   bool
+}
+
+func loadConfig() (config, error) {
+	env := &ops.Env{}
+	c := config{
+		dataDir:  env.String("DATA_DIR", ".data"),
+		natsURL:  env.String("NATS_URL", ""),
+		natsPort: env.Int("NATS_PORT", 4222),
+		dbURL:    env.String("DATABASE_URL", ""),
+		pgPort:   env.Int("PG_PORT", 5433),
+		httpAddr: env.String("HTTP_ADDR", ":8080"),
+		devMode:  env.Bool("GATEWAY_DEV_MODE", true),
+	}
+	var err error
+	c.tz, err = catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))
+	env.Check(err)
+	c.jwtSecret = os.Getenv("AUTH_JWT_SECRET")
+	if err := env.Err(); err != nil {
+		return c, err
+	}
+	abs, err := filepath.Abs(c.dataDir)
+	if err != nil {
+		return c, err
+	}
+	c.dataDir = abs
+	return c, nil
+}
+
+func run(ctx context.Context, log *slog.Logger) error {
+	// Configuration.
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+		return fmt.Errorf("cannot create %s (DATA_DIR): %w", cfg.dataDir, err)
+	}
+	if cfg.jwtSecret == "" {
+		if cfg.jwtSecret, err = devSecret(filepath.Join(cfg.dataDir, "jwt-secret")); err != nil {
+			return err
+		}
+	}
+
+	// Dependencies: NATS and PostgreSQL, started here unless given.
+	if cfg.natsURL == "" {
+		ns, err := natsembed.Start(natsembed.Config{Host: "127.0.0.1", Port: cfg.natsPort, StoreDir: filepath.Join(cfg.dataDir, "nats"), ServerName: "gstjobs-dev"})
+		if err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		cfg.natsURL = ns.ClientURL()
+		log.Info("embedded NATS with JetStream started", "url", cfg.natsURL, "store", filepath.Join(cfg.dataDir, "nats"))
+	}
+	if cfg.dbURL == "" {
+		pg, err := localpg.Start(ctx, localpg.Config{DataDir: filepath.Join(cfg.dataDir, "pg"), Port: cfg.pgPort, Database: "gstjobs", Log: log})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := pg.Stop(); err != nil {
+				log.Warn("postgres stop", "err", err)
+			}
+		}()
+		cfg.dbURL = pg.URL()
+		log.Info("private PostgreSQL started", "url", cfg.dbURL, "data", filepath.Join(cfg.dataDir, "pg"))
+	}
+	if err := db.Migrate(ctx, cfg.dbURL, log); err != nil {
+		return err
+	}
+	pool, err := db.Open(ctx, cfg.dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	freshDemo, err := demo.Load(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if freshDemo {
+		log.Info("demo data loaded: two firms with users of every role, cases, hearings, tasks, rules")
+	}
+	nc, js, err := bus.Connect(ctx, cfg.natsURL, "devstack", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := bus.Ensure(ctx, js, bus.Options{}); err != nil {
+		return err
+	}
+
+	// Start every service in this process, each as it would run alone.
+	reg := ops.NewRegistry()
+	clock := clockwork.NewRealClock()
+	deps := jobservice.Deps{Pool: pool, NC: nc, JS: js, Clock: clock, Location: cfg.tz, Log: log, Registry: reg, Env: &ops.Env{}}
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	for _, svc := range []struct {
+		name string
+		jobs jobservice.Jobs
+	}{{"sla", sla.Jobs}, {"reminders", reminders.Jobs}, {"analytics", analytics.Jobs}} {
+		w, err := jobservice.Start(ctx, svc.name, deps, svc.jobs)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, w.Stop)
+	}
+	if err := deps.Env.Err(); err != nil {
+		return err
+	}
+	tk, err := ticker.New(ticker.Config{JS: js, NC: nc, Location: cfg.tz, Clock: clock, Log: log.With("service", "ticker"), Registerer: reg})
+	if err != nil {
+		return err
+	}
+	if err := tk.Start(ctx); err != nil {
+		return err
+	}
+	stops = append(stops, tk.Stop)
+	gw, err := gateway.New(gateway.Config{
+		Pool: pool, NC: nc, JS: js, Clock: clock, Location: cfg.tz, Log: log.With("service", "gateway"),
+		Registry: reg, Addr: cfg.httpAddr, JWTSecret: []byte(cfg.jwtSecret), DevMode: cfg.devMode,
+	})
+	if err != nil {
+		return err
+	}
+	if err := gw.Start(ctx); err != nil {
+		return err
+	}
+	stops = append(stops, gw.Stop)
+
+	if freshDemo {
+		// So that every card shows real numbers at once instead of waiting for 08:00.
+		if err := triggerAll(ctx, js); err != nil {
+			log.Warn("could not run the jobs once for the demo", "err", err)
+		}
+	}
+	var links map[string]string
+	if cfg.devMode {
+		if links, err = gw.SignInLinks(demo.UsersByRole, 12*time.Hour); err != nil {
+			return err
+		}
+	}
+	printBanner(gw.URL(), cfg, links)
+
+	// Wait, then shut down in reverse order of start.
+	<-ctx.Done()
+	fmt.Println("\nStopping…")
+	return nil
+}
+
+func triggerAll(ctx context.Context, js jetstream.JetStream) error {
+	var errs []error
+	for _, name := range catalog.Names() {
+		body := []byte(`{"reason":"first start with demo data","requested_by":"make run"}`)
+		if _, err := js.Publish(ctx, events.TriggerSubject(name), body, jetstream.WithMsgID("demo-first-run:"+name)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// devSecret keeps one random signing key per checkout, so sign-in links printed by one
+// `make run` still work after the next.
+func devSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func printBanner(url string, cfg config, links map[string]string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n  Background Jobs Monitor is running.\n\n")
+	fmt.Fprintf(&b, "  Dashboard:  %s\n", url)
+	fmt.Fprintf(&b, "  NATS:       %s   (try: nats sub 'jobs.>')\n", cfg.natsURL)
+	fmt.Fprintf(&b, "  PostgreSQL: %s\n", db.Redact(cfg.dbURL))
+	fmt.Fprintf(&b, "  Time zone:  %s\n\n", cfg.tz)
+	if len(links) > 0 {
+		fmt.Fprintf(&b, "  Sign in as a demo user of Mehta & Associates (links valid 12 hours):\n")
+		for _, role := range []string{"admin", "partner", "manager", "ca", "advocate", "user"} {
+			if l, ok := links[role]; ok {
+				fmt.Fprintf(&b, "    %-9s %s\n", role+":", l)
+			}
+		}
+		fmt.Fprintf(&b, "  Only admin and partner may use the dashboard; the others see why not.\n\n")
+	}
+	fmt.Fprintf(&b, "  Press Ctrl-C to stop.\n")
+	fmt.Println(b.String())
+}

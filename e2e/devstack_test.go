@@ -1,0 +1,232 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lexhq/gstjobs/internal/localpg"
+)
+
+// `make run` as a developer meets it, driven with the real nats CLI: the launcher starts
+// NATS, PostgreSQL, the demo data and every service on a fresh data directory and prints
+// the dashboard's address; `nats pub` runs a job, `nats sub 'jobs.>'` shows its status
+// and result, the run lands in audit_log; a malformed trigger gets a clear rejection;
+// Ctrl-C stops everything within seconds; a second start keeps the data and does not
+// load the demo again.
+func TestMakeRunAndTheNatsCLI(t *testing.T) {
+	natsBin := natsCLI(t)
+	bin := filepath.Join(t.TempDir(), "devstack")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/devstack")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/devstack: %v\n%s", err, out)
+	}
+	dataDir, err := localpg.MkdirTemp("devstack-e2e-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dataDir) })
+	natsPort, pgPort := freePort(t), freePort(t)
+	env := append(os.Environ(),
+		"DATA_DIR="+dataDir, fmt.Sprint("NATS_PORT=", natsPort), fmt.Sprint("PG_PORT=", pgPort),
+		"HTTP_ADDR=127.0.0.1:0", "NATS_URL=", "DATABASE_URL=", "LOG_LEVEL=warn")
+
+	first := startDevstack(t, bin, env)
+	if !strings.Contains(first.output(), "Sign in as a demo user") {
+		t.Errorf("development banner has no sign-in links:\n%s", first.output())
+	}
+	natsEnv := append(os.Environ(), "NATS_URL="+first.natsURL)
+
+	// nats sub 'jobs.>' — no flags beyond the server, which NATS_URL gives.
+	sub := exec.Command(natsBin, "sub", "jobs.>")
+	sub.Env = natsEnv
+	subOut := &syncBuffer{}
+	sub.Stdout, sub.Stderr = subOut, subOut
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Process.Kill(); _ = sub.Wait() })
+	waitFor(t, "nats sub to subscribe", func() bool { return strings.Contains(subOut.String(), "Subscribing on jobs.>") })
+
+	pub := exec.Command(natsBin, "pub", "jobs.trigger.check-sla-and-overdue", `{"reason":"before client meeting","requested_by":"dev@firm"}`)
+	pub.Env = natsEnv
+	if out, err := pub.CombinedOutput(); err != nil {
+		t.Fatalf("nats pub: %v\n%s", err, out)
+	}
+	waitFor(t, "the run's status and result in nats sub", func() bool {
+		out := subOut.String()
+		return strings.Contains(out, `"state":"queued"`) && strings.Contains(out, `"state":"running"`) &&
+			strings.Contains(out, `Received on "jobs.result.check-sla-and-overdue"`) &&
+			strings.Contains(out, `"requested_by":"dev@firm"`) && strings.Contains(out, `"status":"success"`)
+	})
+
+	conn, err := pgx.Connect(context.Background(), first.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	waitFor(t, "the CLI-triggered run in audit_log", func() bool {
+		var n int
+		_ = conn.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE action_type = 'background_job_execution'
+			AND details->>'requested_by' = 'dev@firm' AND details->>'reason' = 'before client meeting' AND details->>'status' = 'success'`).Scan(&n)
+		return n == 1
+	})
+
+	bad := exec.Command(natsBin, "pub", "jobs.trigger.check-sla-and-overdue", `not json`)
+	bad.Env = natsEnv
+	if out, err := bad.CombinedOutput(); err != nil {
+		t.Fatalf("nats pub: %v\n%s", err, out)
+	}
+	waitFor(t, "a rejection for the malformed trigger", func() bool {
+		return strings.Contains(subOut.String(), `"status":"rejected"`) && strings.Contains(subOut.String(), "not valid JSON")
+	})
+
+	var tenants, runs int
+	_ = conn.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM audit_log WHERE action_type = 'background_job_execution')`).Scan(&tenants, &runs)
+	conn.Close(context.Background())
+	first.interrupt(t)
+
+	second := startDevstack(t, bin, env)
+	conn2, err := pgx.Connect(context.Background(), second.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close(context.Background())
+	var tenants2, runs2 int
+	_ = conn2.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM audit_log WHERE action_type = 'background_job_execution')`).Scan(&tenants2, &runs2)
+	if tenants2 != tenants || runs2 < runs {
+		t.Errorf("after a restart: %d tenants and %d runs, before %d and %d; data must be kept and the demo not reloaded", tenants2, runs2, tenants, runs)
+	}
+	second.interrupt(t)
+}
+
+type devstack struct {
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	exited  chan error
+	url     string
+	natsURL string
+	dbURL   string
+}
+
+func (d *devstack) output() string { return d.out.String() }
+
+func startDevstack(t *testing.T, bin string, env []string) *devstack {
+	t.Helper()
+	d := &devstack{cmd: exec.Command(bin), out: &syncBuffer{}, exited: make(chan error, 1)}
+	d.cmd.Env = env
+	pr, pw := io.Pipe()
+	d.cmd.Stdout, d.cmd.Stderr = pw, pw
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait(); pw.Close() }()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			_ = d.cmd.Process.Kill()
+		}
+	})
+	banner := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Text()
+			d.out.Write([]byte(line + "\n"))
+			field := func(prefix string) string {
+				return strings.TrimSpace(strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), prefix))[0])
+			}
+			switch trimmed := strings.TrimSpace(line); {
+			case strings.HasPrefix(trimmed, "Dashboard:"):
+				d.url = field("Dashboard:")
+			case strings.HasPrefix(trimmed, "NATS:"):
+				d.natsURL = field("NATS:")
+			case strings.HasPrefix(trimmed, "PostgreSQL:"):
+				d.dbURL = field("PostgreSQL:")
+			case strings.HasPrefix(trimmed, "Press Ctrl-C"):
+				once.Do(func() { close(banner) })
+			}
+		}
+	}()
+	select {
+	case <-banner:
+	case err := <-d.exited:
+		t.Fatalf("the launcher exited before printing the dashboard address: %v\n%s", err, d.output())
+	case <-time.After(90 * time.Second):
+		t.Fatalf("no dashboard address within 90s:\n%s", d.output())
+	}
+	if !strings.HasPrefix(d.url, "http://") || d.natsURL == "" || d.dbURL == "" {
+		t.Fatalf("banner lacks addresses (dashboard %q nats %q db %q):\n%s", d.url, d.natsURL, d.dbURL, d.output())
+	}
+	return d
+}
+
+// interrupt is Ctrl-C: everything must stop cleanly within seconds.
+func (d *devstack) interrupt(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			t.Fatalf("launcher exited with %v after Ctrl-C:\n%s", err, d.output())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("launcher still running 20s after Ctrl-C:\n%s", d.output())
+	}
+}
+
+// natsCLI finds the natscli binary the developer workflow uses (make tools installs it).
+func natsCLI(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nats"); err == nil {
+		return p
+	}
+	out, _ := exec.Command("go", "env", "GOPATH").Output()
+	p := filepath.Join(strings.TrimSpace(string(out)), "bin", "nats")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the nats CLI is not installed: run `make tools` (go install github.com/nats-io/natscli/nats@v0.5.0)")
+	}
+	return p
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

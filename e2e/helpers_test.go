@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+
+	"github.com/lexhq/gstjobs/internal/demo"
+	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/internal/natstest"
+	"github.com/lexhq/gstjobs/services/gateway"
+)
+
+// authHeader signs a request as the demo user of role ("" for none).
+func (s *stack) authHeader(role string) http.Header {
+	h := http.Header{}
+	if role == "" {
+		return h
+	}
+	id, ok := demo.UsersByRole[role]
+	if !ok {
+		s.t.Fatalf("no demo user with role %q", role)
+	}
+	token, err := gateway.IssueToken(testSecret, id, s.clock.Now(), time.Hour)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	h.Set("Authorization", "Bearer "+token)
+	return h
+}
+
+// testSecret signs the test's tokens, as AUTH_JWT_SECRET does in production.
+var testSecret = []byte("e2e-test-secret-e2e-test-secret-32b")
+
+func natsCollect(t *testing.T, s *stack, subject string) <-chan *nats.Msg {
+	return natstest.Collect(t, s.nats.NC, subject)
+}
+
+func nextResultOf(t *testing.T, ch <-chan *nats.Msg, job string) events.Result {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case m := <-ch:
+			if events.JobFromSubject(m.Subject) != job {
+				continue
+			}
+			var r events.Result
+			if err := json.Unmarshal(m.Data, &r); err != nil {
+				t.Fatalf("result for %s is not JSON: %v", job, err)
+			}
+			return r
+		case <-timeout:
+			t.Fatalf("no result for %s within 20s", job)
+		}
+	}
+}
+
+// waitForConsumerIdle waits until the gateway has acked every event published so far.
+func waitForConsumerIdle(t *testing.T, s *stack) {
+	t.Helper()
+	waitFor(t, "the gateway to persist every event", func() bool {
+		c, err := s.nats.JS.Consumer(context.Background(), "JOBS_EVENTS", "gateway-events")
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(context.Background())
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+}
+
+func (s *stack) dbName() string {
+	cfg, err := pgx.ParseConfig(s.dbURL)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return cfg.Database
+}
+
+// adminConn is a connection to the server's maintenance database, which stays up while
+// the test's database is made unreachable.
+func (s *stack) adminConn() *pgx.Conn {
+	cfg, err := pgx.ParseConfig(s.dbURL)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// setAllowConnections takes a database away from its clients (refusing new connections
+// and ending the current ones), or gives it back.
+func setAllowConnections(t *testing.T, admin *pgx.Conn, db string, allow bool) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS %t", pgx.Identifier{db}.Sanitize(), allow)); err != nil {
+		t.Fatalf("allow connections %t: %v", allow, err)
+	}
+	if !allow {
+		if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", db); err != nil {
+			t.Fatalf("terminate backends: %v", err)
+		}
+	}
+}

@@ -1,0 +1,422 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/internal/jobstate"
+)
+
+// Health is the answer of GET /api/health and the dashboard's banner.
+type Health struct {
+	Status string            `json:"status"` // healthy or unhealthy
+	Checks map[string]string `json:"checks"`
+	// Stale lists jobs whose last run is older than their alert threshold.
+	Stale []string `json:"stale_jobs"`
+	// Failed lists jobs whose last run failed.
+	Failed  []string  `json:"failed_jobs"`
+	Problem string    `json:"problem,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+// health: unhealthy when a dependency is down, when a job is overdue past its alert
+// threshold, or when more than one job's last run failed (the guide's "unhealthy
+// system indicators").
+func (g *Gateway) health(ctx context.Context) Health {
+	h := Health{Status: "healthy", Checks: map[string]string{}, Stale: []string{}, Failed: []string{}, Time: g.cfg.Clock.Now()}
+	var problems []string
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := g.cfg.Pool.Ping(pctx); err != nil {
+		h.Checks["database"] = "unreachable: " + err.Error()
+		problems = append(problems, "the database is unreachable")
+	} else {
+		h.Checks["database"] = "ok"
+	}
+	if !g.cfg.NC.IsConnected() {
+		h.Checks["nats"] = "disconnected: " + g.cfg.NC.Status().String()
+		problems = append(problems, "NATS is unreachable")
+	} else if _, err := g.cfg.JS.AccountInfo(pctx); err != nil {
+		h.Checks["nats"] = "jetstream unavailable: " + err.Error()
+		problems = append(problems, "JetStream is unavailable")
+	} else {
+		h.Checks["nats"] = "ok"
+	}
+	if h.Checks["database"] == "ok" && h.Checks["nats"] == "ok" {
+		cards, err := g.Cards(pctx)
+		if err != nil {
+			h.Checks["jobs"] = err.Error()
+		} else {
+			h.Checks["jobs"] = "ok"
+			for _, c := range cards {
+				if c.Stale && !c.Paused {
+					h.Stale = append(h.Stale, c.Name)
+				}
+				if c.LastRun != nil && c.LastRun.Status == CardFailed {
+					h.Failed = append(h.Failed, c.Name)
+				}
+			}
+			if len(h.Stale) > 0 {
+				if len(h.Stale) == 1 {
+					problems = append(problems, "1 job has not run within its expected time: "+h.Stale[0])
+				} else {
+					problems = append(problems, fmt.Sprintf("%d jobs have not run within their expected time: %s", len(h.Stale), strings.Join(h.Stale, ", ")))
+				}
+			}
+			if len(h.Failed) > 1 {
+				problems = append(problems, fmt.Sprintf("%d jobs failed their last run: %s", len(h.Failed), strings.Join(h.Failed, ", ")))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		h.Status = "unhealthy"
+		h.Problem = strings.Join(problems, "; ")
+	}
+	return h
+}
+
+func (g *Gateway) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, middleware.RealIP, g.accessLog, middleware.Recoverer)
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+	})
+
+	// Open: probes and metrics carry no firm's data.
+	r.Get("/api/health", func(w http.ResponseWriter, r *http.Request) {
+		h := g.health(r.Context())
+		code := http.StatusOK
+		if h.Status != "healthy" {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSONResponse(w, code, h)
+	})
+	r.Handle("/metrics", g.opsHandler)
+	r.Handle("/livez", g.opsHandler)
+	r.Handle("/readyz", g.opsHandler)
+	r.Get("/signin", g.handleSignIn)
+	r.Post("/signout", g.handleSignOut)
+
+	// Admins and partners.
+	r.Group(func(r chi.Router) {
+		r.Use(g.requireViewer)
+		r.Get("/api/me", g.handleMe)
+		r.Get("/api/jobs", func(w http.ResponseWriter, r *http.Request) {
+			cards, err := g.Cards(r.Context())
+			if err != nil {
+				g.fail(w, r, err)
+				return
+			}
+			cards = g.scopeCards(r.Context(), cards, principalFrom(r.Context()).TenantID)
+			writeJSONResponse(w, http.StatusOK, map[string]any{"jobs": cards, "server_time": g.cfg.Clock.Now()})
+		})
+		r.Route("/api/jobs/{job}", func(r chi.Router) {
+			r.Use(knownJob)
+			r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+				c, err := g.Card(r.Context(), chi.URLParam(r, "job"))
+				if err != nil {
+					g.fail(w, r, err)
+					return
+				}
+				writeJSONResponse(w, http.StatusOK, g.scopeCards(r.Context(), []Card{c}, principalFrom(r.Context()).TenantID)[0])
+			})
+			r.Get("/runs", g.handleRuns)
+			r.Post("/run", g.handleRunNow)
+			// Admins only.
+			r.Group(func(r chi.Router) {
+				r.Use(g.requireAdmin)
+				r.Post("/pause", g.handlePause(true))
+				r.Post("/resume", g.handlePause(false))
+				r.Put("/schedule", g.handleSchedule)
+			})
+		})
+		r.Get("/ws", g.serveWS)
+	})
+	r.HandleFunc("/api/*", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
+	})
+	r.Get("/", g.serveDashboard)
+	r.Get("/*", g.serveWeb)
+	return r
+}
+
+// Me is GET /api/me: who the dashboard is talking to and what they may do.
+type Me struct {
+	User        Principal   `json:"user"`
+	Permissions Permissions `json:"permissions"`
+	// Admins are whom to ask for what the user may not do.
+	Admins   []Contact `json:"admins"`
+	Timezone string    `json:"timezone"`
+	DevMode  bool      `json:"dev_mode"`
+}
+
+// Permissions of the signed-in user on the dashboard.
+type Permissions struct {
+	RunNow         bool `json:"run_now"`
+	PauseResume    bool `json:"pause_resume"`
+	ChangeSchedule bool `json:"change_schedule"`
+}
+
+func (g *Gateway) handleMe(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r.Context())
+	admins := g.admins(r.Context(), p.TenantID)
+	if admins == nil {
+		admins = []Contact{}
+	}
+	writeJSONResponse(w, http.StatusOK, Me{
+		User:        p,
+		Permissions: Permissions{RunNow: p.CanView(), PauseResume: p.CanConfigure(), ChangeSchedule: p.CanConfigure()},
+		Admins:      admins, Timezone: g.cfg.Location.String(), DevMode: g.cfg.DevMode,
+	})
+}
+
+// knownJob answers 404 with the list of jobs for a name that is not one.
+func knownJob(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		job := chi.URLParam(r, "job")
+		if _, ok := catalog.Lookup(job); !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown job %q: known jobs are %s", job, strings.Join(catalog.Names(), ", ")))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (g *Gateway) handleRuns(w http.ResponseWriter, r *http.Request) {
+	limit := 10
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100 {
+			writeError(w, http.StatusBadRequest, "limit must be a whole number from 1 to 100")
+			return
+		}
+		limit = n
+	}
+	runs, next, err := g.Runs(r.Context(), chi.URLParam(r, "job"), limit, r.URL.Query().Get("before"))
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	runs = g.scopeRuns(r.Context(), runs, principalFrom(r.Context()).TenantID)
+	writeJSONResponse(w, http.StatusOK, map[string]any{"runs": runs, "next_cursor": next})
+}
+
+// MaxBody bounds every JSON body the API reads.
+const MaxBody = 16 << 10
+
+type runNowBody struct {
+	Reason string `json:"reason"`
+}
+
+func (g *Gateway) handleRunNow(w http.ResponseWriter, r *http.Request) {
+	var body runNowBody
+	if err := readJSON(r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p := principalFrom(r.Context())
+	acc, err := g.RunNow(r.Context(), chi.URLParam(r, "job"), strings.TrimSpace(body.Reason),
+		Requester{UserID: p.UserID, TenantID: p.TenantID, Name: p.Display()}, g.cfg.RunNowWait)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	writeJSONResponse(w, http.StatusAccepted, acc)
+}
+
+func (g *Gateway) handlePause(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var body runNowBody
+		if err := readJSON(r, &body); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if err := checkReason(body.Reason); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		job := chi.URLParam(r, "job")
+		p := principalFrom(r.Context())
+		cfg, err := jobstate.Update(r.Context(), g.buckets.Config, job, func(c *jobstate.Config) error {
+			c.Paused, c.UpdatedBy, c.UpdatedAt = paused, p.Display(), g.cfg.Clock.Now()
+			return nil
+		})
+		if err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		action := ActionResumed
+		if paused {
+			action = ActionPaused
+		}
+		g.auditChange(r, action, job, map[string]any{"job_name": job, "paused": paused, "reason": body.Reason})
+		writeJSONResponse(w, http.StatusOK, cfg)
+	}
+}
+
+type scheduleBody struct {
+	Schedule string `json:"schedule"`
+	Reason   string `json:"reason"`
+}
+
+// handleSchedule changes a job's schedule at runtime; "" restores the default. The
+// ticker watches the config bucket, so it takes effect without a restart.
+func (g *Gateway) handleSchedule(w http.ResponseWriter, r *http.Request) {
+	var body scheduleBody
+	if err := readJSON(r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := checkReason(body.Reason); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	job := chi.URLParam(r, "job")
+	def, _ := catalog.Lookup(job)
+	expr := strings.Join(strings.Fields(body.Schedule), " ")
+	if expr != "" {
+		if strings.HasPrefix(expr, "@every") {
+			writeError(w, http.StatusBadRequest, "use a five-field cron expression (minute hour day-of-month month day-of-week), such as */15 * * * *, not @every")
+			return
+		}
+		if _, err := catalog.ParseSchedule(expr); err != nil {
+			writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "catalog: "))
+			return
+		}
+		if next, _ := catalog.Next(expr, g.cfg.Location, g.cfg.Clock.Now()); next.IsZero() {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("schedule %q never runs", expr))
+			return
+		}
+		if expr == def.Schedule {
+			expr = ""
+		}
+	}
+	p := principalFrom(r.Context())
+	var previous string
+	cfg, err := jobstate.Update(r.Context(), g.buckets.Config, job, func(c *jobstate.Config) error {
+		previous = c.Schedule
+		c.Schedule, c.UpdatedBy, c.UpdatedAt = expr, p.Display(), g.cfg.Clock.Now()
+		return nil
+	})
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	effective := cfg.Schedule
+	if effective == "" {
+		effective = def.Schedule
+	}
+	g.auditChange(r, ActionScheduleChanged, job, map[string]any{
+		"job_name": job, "schedule": effective, "previous": orDefault(previous, def.Schedule), "reason": body.Reason,
+	})
+	writeJSONResponse(w, http.StatusOK, map[string]any{"job_name": job, "schedule": effective, "frequency": catalog.Describe(effective), "config": cfg})
+}
+
+// checkReason holds the reason for a pause or a schedule change to the same limit as a
+// trigger's.
+func checkReason(reason string) error {
+	if utf8.RuneCountInString(reason) > events.MaxReasonLen {
+		return fmt.Errorf("reason is longer than %d characters", events.MaxReasonLen)
+	}
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (g *Gateway) auditChange(r *http.Request, action, job string, details map[string]any) {
+	p := principalFrom(r.Context())
+	details["requested_by"] = p.Display()
+	row := auditRow{action: action, job: job, details: details, at: g.cfg.Clock.Now(),
+		dedupeKey: action + ":" + job + ":" + middleware.GetReqID(r.Context()) + ":" + strconv.FormatInt(time.Now().UnixNano(), 10)}
+	if p.UserID != "" {
+		row.userID = &p.UserID
+	}
+	if p.TenantID != "" {
+		row.tenantID = &p.TenantID
+	}
+	if err := writeAudit(r.Context(), g.cfg.Pool, row); err != nil {
+		g.log.Error("cannot audit change", "action", action, "job", job, "err", err)
+	}
+}
+
+func readJSON(r *http.Request, v any) error {
+	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		return fmt.Errorf("cannot read the request body: %v", err)
+	}
+	if len(data) > MaxBody {
+		return fmt.Errorf("request body is larger than %d bytes", MaxBody)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body is not the expected JSON: %v", err)
+	}
+	return nil
+}
+
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errUnknownJob):
+		writeError(w, http.StatusNotFound, strings.TrimPrefix(err.Error(), "cards: "))
+	case errors.Is(err, errBadRequest):
+		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "))
+	case errors.Is(err, context.Canceled):
+		writeError(w, 499, "request cancelled")
+	default:
+		g.log.Error("request failed", "path", r.URL.Path, "err", err, "request_id", middleware.GetReqID(r.Context()))
+		writeError(w, http.StatusServiceUnavailable, "the service cannot answer right now: "+err.Error())
+	}
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSONResponse(w, code, map[string]string{"error": msg})
+}
+
+func writeJSONResponse(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (g *Gateway) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		if r.URL.Path == "/metrics" || r.URL.Path == "/livez" || r.URL.Path == "/readyz" {
+			return
+		}
+		g.metrics.requests.WithLabelValues(routePattern(r), strconv.Itoa(ww.Status())).Inc()
+		g.log.Debug("http", "method", r.Method, "path", r.URL.Path, "status", ww.Status(), "took", time.Since(start), "request_id", middleware.GetReqID(r.Context()))
+	})
+}
+
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		return rc.RoutePattern()
+	}
+	return "other"
+}

@@ -1,0 +1,457 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/demo"
+	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/internal/jobstate"
+)
+
+// The browser tests drive the real dashboard in headless Chromium against a running
+// gateway, the real NATS and PostgreSQL, and a real worker runtime. They wait on what
+// the page shows (DOM conditions), never on a clock, and save screenshots to
+// .artifacts/screenshots at the repository root.
+
+const defaultChromium = "/usr/bin/chromium"
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("CHROMIUM_PATH")
+	if path == "" {
+		path = defaultChromium
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the browser tests need headless Chromium at %s and it is not there (%v): install it with `apt-get install -y chromium` (CI does), or set CHROMIUM_PATH", path, err)
+	}
+	return path
+}
+
+// newBrowser starts Chromium for the test. The network here is closed, so everything
+// that would call home is off.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox, // we run as root
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-domain-reliability", true),
+		chromedp.Flag("no-pings", true),
+		chromedp.Flag("disable-features", "Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,CertificateTransparencyComponentUpdater"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium (%s): %v", chromiumPath(t), err)
+	}
+	return ctx
+}
+
+// tab is a page in its own browser context (its own cookies): one signed-in user.
+type tab struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+
+	mu       *sync.Mutex
+	problems *[]string // uncaught exceptions and CSP violations seen on the page
+}
+
+func newTab(t *testing.T, browser context.Context) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	p := &tab{t: t, ctx: ctx, shots: screenshotDir(t), mu: &sync.Mutex{}, problems: &[]string{}}
+	// The page must run clean: no uncaught exception, nothing the CSP blocked. (Failed
+	// connections while the gateway restarts are expected and not counted.)
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.IsException() || m.Source == "security" || strings.Contains(m.Text, "Content Security Policy") {
+				p.mu.Lock()
+				*p.problems = append(*p.problems, m.String())
+				p.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, m := range *p.problems {
+			t.Errorf("the page logged an error: %s", m)
+		}
+	})
+	return p
+}
+
+// with runs steps on the tab's page under the test that asks for them, starting with
+// no dialog open, so that one failed step does not leave the next one a wrong page.
+func (p *tab) with(t *testing.T) *tab {
+	c := *p
+	c.t = t
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	_ = chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('dialog[open]').forEach(d => d.close())`))
+	return &c
+}
+
+func (p *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 45*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.t.Fatalf("%s: %v\nthe page shows:\n%s", what, err, p.describe())
+	}
+}
+
+// until waits for a JavaScript condition on the page.
+func (p *tab) until(what, js string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 45*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(40*time.Second))); err != nil {
+		p.t.Fatalf("waiting for %s: %v\nthe page shows:\n%s", what, err, p.describe())
+	}
+}
+
+func (p *tab) eval(js string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		p.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return s
+}
+
+func (p *tab) describe() string {
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.body ? document.body.innerText : '').slice(0, 3000)`))
+	if err != nil {
+		return "(cannot read the page: " + err.Error() + ")"
+	}
+	return s
+}
+
+func (p *tab) screenshot(name string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	img, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(p.shots, name)
+	if err := os.WriteFile(path, img, 0o644); err != nil {
+		p.t.Fatalf("save screenshot: %v", err)
+	}
+	p.t.Logf("screenshot: %s", path)
+}
+
+// screenshotDir is .artifacts/screenshots at the repository root; the directory
+// ignores itself in git.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", "..", ".artifacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("create %s: %v", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(root, ".gitignore"), []byte("# test artifacts: screenshots and the like\n*\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// js quotes a Go string for JavaScript.
+func js(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// card returns a JavaScript expression for the text of part of a job's card.
+func card(job, sel string) string {
+	return fmt.Sprintf(`((document.querySelector(%s) || {}).textContent || '')`, js("#job-"+job+" "+sel))
+}
+
+func hasText(expr, want string) string { return fmt.Sprintf(`%s.includes(%s)`, expr, js(want)) }
+
+const toasts = `((document.querySelector('#toasts') || {}).textContent || '')`
+
+// TestDashboardInBrowser walks through the guide with an admin, a partner, an
+// advocate and a phone.
+func TestDashboardInBrowser(t *testing.T) {
+	browser := newBrowser(t)
+	s := startSystem(t, systemOptions{gate: true, devMode: true})
+	links, err := s.GW.SignInLinks(demo.UsersByRole, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sla, hearings, health = catalog.CheckSLAAndOverdue, catalog.SendHearingReminders, catalog.AutomationHealthCheck
+	admin := newTab(t, browser)
+
+	t.Run("an admin signs in with the development link and sees the five cards", func(t *testing.T) {
+		p := admin.with(t)
+		p.do("open the admin's sign-in link", chromedp.Navigate(links["admin"]), chromedp.WaitVisible(chromedp.CSS("#cards .card")))
+		p.until("five cards and a live connection", `document.querySelectorAll('#cards .card').length === 5 && document.querySelector('#conn').dataset.state === 'live'`)
+		titles := p.eval(`[...document.querySelectorAll('#cards .title-btn')].map(b => b.textContent).join('|')`)
+		if want := "SLA & Overdue Check|Hearing Reminders|Analytics Snapshot|Deadline Alerts|Automation Health Check"; titles != want {
+			t.Errorf("card titles = %q, want %q", titles, want)
+		}
+		for job, want := range map[string]string{sla: "Every 15 minutes", hearings: "Daily at 8:00 AM"} {
+			if got := p.eval(card(job, ".freq-text")); got != want {
+				t.Errorf("%s frequency = %q, want %q", job, got, want)
+			}
+		}
+		if got := p.eval(card(sla, ".badge-text")); got != "Pending" {
+			t.Errorf("a job that never ran should be Pending, got %q", got)
+		}
+		if got := p.eval(card(sla, ".last")); got != "Never" {
+			t.Errorf("last run of a job that never ran = %q, want Never", got)
+		}
+		if tip := p.eval(card(sla, ".tip-text")); !strings.Contains(tip, "warns after 30 minutes") {
+			t.Errorf("the ℹ️ tip should give the stale threshold: %q", tip)
+		}
+		if tz := p.eval(`document.querySelector('#tz').textContent`); !strings.Contains(tz, "Asia/Kolkata") {
+			t.Errorf("the page should say times are in Asia/Kolkata, says %q", tz)
+		}
+		if me := p.eval(`document.querySelector('#me').textContent`); me != "Anjali Mehta · Admin · Mehta & Associates" {
+			t.Errorf("signed-in user shown as %q", me)
+		}
+		p.eval(`window.noReload = 'still here'; 'ok'`) // gone if the page ever reloads
+		p.screenshot("01-dashboard-admin.png")
+	})
+
+	t.Run("Run Now turns the card Running at once, then Success with the guide's toast", func(t *testing.T) {
+		p := admin.with(t)
+		p.do("press Run Now on the SLA card", chromedp.Click(chromedp.CSS("#job-"+sla+" .run-now")), chromedp.WaitVisible(chromedp.CSS("#run-dialog")))
+		p.do("give a reason and confirm", chromedp.SendKeys(chromedp.CSS("#run-reason"), "before client meeting"), chromedp.Click(chromedp.CSS("#run-confirm")))
+		p.until("the SLA card Running with Run Now disabled",
+			hasText(card(sla, ".badge-text"), "Running")+` && document.querySelector('#job-`+sla+` .run-now').disabled`)
+		p.until("the running run on the card", hasText(card(sla, ".run-state"), "Started"))
+		if got := p.eval(card(sla, ".last")); got != "just now" {
+			t.Errorf("while running, Last run should be the run in progress, 'just now'; got %q", got)
+		}
+		p.screenshot("02-run-now-running.png")
+		s.release(t)
+		p.until("Success on the SLA card", hasText(card(sla, ".badge-text"), "Success"))
+		p.until("the success toast", hasText(toasts, "Job executed successfully - 5 overdue tasks found"))
+		p.until("Run Now enabled again", `!document.querySelector('#job-`+sla+` .run-now').disabled`)
+		if got := p.eval(card(sla, ".last")); got != "just now" {
+			t.Errorf("Last run after the run = %q, want 'just now'", got)
+		}
+		p.screenshot("03-run-now-success-toast.png")
+	})
+
+	t.Run("clicking the card shows the run in its history", func(t *testing.T) {
+		p := admin.with(t)
+		p.do("open the SLA history", chromedp.Click(chromedp.CSS("#job-"+sla+" .title-btn")))
+		p.until("the history with one run", `document.querySelector('#history-dialog').open && document.querySelectorAll('#runs .run').length === 1`)
+		run := p.eval(`document.querySelector('#runs .run').innerText`)
+		for _, want := range []string{"Success", "Manual: anjali@mehta.example", "before client meeting", "Overdue tasks", "5", "SLA violations", "2", "Automation rules triggered", "3", "IST"} {
+			if !strings.Contains(run, want) {
+				t.Errorf("the history entry should show %q:\n%s", want, run)
+			}
+		}
+		p.screenshot("04-history.png")
+		p.do("close the history with Escape", chromedp.KeyEvent(kb.Escape))
+		p.until("the history closed", `!document.querySelector('#history-dialog').open`)
+	})
+
+	t.Run("a failed run triggered through the API arrives live and shows its error details", func(t *testing.T) {
+		p := admin.with(t)
+		if res := s.do(t, request{method: "POST", path: "/api/jobs/" + hearings + "/run", body: `{"reason":"check reminders"}`, bearer: token(t, demo.UserPartner)}); res.code != 202 {
+			t.Fatalf("Run Now through the API = %d: %s", res.code, res.body)
+		}
+		p.until("Failed on the Hearing Reminders card, without a reload",
+			hasText(card(hearings, ".badge-text"), "Failed")+` && window.noReload === 'still here'`)
+		p.do("open the Hearing Reminders history", chromedp.Click(chromedp.CSS("#job-"+hearings+" .desc")))
+		p.until("the failure's details", `document.querySelectorAll('#runs .run').length === 1 && !document.querySelector('#runs .run-error').hidden`)
+		if got := p.eval(`document.querySelector('#runs .error-message').textContent`); got != "Database connection timeout" {
+			t.Errorf("error_message shown = %q", got)
+		}
+		if got := p.eval(`document.querySelector('#runs .error-details').textContent`); got != "Connection timed out after 10000ms" {
+			t.Errorf("error_details shown = %q", got)
+		}
+		if got := p.eval(`document.querySelector('#runs .run-trigger').textContent`); !strings.Contains(got, "rohan@mehta.example") || !strings.Contains(got, "check reminders") {
+			t.Errorf("who and why of the run = %q", got)
+		}
+		p.screenshot("05-failed-run-details.png")
+		p.do("close the history", chromedp.Click(chromedp.CSS("#history-close")))
+		p.until("the history closed", `!document.querySelector('#history-dialog').open`)
+
+		p.do("press Run Now on the failed job", chromedp.Click(chromedp.CSS("#job-"+hearings+" .run-now")), chromedp.WaitVisible(chromedp.CSS("#run-dialog")), chromedp.Click(chromedp.CSS("#run-confirm")))
+		p.until("the failure toast", hasText(toasts, "Job execution failed - Check logs for details"))
+	})
+
+	t.Run("a run triggered with nats pub appears live without a reload", func(t *testing.T) {
+		p := admin.with(t)
+		body := `{"reason":"before client meeting","requested_by":"dev@firm"}`
+		if err := s.NATS.NC.Publish(events.TriggerSubject(sla), []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		p.until("the SLA card Running", hasText(card(sla, ".badge-text"), "Running")+` && `+hasText(card(sla, ".run-state"), "dev@firm"))
+		s.release(t)
+		p.until("Success again, on the same page", hasText(card(sla, ".badge-text"), "Success")+` && window.noReload === 'still here'`)
+		p.do("open the SLA history", chromedp.Click(chromedp.CSS("#job-"+sla+" .title-btn")))
+		p.until("both runs, newest first, from dev@firm", `document.querySelectorAll('#runs .run').length === 2 && document.querySelector('#runs .run-trigger').textContent.includes('dev@firm')`)
+		p.do("close the history", chromedp.KeyEvent(kb.Escape))
+	})
+
+	t.Run("a health banner when more than one job's last run failed", func(t *testing.T) {
+		p := admin.with(t)
+		if res := s.do(t, request{method: "POST", path: "/api/jobs/" + health + "/run", body: `{}`, bearer: token(t, mehtaAdmin)}); res.code != 202 {
+			t.Fatalf("Run Now through the API = %d: %s", res.code, res.body)
+		}
+		p.until("the unhealthy banner", `!document.querySelector('#health').hidden && document.querySelector('#health').textContent.includes('failed their last run')`)
+		p.screenshot("06-unhealthy-banner.png")
+	})
+
+	t.Run("an admin pauses and resumes a schedule, with a confirmation", func(t *testing.T) {
+		p := admin.with(t)
+		p.do("open the Deadline Alerts history and its schedule settings", chromedp.Click(chromedp.CSS("#job-"+catalog.CheckUpcomingDeadlines+" .title-btn")),
+			chromedp.Click(chromedp.CSS("#admin-summary")), chromedp.WaitVisible(chromedp.CSS("#pause-btn")))
+		p.do("press Pause", chromedp.Click(chromedp.CSS("#pause-btn")), chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")))
+		if got := p.eval(`document.querySelector('#confirm-title').textContent`); got != "Pause Deadline Alerts?" {
+			t.Errorf("confirmation asks %q", got)
+		}
+		p.screenshot("07-pause-confirmation.png")
+		p.do("confirm", chromedp.SendKeys(chromedp.CSS("#confirm-reason"), "court holiday"), chromedp.Click(chromedp.CSS("#confirm-ok")))
+		p.until("the card paused", `!document.querySelector('#job-`+catalog.CheckUpcomingDeadlines+` .paused-chip').hidden && `+hasText(card(catalog.CheckUpcomingDeadlines, ".next"), "Paused"))
+		p.do("press Resume and confirm", chromedp.Click(chromedp.CSS("#pause-btn")), chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")), chromedp.Click(chromedp.CSS("#confirm-ok")))
+		p.until("the card running on schedule again", `document.querySelector('#job-`+catalog.CheckUpcomingDeadlines+` .paused-chip').hidden && `+hasText(card(catalog.CheckUpcomingDeadlines, ".next"), "in "))
+
+		p.do("enter a bad schedule", chromedp.SetValue(chromedp.CSS("#schedule-input"), "every day"), chromedp.Click(chromedp.CSS("#schedule-save")))
+		p.until("the schedule error", `!document.querySelector('#schedule-error').hidden && document.querySelector('#schedule-error').textContent.includes('five-field cron')`)
+		p.do("enter a good schedule", chromedp.SetValue(chromedp.CSS("#schedule-input"), "30 7 * * *"), chromedp.Click(chromedp.CSS("#schedule-save")))
+		p.until("the new frequency on the card", hasText(card(catalog.CheckUpcomingDeadlines, ".freq-text"), "Daily at 7:30 AM"))
+		p.do("close the history", chromedp.KeyEvent(kb.Escape))
+	})
+
+	t.Run("the keyboard alone opens a job's history", func(t *testing.T) {
+		p := admin.with(t)
+		p.do("focus a job's name and press Enter", chromedp.Focus(chromedp.CSS("#job-"+catalog.CaptureAnalyticsSnapshot+" .title-btn")), chromedp.KeyEvent(kb.Enter))
+		p.until("the history open, with no runs yet", `document.querySelector('#history-dialog').open && !document.querySelector('#runs-empty').hidden`)
+		p.do("Escape closes it", chromedp.KeyEvent(kb.Escape))
+		p.until("the history closed", `!document.querySelector('#history-dialog').open`)
+		p.until("focus back on the job's name", `document.activeElement === document.querySelector('#job-`+catalog.CaptureAnalyticsSnapshot+` .title-btn')`)
+	})
+
+	t.Run("after a gateway restart the page reconnects and catches up from a fresh snapshot", func(t *testing.T) {
+		p := admin.with(t)
+		s.restartGateway(t, func() {
+			p.until("the connection indicator to show the loss", `document.querySelector('#conn').dataset.state !== 'live'`)
+			// A change while the page is disconnected: no frame will tell it.
+			ctx := context.Background()
+			kv, err := s.NATS.JS.KeyValue(ctx, bus.BucketConfig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := jobstate.Update(ctx, kv, catalog.CaptureAnalyticsSnapshot, func(c *jobstate.Config) error { c.Paused = true; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		})
+		p.until("live again", `document.querySelector('#conn').dataset.state === 'live'`)
+		p.until("the change made during the gap, on the same page",
+			`!document.querySelector('#job-`+catalog.CaptureAnalyticsSnapshot+` .paused-chip').hidden && window.noReload === 'still here'`)
+	})
+
+	t.Run("a partner sees stale and possibly stuck jobs, and may run but not pause them", func(t *testing.T) {
+		// A run whose executor has been silent for two minutes, and a daily job whose
+		// last run was two days ago.
+		ctx := context.Background()
+		now := time.Now()
+		runs, err := s.NATS.JS.KeyValue(ctx, bus.BucketRuns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := jobstate.Update(ctx, runs, catalog.CaptureAnalyticsSnapshot, func(r *jobstate.Runs) error {
+			r.Current = &jobstate.RunInfo{RunID: "stuck-run", Trigger: events.KindSchedule, QueuedAt: now.Add(-3 * time.Minute),
+				StartedAt: now.Add(-3 * time.Minute), HeartbeatAt: now.Add(-2 * time.Minute)}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_, _ = jobstate.Update(context.Background(), runs, catalog.CaptureAnalyticsSnapshot, func(r *jobstate.Runs) error { r.Current = nil; return nil })
+		})
+		old, _ := json.Marshal(events.Result{RunID: "old-run", JobName: catalog.CheckUpcomingDeadlines, Status: events.StatusSuccess,
+			Results: map[string]any{"deadlines_found": 4}, Trigger: events.KindSchedule, FinishedAt: now.Add(-48 * time.Hour)})
+		if _, err := s.Pool.Exec(ctx, `INSERT INTO audit_log (action_type, entity_type, entity_id, details, dedupe_key, "timestamp") VALUES ('background_job_execution', 'background_job', $1, $2, 'execution:old-run', $3)`,
+			catalog.CheckUpcomingDeadlines, old, now.Add(-48*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+
+		p := newTab(t, browser)
+		p.do("sign in as a partner", chromedp.Navigate(links["partner"]), chromedp.WaitVisible(chromedp.CSS("#cards .card")))
+		p.until("the possibly-stuck warning", `!document.querySelector('#job-`+catalog.CaptureAnalyticsSnapshot+` .stuck').hidden && `+
+			hasText(card(catalog.CaptureAnalyticsSnapshot, ".stuck"), "Possibly stuck")+` && `+hasText(card(catalog.CaptureAnalyticsSnapshot, ".badge-text"), "Running"))
+		p.until("the stale warning", `!document.querySelector('#job-`+catalog.CheckUpcomingDeadlines+` .stale').hidden && `+
+			hasText(card(catalog.CheckUpcomingDeadlines, ".stale"), "Last run was 2 days ago: more than 36 hours ago"))
+		if got := p.eval(card(catalog.CheckUpcomingDeadlines, ".last")); got != "2 days ago" {
+			t.Errorf("last run two days ago reads %q", got)
+		}
+		p.screenshot("10-stale-and-stuck-partner.png")
+		p.do("open a history", chromedp.Click(chromedp.CSS("#job-"+sla+" .title-btn")))
+		p.until("the note on who may pause", `document.querySelector('#history-dialog').open && !document.querySelector('#admin-note').hidden && document.querySelector('#admin-controls').hidden`)
+		if note := p.eval(`document.querySelector('#admin-note').textContent`); !strings.Contains(note, "Only admins") || !strings.Contains(note, "Anjali Mehta") {
+			t.Errorf("the partner's note = %q", note)
+		}
+	})
+
+	t.Run("on a phone", func(t *testing.T) {
+		p := newTab(t, browser)
+		p.do("sign in on a phone-sized screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+			chromedp.Navigate(links["admin"]), chromedp.WaitVisible(chromedp.CSS("#cards .card")))
+		p.until("five cards, live", `document.querySelectorAll('#cards .card').length === 5 && document.querySelector('#conn').dataset.state === 'live'`)
+		if w := p.eval(`String(document.documentElement.scrollWidth)`); w != "390" {
+			t.Errorf("on a 390 px wide phone the page is %s px wide: it scrolls sideways", w)
+		}
+		p.screenshot("08-phone.png")
+	})
+
+	t.Run("an advocate is told why not and whom to ask", func(t *testing.T) {
+		p := newTab(t, browser)
+		p.do("open the advocate's sign-in link", chromedp.Navigate(links["advocate"]), chromedp.WaitVisible(chromedp.CSS("#notice h2")))
+		p.until("the refusal page", `document.querySelector('#notice h2').textContent.includes("don't have access")`)
+		text := p.eval(`document.querySelector('#notice').innerText`)
+		for _, want := range []string{"Admin and Partner roles only", "Priya Nair (Advocate) at Mehta & Associates", "Anjali Mehta", "anjali@mehta.example"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the refusal should say %q:\n%s", want, text)
+			}
+		}
+		p.screenshot("09-advocate-refused.png")
+	})
+}

@@ -1,0 +1,213 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jonboulle/clockwork"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/ops"
+)
+
+// Config of a Gateway.
+type Config struct {
+	Pool     *pgxpool.Pool
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Clock    clockwork.Clock
+	Location *time.Location
+	Log      *slog.Logger
+	// Registry receives the gateway's metrics and is served on /metrics.
+	Registry *prometheus.Registry
+	// Addr to listen on (HTTP_ADDR); ":0" picks a free port (tests).
+	Addr string
+	// RunNowWait bounds how long Run Now waits for the worker's answer; default 5s.
+	RunNowWait time.Duration
+
+	// JWTSecret verifies the bearer tokens people sign in with (AUTH_JWT_SECRET): HS256,
+	// as the product signs them, with the profile id in `sub`. Required, at least 32
+	// bytes, unless DevMode is on; in development an empty secret is replaced by a random
+	// one for the life of the process (mint links with Gateway.SignInLinks).
+	JWTSecret []byte
+	// DevMode (GATEWAY_DEV_MODE) is local development: the secret may be short or
+	// generated, Gateway.SignInLinks works, and the sign-in page points at the links the
+	// launcher prints. Off, there is no way in without a token signed with JWTSecret.
+	DevMode bool
+	// AllowedOrigins (ALLOWED_ORIGINS) are origins besides the gateway's own
+	// (scheme://host[:port]) whose pages may open the websocket and send changes with the
+	// session cookie: the public address when a proxy in front rewrites Host.
+	AllowedOrigins []string
+}
+
+// Gateway serves the API, the dashboard and the live feed, and persists results.
+type Gateway struct {
+	cfg        Config
+	log        *slog.Logger
+	buckets    bus.Buckets
+	hub        *hub
+	waiters    waiters
+	metrics    gatewayMetrics
+	opsHandler http.Handler
+	auth       *authState
+
+	done     chan struct{}
+	listener net.Listener
+	server   *http.Server
+	audit    jetstream.ConsumeContext
+	subs     []*nats.Subscription
+	watcher  jetstream.KeyWatcher
+	stopOnce sync.Once
+	serveErr chan error
+}
+
+type gatewayMetrics struct {
+	persisted     prometheus.Counter
+	persistErrors prometheus.Counter
+	wsClients     prometheus.Gauge
+	requests      *prometheus.CounterVec
+}
+
+// New checks the configuration.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Pool == nil || cfg.NC == nil || cfg.JS == nil {
+		return nil, errors.New("gateway: database pool, NATS connection and JetStream are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = ops.NewRegistry()
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.RunNowWait <= 0 {
+		cfg.RunNowWait = 5 * time.Second
+	}
+	auth, err := newAuthState(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Log.With("component", "gateway"), hub: newHub(), auth: auth, done: make(chan struct{}), serveErr: make(chan error, 1)}
+	g.metrics = gatewayMetrics{
+		persisted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_results_persisted_total", Help: "Job results written to audit_log (including redeliveries that were no-ops)."}),
+		persistErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_persist_errors_total", Help: "Attempts to write an event to audit_log that failed and will be retried."}),
+		wsClients:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "gstjobs_gateway_websocket_clients", Help: "Connected dashboard websockets."}),
+		requests:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"}),
+	}
+	for _, c := range []prometheus.Collector{g.metrics.persisted, g.metrics.persistErrors, g.metrics.wsClients, g.metrics.requests} {
+		if err := cfg.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("gateway: metrics: %w", err)
+		}
+	}
+	g.opsHandler = ops.Handler(cfg.Registry,
+		ops.Check{Name: "database", Fn: cfg.Pool.Ping},
+		ops.Check{Name: "nats", Fn: func(context.Context) error {
+			if !cfg.NC.IsConnected() {
+				return fmt.Errorf("not connected (%s)", cfg.NC.Status())
+			}
+			return nil
+		}},
+	)
+	return g, nil
+}
+
+// Start persists results, follows live events and serves HTTP. The streams and buckets
+// must exist (bus.Ensure).
+func (g *Gateway) Start(ctx context.Context) error {
+	var err error
+	if g.buckets, err = bus.OpenBuckets(ctx, g.cfg.JS); err != nil {
+		return err
+	}
+	if g.audit, err = g.consumeAudit(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	subs, watcher, err := g.subscribeLive(context.WithoutCancel(ctx))
+	if err != nil {
+		g.Stop()
+		return fmt.Errorf("gateway: live feed: %w", err)
+	}
+	g.subs, g.watcher = subs, watcher
+	unknown, err := g.answerUnknownJobs()
+	if err != nil {
+		g.Stop()
+		return fmt.Errorf("gateway: unknown-job responder: %w", err)
+	}
+	g.subs = append(g.subs, unknown)
+
+	g.listener, err = net.Listen("tcp", g.cfg.Addr)
+	if err != nil {
+		g.Stop()
+		return fmt.Errorf("gateway: cannot listen on %s (HTTP_ADDR): %w", g.cfg.Addr, err)
+	}
+	g.server = &http.Server{
+		Handler:           g.routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	go func() { g.serveErr <- g.server.Serve(g.listener) }()
+	g.log.Info("gateway listening", "url", g.URL())
+	return nil
+}
+
+// URL is the dashboard's address.
+func (g *Gateway) URL() string {
+	if g.listener == nil {
+		return ""
+	}
+	addr := g.listener.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return fmt.Sprintf("http://%s/", net.JoinHostPort(host, fmt.Sprint(addr.Port)))
+}
+
+// Handler is the HTTP handler (for tests that bring their own server).
+func (g *Gateway) Handler() http.Handler { return g.routes() }
+
+// Stop closes websockets, stops HTTP within 5s and stops persisting. Safe to call twice.
+func (g *Gateway) Stop() {
+	g.stopOnce.Do(func() {
+		close(g.done)
+		if g.server != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := g.server.Shutdown(ctx); err != nil {
+				g.log.Warn("http shutdown", "err", err)
+			}
+			cancel()
+			if err := <-g.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Warn("http server", "err", err)
+			}
+		}
+		for _, s := range g.subs {
+			_ = s.Unsubscribe()
+		}
+		if g.watcher != nil {
+			_ = g.watcher.Stop()
+		}
+		if g.audit != nil {
+			g.audit.Drain()
+			<-g.audit.Closed()
+		}
+	})
+}

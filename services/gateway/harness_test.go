@@ -1,0 +1,287 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jonboulle/clockwork"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/demo"
+	"github.com/lexhq/gstjobs/internal/natstest"
+	"github.com/lexhq/gstjobs/internal/pgtest"
+	"github.com/lexhq/gstjobs/internal/worker"
+	"github.com/lexhq/gstjobs/services/gateway"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// testSecret signs every token the tests make, as the product's secret would.
+var testSecret = []byte("test-secret-for-gstjobs-gateway-0123456789")
+
+// The demo firm's people by role (demo.UsersByRole) and the other firm's admin.
+var (
+	mehtaAdmin = demo.UserAdmin
+	iyerAdmin  = demo.UserIyerAdmin
+)
+
+// system is a running gateway with the real NATS and PostgreSQL, the demo data, and a
+// real worker runtime with test jobs:
+//   - check-sla-and-overdue finds 5 overdue tasks; with gate set, each run waits for
+//     a value on Release, so a test can see it Running;
+//   - send-hearing-reminders and automation-health-check fail as the guide's example.
+type system struct {
+	owner   *testing.T // the test that started the system; it outlives subtests
+	cfg     gateway.Config
+	GW      *gateway.Gateway
+	URL     string // the dashboard's address, with a trailing slash
+	NATS    *natstest.Server
+	Pool    *pgxpool.Pool
+	Release chan struct{}
+}
+
+type systemOptions struct {
+	clock          clockwork.Clock
+	gate           bool
+	devMode        bool
+	allowedOrigins []string
+}
+
+func startSystem(t *testing.T, o systemOptions) *system {
+	t.Helper()
+	ns := natstest.Start(t)
+	pool, _ := pgtest.NewPool(t)
+	ctx := context.Background()
+	if _, err := demo.Load(ctx, pool); err != nil {
+		t.Fatalf("load the demo firms and users: %v", err)
+	}
+	loc, err := catalog.LoadTimezone("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &system{owner: t, NATS: ns, Pool: pool, Release: make(chan struct{})}
+	log := testLogger(t)
+	s.cfg = gateway.Config{
+		Pool: pool, NC: ns.NC, JS: ns.JS, Location: loc, Log: log, Clock: o.clock,
+		Addr: "127.0.0.1:0", RunNowWait: 5 * time.Second,
+		JWTSecret: testSecret, DevMode: o.devMode, AllowedOrigins: o.allowedOrigins,
+	}
+	s.startGateway(t)
+	s.URL = s.GW.URL()
+
+	sla := func(ctx context.Context, run worker.Run) (worker.Report, error) {
+		if o.gate {
+			select {
+			case <-s.Release:
+			case <-ctx.Done():
+				return worker.Report{}, ctx.Err()
+			}
+		}
+		return worker.Report{Results: map[string]any{"overdue_tasks": 5, "sla_violations": 2, "automation_rules_triggered": 3}}, nil
+	}
+	failing := func(context.Context, worker.Run) (worker.Report, error) {
+		return worker.Report{}, worker.Fail("Database connection timeout", errors.New("Connection timed out after 10000ms"))
+	}
+	nc, js := natstest.Connect(t, ns.URL)
+	w, err := worker.New(worker.Config{
+		NC: nc, JS: js, Log: log, ShutdownGrace: time.Second,
+		Jobs: map[string]worker.Func{
+			catalog.CheckSLAAndOverdue:    sla,
+			catalog.SendHearingReminders:  failing,
+			catalog.AutomationHealthCheck: failing,
+		},
+	})
+	if err != nil {
+		t.Fatalf("worker.New: %v", err)
+	}
+	if err := w.Start(ctx); err != nil {
+		t.Fatalf("worker.Start: %v", err)
+	}
+	t.Cleanup(w.Stop)
+	return s
+}
+
+func (s *system) startGateway(t *testing.T) {
+	t.Helper()
+	g, err := gateway.New(s.cfg)
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatalf("gateway.Start: %v", err)
+	}
+	s.owner.Cleanup(g.Stop)
+	s.GW = g
+}
+
+// restartGateway stops the gateway and starts another on the same address, as a
+// deploy or a crash would: connected dashboards lose their websocket for a while.
+func (s *system) restartGateway(t *testing.T, whileDown func()) {
+	t.Helper()
+	s.GW.Stop()
+	if whileDown != nil {
+		whileDown()
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.Addr = u.Host
+	s.startGateway(t)
+}
+
+// release lets one gated SLA run finish.
+func (s *system) release(t *testing.T) {
+	t.Helper()
+	select {
+	case s.Release <- struct{}{}:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no SLA run was waiting to be released within 30s: the trigger never reached the worker")
+	}
+}
+
+// testLogger keeps the components' logs and prints them only if the test fails
+// (GATEWAY_TEST_LOG=1 prints them as they come).
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	if os.Getenv("GATEWAY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	buf := &logBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("component logs:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// logBuffer is a goroutine-safe log sink that keeps the last 512 KiB.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - 512<<10; over > 0 {
+		b.buf = b.buf[over:]
+	}
+	return len(p), nil
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+// token signs a token for a profile as the product does.
+func token(t *testing.T, profileID string) string {
+	t.Helper()
+	tok, err := gateway.IssueToken(testSecret, profileID, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// request is one HTTP call in a test.
+type request struct {
+	method, path, body string
+	bearer             string
+	header             map[string]string
+}
+
+type response struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("answer is not a JSON object (%v): %s", err, r.body)
+	}
+	return m
+}
+
+func (r response) errorText(t *testing.T) string {
+	t.Helper()
+	msg, _ := r.json(t)["error"].(string)
+	if msg == "" {
+		t.Fatalf("answer %d has no {\"error\": ...}: %s", r.code, r.body)
+	}
+	return msg
+}
+
+func (s *system) do(t *testing.T, q request) response {
+	t.Helper()
+	var body io.Reader
+	if q.body != "" {
+		body = strings.NewReader(q.body)
+	}
+	req, err := http.NewRequest(q.method, strings.TrimSuffix(s.URL, "/")+q.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if q.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+q.bearer)
+	}
+	for k, v := range q.header {
+		req.Header.Set(k, v)
+	}
+	client := &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", q.method, q.path, err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	return response{code: res.StatusCode, header: res.Header, body: data}
+}
+
+// waitFor polls cond (a database or API check) until it holds or the deadline passes.
+// The system answers asynchronously over NATS; this waits on its effect, not a clock.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+// executions counts a job's rows in audit_log.
+func (s *system) executions(t *testing.T, job string) int {
+	t.Helper()
+	var n int
+	err := s.Pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM audit_log WHERE action_type = 'background_job_execution' AND details->>'job_name' = $1`, job).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,163 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
+)
+
+// waiters lets a Run Now request wait for the worker's answer: the `queued` status that
+// names the run its trigger started or joined.
+type waiters struct {
+	mu sync.Mutex
+	m  map[string]chan events.Status
+}
+
+func (w *waiters) add(triggerID string) (<-chan events.Status, func()) {
+	ch := make(chan events.Status, 1)
+	w.mu.Lock()
+	if w.m == nil {
+		w.m = map[string]chan events.Status{}
+	}
+	w.m[triggerID] = ch
+	w.mu.Unlock()
+	return ch, func() {
+		w.mu.Lock()
+		delete(w.m, triggerID)
+		w.mu.Unlock()
+	}
+}
+
+func (w *waiters) deliver(s events.Status) {
+	if s.State != events.StateQueued || s.TriggerID == "" {
+		return
+	}
+	w.mu.Lock()
+	ch, ok := w.m[s.TriggerID]
+	w.mu.Unlock()
+	if ok {
+		select {
+		case ch <- s:
+		default:
+		}
+	}
+}
+
+// Accepted is the answer to Run Now.
+type Accepted struct {
+	JobName   string `json:"job_name"`
+	TriggerID string `json:"trigger_id"`
+	// RunID is the run this trigger started or joined; empty if no worker answered in
+	// time (the trigger is stored and will be answered when one does).
+	RunID     string `json:"run_id,omitempty"`
+	Coalesced bool   `json:"coalesced"`
+	State     string `json:"state"`
+	Message   string `json:"message"`
+}
+
+var (
+	errUnknownJob = errors.New("unknown job")
+	errBadRequest = errors.New("bad request")
+)
+
+// Requester identifies who pressed Run Now.
+type Requester struct {
+	UserID   string
+	TenantID string
+	Name     string
+}
+
+// RunNow stores a trigger for job and waits up to wait for the run it starts or joins.
+// The trigger row in audit_log (who, why, when) is committed before the trigger is sent.
+func (g *Gateway) RunNow(ctx context.Context, job, reason string, who Requester, wait time.Duration) (Accepted, error) {
+	if _, ok := catalog.Lookup(job); !ok {
+		return Accepted{}, fmt.Errorf("%w %q: known jobs are %s", errUnknownJob, job, strings.Join(catalog.Names(), ", "))
+	}
+	t := events.Trigger{Reason: reason, RequestedBy: who.Name}
+	if err := t.Validate(); err != nil {
+		return Accepted{}, fmt.Errorf("%w: %v", errBadRequest, strings.TrimPrefix(err.Error(), events.ErrInvalidPayload.Error()+": "))
+	}
+	triggerID := uuid.NewString()
+	row := auditRow{
+		action: ActionTrigger, job: job, dedupeKey: "trigger:" + triggerID, at: g.cfg.Clock.Now(),
+		details: map[string]any{
+			"job_name": job, "trigger_id": triggerID, "requested_by": who.Name, "reason": reason, "source": "api",
+		},
+	}
+	if who.UserID != "" {
+		row.userID = &who.UserID
+	}
+	if who.TenantID != "" {
+		row.tenantID = &who.TenantID
+	}
+	if err := writeAudit(ctx, g.cfg.Pool, row); err != nil {
+		return Accepted{}, err
+	}
+	answer, done := g.waiters.add(triggerID)
+	defer done()
+	data, _ := json.Marshal(t)
+	if _, err := g.cfg.JS.Publish(ctx, events.TriggerSubject(job), data, jetstream.WithMsgID(triggerID)); err != nil {
+		return Accepted{}, fmt.Errorf("gateway: store trigger: %w", err)
+	}
+	acc := Accepted{JobName: job, TriggerID: triggerID, State: "accepted",
+		Message: "Trigger stored; no worker has answered yet. The run starts when the " + job + " service is up."}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case s := <-answer:
+		acc.RunID, acc.Coalesced, acc.State = s.RunID, s.Coalesced, events.StateQueued
+		acc.Message = "Run queued"
+		if s.Coalesced {
+			acc.Message = "Joined the run already queued; it will start when the current run ends"
+		}
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return acc, nil
+}
+
+// answerUnknownJobs replies to triggers for jobs that do not exist. JetStream does not
+// store them (the JOBS stream captures only known jobs), so they arrive here over core
+// NATS; one gateway of the queue group answers each with a rejection on its result
+// subject, which is itself stored and audited.
+func (g *Gateway) answerUnknownJobs() (*nats.Subscription, error) {
+	return g.cfg.NC.QueueSubscribe(events.PrefixTrigger+">", "gateway-unknown-jobs", func(m *nats.Msg) {
+		job := events.JobFromSubject(m.Subject)
+		if _, ok := catalog.Lookup(job); ok {
+			return
+		}
+		body := string(m.Data)
+		if len(body) > 200 {
+			body = body[:200] + "…"
+		}
+		triggerID := m.Header.Get(jetstream.MsgIDHeader)
+		if triggerID == "" {
+			triggerID = uuid.NewString()
+		}
+		now := g.cfg.Clock.Now()
+		res := events.Result{
+			JobName: job, Status: events.StatusRejected, Results: map[string]any{},
+			ErrorMessage: fmt.Sprintf("Trigger rejected: unknown job %q (known jobs: %s)", job, strings.Join(catalog.Names(), ", ")),
+			ErrorDetails: fmt.Sprintf("subject %s, body %q", m.Subject, body),
+			TriggerID:    triggerID, FinishedAt: now,
+		}
+		data, _ := json.Marshal(res)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := g.cfg.JS.Publish(ctx, events.ResultSubject(job), data, jetstream.WithMsgID("rejected:"+triggerID)); err != nil {
+			g.log.Warn("cannot answer trigger for unknown job", "job", job, "err", err)
+		}
+		g.log.Warn("trigger for unknown job rejected", "job", job)
+	})
+}
