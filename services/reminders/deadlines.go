@@ -1,0 +1,140 @@
+package reminders
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/notify"
+	"github.com/lexhq/gstjobs/internal/worker"
+)
+
+// KindDeadlineAlert is notifications.kind of a deadline alert.
+const KindDeadlineAlert = "deadline_alert"
+
+// deadlinesSQL is every deadline within the widest threshold, in every firm, each
+// with the tightest threshold it is within. It runs with the session time zone set
+// to the firms' (see inTx), so "today" is today in Kolkata, a task's due date is its
+// calendar date there, and a statutory date ends at midnight there.
+//
+//	item             what is due                  who is alerted
+//	task             an open task's due_date      its assignee
+//	reply_due_date   reply to a show-cause notice the case owner (active cases)
+//	appeal_deadline  last day to appeal           the case owner (active cases)
+//
+// A task whose due time has passed is overdue (the SLA job's business), not upcoming;
+// a statutory date is upcoming until its day is over.
+const deadlinesSQL = `
+WITH items AS (
+    SELECT t.tenant_id, 'task'::text AS item, t.id AS item_id, 'task'::text AS entity_type,
+           t.assigned_to AS user_id, t.due_date::date AS due_on, t.due_date AS not_after,
+           t.title AS task_title, c.id AS case_id, c.case_number, c.title AS case_title
+    FROM tasks t
+    LEFT JOIN cases c ON c.id = t.case_id AND c.tenant_id = t.tenant_id
+    WHERE t.status IN ('open', 'in_progress')
+      AND t.due_date >= @now::timestamptz
+      AND t.due_date < ((@now::timestamptz)::date + @max_days::int + 1)::timestamptz
+  UNION ALL
+    SELECT c.tenant_id, 'reply_due_date', c.id, 'case', c.owner_id, c.reply_due_date,
+           (c.reply_due_date + 1)::timestamptz, NULL, c.id, c.case_number, c.title
+    FROM cases c
+    WHERE c.status = 'active' AND c.reply_due_date IS NOT NULL
+      AND c.reply_due_date BETWEEN (@now::timestamptz)::date AND (@now::timestamptz)::date + @max_days::int
+  UNION ALL
+    SELECT c.tenant_id, 'appeal_deadline', c.id, 'case', c.owner_id, c.appeal_deadline,
+           (c.appeal_deadline + 1)::timestamptz, NULL, c.id, c.case_number, c.title
+    FROM cases c
+    WHERE c.status = 'active' AND c.appeal_deadline IS NOT NULL
+      AND c.appeal_deadline BETWEEN (@now::timestamptz)::date AND (@now::timestamptz)::date + @max_days::int
+),
+deadlines AS (
+    SELECT i.*, d.days_left,
+           (SELECT min(th) FROM unnest(@thresholds::int[]) AS th WHERE th >= d.days_left) AS threshold,
+           to_char(i.due_on, 'YYYY-MM-DD') AS due_iso,
+           CASE d.days_left WHEN 0 THEN 'today' WHEN 1 THEN 'tomorrow' ELSE 'in ' || d.days_left || ' days' END AS due_in,
+           CASE i.item
+               WHEN 'task' THEN 'task "' || i.task_title || '"' || coalesce(' (' || i.case_number || ')', '')
+                                || ' due ' || to_char(i.due_on, 'YYYY-MM-DD')
+               WHEN 'reply_due_date' THEN 'case ' || i.case_number || ': reply to show-cause notice due '
+                                || to_char(i.due_on, 'YYYY-MM-DD')
+               ELSE 'case ' || i.case_number || ': appeal deadline ' || to_char(i.due_on, 'YYYY-MM-DD')
+           END AS about
+    FROM items i
+    CROSS JOIN LATERAL (SELECT i.due_on - (@now::timestamptz)::date AS days_left) AS d
+)`
+
+// deadlineCountsSQL counts the deadlines and lists those with no one to alert.
+const deadlineCountsSQL = deadlinesSQL + `
+SELECT count(*)::int,
+       (count(*) FILTER (WHERE p.id IS NULL))::int,
+       coalesce((array_agg(dl.about || CASE dl.item WHEN 'task' THEN ': no one is assigned to the task'
+                                                    ELSE ': the case has no owner' END
+                           ORDER BY dl.due_on, dl.about)
+                 FILTER (WHERE p.id IS NULL))[1:@max_listed::int], '{}')
+FROM deadlines dl
+LEFT JOIN profiles p ON p.id = dl.user_id AND p.tenant_id = dl.tenant_id`
+
+// deadlineAlertsSQL is the alerts, as a notify.Batch query: one per deadline per
+// threshold, keyed by item, threshold and date. The tightest threshold alerts; an
+// item already alerted at a tighter one (it came closer, then the run's clock or the
+// thresholds changed) is not alerted at a looser one. A moved date alerts afresh.
+const deadlineAlertsSQL = deadlinesSQL + `
+SELECT dl.tenant_id, p.id AS user_id, '` + KindDeadlineAlert + `' AS kind,
+       CASE dl.item
+           WHEN 'task' THEN 'Task due ' || dl.due_in || ' (' || to_char(dl.due_on, 'DD Mon YYYY') || '): ' || dl.task_title
+           WHEN 'reply_due_date' THEN 'Reply to show-cause notice due ' || dl.due_in
+                || ' (' || to_char(dl.due_on, 'DD Mon YYYY') || '): ' || dl.case_number
+           ELSE 'Appeal deadline ' || dl.due_in || ' (' || to_char(dl.due_on, 'DD Mon YYYY') || '): ' || dl.case_number
+       END AS title,
+       concat_ws(E'\n',
+           CASE WHEN dl.item = 'task' THEN 'Task: ' || dl.task_title END,
+           'Case: ' || dl.case_number || ' - ' || dl.case_title,
+           CASE dl.item
+               WHEN 'task' THEN 'Due: ' || to_char(dl.not_after, 'Dy DD Mon YYYY, HH24:MI TZ')
+               WHEN 'reply_due_date' THEN 'Reply to the show-cause notice due: ' || to_char(dl.due_on, 'Dy DD Mon YYYY')
+               ELSE 'Last day to file the appeal: ' || to_char(dl.due_on, 'Dy DD Mon YYYY')
+           END,
+           CASE WHEN dl.item = 'task' THEN 'You are the assignee.' ELSE 'You are the case owner.' END) AS body,
+       dl.entity_type, dl.item_id AS entity_id,
+       'deadline_alert:' || dl.item || ':' || dl.item_id || ':' || dl.threshold || 'd:' || dl.due_iso AS dedupe_key,
+       dl.about,
+       dl.not_after,
+       jsonb_strip_nulls(jsonb_build_object(
+           'item', dl.item, 'task_id', CASE WHEN dl.item = 'task' THEN dl.item_id END,
+           'case_id', dl.case_id, 'case_number', dl.case_number, 'due_date', dl.due_iso,
+           'days_left', dl.days_left, 'threshold_days', dl.threshold)) AS audit_details
+FROM deadlines dl
+JOIN profiles p ON p.id = dl.user_id AND p.tenant_id = dl.tenant_id
+WHERE NOT EXISTS (
+    SELECT 1
+    FROM unnest(@thresholds::int[]) AS tighter(th)
+    JOIN notifications n
+      ON n.dedupe_key = 'deadline_alert:' || dl.item || ':' || dl.item_id || ':' || tighter.th || 'd:' || dl.due_iso
+    WHERE tighter.th < dl.threshold)`
+
+// checkUpcomingDeadlines alerts task assignees and case owners to deadlines within
+// each threshold, once per item per threshold.
+func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (worker.Report, error) {
+	args := pgx.NamedArgs{
+		"now": run.Now, "thresholds": s.thresholds, "max_days": s.thresholds[len(s.thresholds)-1],
+		"max_listed": maxErrors,
+	}
+	var o outcome
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, deadlineCountsSQL, args).Scan(&o.found, &o.missing, &o.missingList); err != nil {
+			return err
+		}
+		var err error
+		o.enq, err = notify.Enqueue(ctx, tx, notify.Batch{
+			Query: deadlineAlertsSQL, Args: args,
+			Source: catalog.CheckUpcomingDeadlines, RunID: run.ID, Email: s.mailer != nil,
+		})
+		return err
+	})
+	if err != nil {
+		return worker.Report{}, worker.Fail("Could not read deadlines or save alerts", err)
+	}
+	o.email, o.emailErr = s.sendEmail(ctx, run, catalog.CheckUpcomingDeadlines)
+	return s.report(o, "deadlines_found", "alerts_sent", "failed_alerts", "alerts")
+}

@@ -1,0 +1,89 @@
+package reminders
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/notify"
+	"github.com/lexhq/gstjobs/internal/worker"
+)
+
+// KindHearingReminder is notifications.kind of a hearing reminder.
+const KindHearingReminder = "hearing_reminder"
+
+// hearingsDueSQL is every hearing to remind people of, in every firm: scheduled or
+// adjourned, starting between @now and @until, both ends included. It runs with the
+// session time zone set to the firms' (see inTx), which the text is written in.
+const hearingsDueSQL = `
+SELECT h.id, h.tenant_id, h.case_id, h.hearing_date, h.forum, h.assigned_to, c.owner_id,
+       c.case_number, c.title AS case_title, c.client_name,
+       'hearing ' || c.case_number || ' on ' || to_char(h.hearing_date, 'YYYY-MM-DD HH24:MI TZ') AS about
+FROM hearings h
+JOIN cases c ON c.id = h.case_id AND c.tenant_id = h.tenant_id
+WHERE h.status IN ('scheduled', 'adjourned')
+  AND h.hearing_date >= @now::timestamptz
+  AND h.hearing_date <= @until::timestamptz`
+
+// hearingCountsSQL counts the hearings and lists those with nobody to remind: neither
+// the assignee nor the case owner is a person of the firm.
+const hearingCountsSQL = `
+WITH due AS (` + hearingsDueSQL + `)
+SELECT count(*)::int,
+       (count(*) FILTER (WHERE pa.id IS NULL AND po.id IS NULL))::int,
+       coalesce((array_agg(d.about || ': nobody to remind: the hearing has no assignee and the case has no owner'
+                           ORDER BY d.hearing_date, d.case_number)
+                 FILTER (WHERE pa.id IS NULL AND po.id IS NULL))[1:@max_listed::int], '{}')
+FROM due d
+LEFT JOIN profiles pa ON pa.id = d.assigned_to AND pa.tenant_id = d.tenant_id
+LEFT JOIN profiles po ON po.id = d.owner_id AND po.tenant_id = d.tenant_id`
+
+// hearingRemindersSQL is the reminders, as a notify.Batch query: one per person per
+// hearing, to the assignee and to the case owner, once when they are the same person.
+// The dedupe key holds the hearing's date, so a rescheduled hearing is reminded again.
+const hearingRemindersSQL = `
+WITH due AS (` + hearingsDueSQL + `)
+SELECT d.tenant_id, p.id AS user_id, '` + KindHearingReminder + `' AS kind,
+       'Hearing ' || to_char(d.hearing_date, 'Dy DD Mon YYYY, HH24:MI TZ') || ': ' || d.case_number AS title,
+       concat_ws(E'\n',
+           'Case: ' || d.case_number || ' - ' || d.case_title || coalesce(' (' || d.client_name || ')', ''),
+           'When: ' || to_char(d.hearing_date, 'Dy DD Mon YYYY, HH24:MI TZ'),
+           'Forum: ' || nullif(d.forum, ''),
+           'You are reminded as the ' || r.role || '.') AS body,
+       'hearing' AS entity_type, d.id AS entity_id,
+       'hearing_reminder:' || d.id || ':' || p.id || ':'
+           || to_char(d.hearing_date AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS dedupe_key,
+       d.about,
+       d.hearing_date AS not_after,
+       jsonb_build_object('hearing_id', d.id, 'case_id', d.case_id, 'case_number', d.case_number,
+                          'hearing_date', d.hearing_date, 'reminded_as', r.role) AS audit_details
+FROM due d
+CROSS JOIN LATERAL (VALUES
+    (d.assigned_to, CASE WHEN d.assigned_to = d.owner_id THEN 'assignee and case owner' ELSE 'assignee' END),
+    (CASE WHEN d.owner_id IS DISTINCT FROM d.assigned_to THEN d.owner_id END, 'case owner')
+) AS r(user_id, role)
+JOIN profiles p ON p.id = r.user_id AND p.tenant_id = d.tenant_id`
+
+// sendHearingReminders reminds the assignee and the case owner of every hearing in the
+// next 24 hours, in-app and, when e-mail is on, by e-mail.
+func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (worker.Report, error) {
+	args := pgx.NamedArgs{"now": run.Now, "until": run.Now.Add(ReminderWindow), "max_listed": maxErrors}
+	var o outcome
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, hearingCountsSQL, args).Scan(&o.found, &o.missing, &o.missingList); err != nil {
+			return err
+		}
+		var err error
+		o.enq, err = notify.Enqueue(ctx, tx, notify.Batch{
+			Query: hearingRemindersSQL, Args: args,
+			Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
+		})
+		return err
+	})
+	if err != nil {
+		return worker.Report{}, worker.Fail("Could not read hearings or save reminders", err)
+	}
+	o.email, o.emailErr = s.sendEmail(ctx, run, catalog.SendHearingReminders)
+	return s.report(o, "hearings_processed", "notifications_sent", "failed_notifications", "reminders")
+}
