@@ -329,23 +329,27 @@ func (w *Worker) reject(ctx context.Context, job catalog.Job, msg jetstream.Msg,
 
 func (w *Worker) executeLoop(job catalog.Job, fn Func, cons jetstream.Consumer) {
 	for w.loopCtx.Err() == nil {
-		fctx, cancel := context.WithTimeout(w.loopCtx, 5*time.Second)
-		msgs, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+		// FetchMaxWait, not a context: the client then waits a second past the pull
+		// request's expiry, so an order the server hands out just before it expires is
+		// still received. With a context deadline the client could give up first and the
+		// order would sit unacknowledged, blocking the job for a whole ack wait.
+		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
-			cancel()
-			if w.loopCtx.Err() == nil {
-				w.log.Warn("executor: fetch failed", "job", job.Name, "err", err)
-				select {
-				case <-w.loopCtx.Done():
-				case <-time.After(time.Second):
-				}
+			w.log.Warn("executor: fetch failed", "job", job.Name, "err", err)
+			select {
+			case <-w.loopCtx.Done():
+			case <-time.After(time.Second):
 			}
 			continue
 		}
 		for msg := range msgs.Messages() {
+			if w.loopCtx.Err() != nil {
+				// Stopping: hand the order straight back for another replica.
+				_ = msg.Nak()
+				continue
+			}
 			w.execute(job, fn, msg)
 		}
-		cancel()
 	}
 }
 
