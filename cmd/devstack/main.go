@@ -44,7 +44,7 @@ func main() {
 	if os.Getenv("LOG_FORMAT") == "" {
 		os.Setenv("LOG_FORMAT", "text")
 	}
-	log := ops.NewLogger("devstack")
+	log := ops.NewLogger("")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, log); err != nil {
@@ -167,7 +167,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 		name string
 		jobs jobservice.Jobs
 	}{{"sla", sla.Jobs}, {"reminders", reminders.Jobs}, {"analytics", analytics.Jobs}} {
-		w, err := jobservice.Start(ctx, svc.name, deps, svc.jobs)
+		d := deps
+		d.Log = log.With("service", svc.name)
+		w, err := jobservice.Start(ctx, svc.name, d, svc.jobs)
 		if err != nil {
 			return err
 		}

@@ -43,14 +43,15 @@ type Deps struct {
 // Jobs builds a service's job functions from its dependencies.
 type Jobs func(d Deps) (map[string]worker.Func, error)
 
-// Start runs jobs on a worker. The caller owns the connections in d.
+// Start runs jobs on a worker. The caller owns the connections in d; d.Log should
+// already name the service.
 func Start(ctx context.Context, name string, d Deps, jobs Jobs, opts ...func(*worker.Config)) (*worker.Worker, error) {
 	fns, err := jobs(d)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	cfg := worker.Config{
-		NC: d.NC, JS: d.JS, Jobs: fns, Clock: d.Clock, Log: d.Log.With("service", name),
+		NC: d.NC, JS: d.JS, Jobs: fns, Clock: d.Clock, Log: d.Log,
 		Metrics: worker.NewMetrics(d.Registry),
 	}
 	for _, o := range opts {
@@ -65,6 +66,10 @@ func Start(ctx context.Context, name string, d Deps, jobs Jobs, opts ...func(*wo
 	}
 	return w, nil
 }
+
+// defaultOpsAddr gives each service its own health and metrics port, so that all of
+// them can run side by side on one machine without configuration (the ticker has 9102).
+var defaultOpsAddr = map[string]string{"sla": ":9101", "reminders": ":9103", "analytics": ":9104"}
 
 // Main is a job service's whole main function.
 func Main(name string, jobs Jobs) {
@@ -83,7 +88,7 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 	natsURL := env.Required("NATS_URL", "point it at a NATS server with JetStream (nats://host:4222), or use `make run`, which starts one")
 	dbURL := env.Required("DATABASE_URL", "point it at PostgreSQL (postgres://user:pass@host:5432/db), or use `make run`, which starts one")
 	tzName := env.String("JOBS_TIMEZONE", catalog.DefaultTimezone)
-	opsAddr := env.String("OPS_ADDR", ":9100")
+	opsAddr := env.String("OPS_ADDR", defaultOpsAddr[name])
 	replicas := env.Int("NATS_REPLICAS", 1)
 	loc, err := catalog.LoadTimezone(tzName)
 	env.Check(err)

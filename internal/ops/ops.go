@@ -21,7 +21,8 @@ import (
 )
 
 // NewLogger builds the process logger: JSON by default (LOG_FORMAT=text for people),
-// level from LOG_LEVEL (debug, info, warn, error).
+// level from LOG_LEVEL (debug, info, warn, error). Every line names the service, unless
+// service is "" (a process that runs several services names each one itself).
 func NewLogger(service string) *slog.Logger {
 	level := slog.LevelInfo
 	_ = level.UnmarshalText([]byte(os.Getenv("LOG_LEVEL")))
@@ -31,6 +32,9 @@ func NewLogger(service string) *slog.Logger {
 		h = slog.NewTextHandler(os.Stderr, opts)
 	} else {
 		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	if service == "" {
+		return slog.New(h)
 	}
 	return slog.New(h).With("service", service)
 }
