@@ -185,3 +185,10 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (
 		return err
 	}, nil
 }
+
+// Instance names this process in logs and events when nothing else does: host and pid,
+// unique enough to tell replicas apart.
+func Instance() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobstate"
+	"github.com/lexhq/gstjobs/internal/ops"
 )
 
 // Run is what a job is given: who asked for it and the instant it counts as "now".
@@ -119,8 +119,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Instance == "" {
-		host, _ := os.Hostname()
-		cfg.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+		cfg.Instance = ops.Instance()
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = bus.HeartbeatEvery

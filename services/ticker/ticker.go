@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/ops"
 )
 
 // Config of a Ticker.
@@ -79,8 +79,7 @@ func New(cfg Config) (*Ticker, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Instance == "" {
-		host, _ := os.Hostname()
-		cfg.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+		cfg.Instance = ops.Instance()
 	}
 	t := &Ticker{
 		cfg:     cfg,

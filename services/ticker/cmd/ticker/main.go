@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
@@ -47,8 +46,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	loc, err := catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))
 	env.Check(err)
 	opsAddr := env.String("OPS_ADDR", ":9102")
-	host, _ := os.Hostname()
-	instance := env.String("TICKER_INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid()))
+	instance := env.String("TICKER_INSTANCE", ops.Instance())
 	if err := env.Err(); err != nil {
 		return err
 	}
