@@ -73,6 +73,9 @@ func (o Options) withDefaults() Options {
 
 // Connect dials NATS with reconnects forever, so a NATS restart is a pause, not an outage.
 func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	nc, err := nats.Connect(url,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
