@@ -322,3 +322,40 @@ func (s *stack) runNow(role, job, body string, want int) gateway.Accepted {
 	_ = json.Unmarshal(data, &acc)
 	return acc
 }
+
+// The database goes away while a job runs: the run fails with words for people and the
+// cause for engineers, the service stays up, and once the database is back the next run
+// succeeds.
+func TestJobFailsClearlyWhenTheDatabaseIsGoneAndRecovers(t *testing.T) {
+	s := startStack(t, stackOptions{services: []string{"sla"}})
+	results := natsCollect(t, s, "jobs.result.>")
+	admin := s.adminConn()
+	dbName := s.dbName()
+	setAllowConnections(t, admin, dbName, false)
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			setAllowConnections(t, admin, dbName, true)
+		}
+	})
+
+	// Run Now needs the database for its audit row, so trigger over NATS as a developer would.
+	if _, err := s.nats.JS.Publish(context.Background(), events.TriggerSubject(catalog.CheckSLAAndOverdue), []byte(`{"reason":"db down"}`)); err != nil {
+		t.Fatal(err)
+	}
+	r := nextResultOf(t, results, catalog.CheckSLAAndOverdue)
+	if r.Status != events.StatusFailed || !strings.Contains(r.ErrorMessage, "Database") || !strings.Contains(r.ErrorDetails, "not currently accepting connections") {
+		t.Fatalf("run with the database gone: %+v; want failed, error_message naming the database, error_details with the server's reason", r)
+	}
+	t.Logf("error_message %q, error_details %q", r.ErrorMessage, r.ErrorDetails)
+
+	setAllowConnections(t, admin, dbName, true)
+	restored = true
+	// The failed run is persisted once the gateway can write again.
+	waitFor(t, "the failed run's audit row", func() bool { return s.auditRows(r.RunID) == 1 })
+	acc := s.runNow("admin", catalog.CheckSLAAndOverdue, `{"reason":"db back"}`, http.StatusAccepted)
+	r2 := nextResultOf(t, results, catalog.CheckSLAAndOverdue)
+	if r2.RunID != acc.RunID || r2.Status != events.StatusSuccess {
+		t.Fatalf("after the database came back: %+v; want success of run %s", r2, acc.RunID)
+	}
+}
