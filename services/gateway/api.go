@@ -240,12 +240,7 @@ func (g *Gateway) handleRunNow(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) handlePause(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var body runNowBody
-		if err := readJSON(r, &body); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		if err := checkReason(body.Reason); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+		if !decodeBody(w, r, &body) {
 			return
 		}
 		job := chi.URLParam(r, "job")
@@ -276,12 +271,7 @@ type scheduleBody struct {
 // ticker watches the config bucket, so it takes effect without a restart.
 func (g *Gateway) handleSchedule(w http.ResponseWriter, r *http.Request) {
 	var body scheduleBody
-	if err := readJSON(r, &body); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := checkReason(body.Reason); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if !decodeBody(w, r, &body) {
 		return
 	}
 	job := chi.URLParam(r, "job")
@@ -325,13 +315,24 @@ func (g *Gateway) handleSchedule(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, http.StatusOK, map[string]any{"job_name": job, "schedule": effective, "frequency": catalog.Describe(effective), "config": cfg})
 }
 
-// checkReason holds the reason for a pause or a schedule change to the same limit as a
-// trigger's.
-func checkReason(reason string) error {
-	if utf8.RuneCountInString(reason) > events.MaxReasonLen {
-		return fmt.Errorf("reason is longer than %d characters", events.MaxReasonLen)
+// reasoned is a change's body: it says why.
+type reasoned interface{ why() string }
+
+func (b runNowBody) why() string   { return b.Reason }
+func (b scheduleBody) why() string { return b.Reason }
+
+// decodeBody reads a pause's or a schedule change's JSON body and holds its reason to
+// the same limit as a trigger's, answering 400 itself when either is wrong.
+func decodeBody(w http.ResponseWriter, r *http.Request, v reasoned) bool {
+	if err := readJSON(r, v); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return false
 	}
-	return nil
+	if utf8.RuneCountInString(v.why()) > events.MaxReasonLen {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("reason is longer than %d characters", events.MaxReasonLen))
+		return false
+	}
+	return true
 }
 
 func orDefault(s, def string) string {
