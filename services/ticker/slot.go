@@ -166,7 +166,7 @@ func (t *Ticker) settleSlot(ctx context.Context, j *jobTicker, now time.Time) er
 		if p.lost {
 			t.lostRace(j, slot)
 		}
-		done, err := t.apply(ctx, j, p, rec, rev, slot, now)
+		done, err := t.apply(ctx, j, p, rec, rev, slot, now, cfg)
 		if done {
 			j.settled = slot
 		}
@@ -197,7 +197,7 @@ func (t *Ticker) useSchedule(j *jobTicker, override string) {
 
 // apply carries out a plan. done reports that the slot is decided; false with a nil
 // error means another ticker wrote first and the caller decides again.
-func (t *Ticker) apply(ctx context.Context, j *jobTicker, p plan, rec record, rev uint64, slot, now time.Time) (done bool, err error) {
+func (t *Ticker) apply(ctx context.Context, j *jobTicker, p plan, rec record, rev uint64, slot, now time.Time, cfg jobstate.Config) (done bool, err error) {
 	log := t.log.With("job", j.job.Name, "slot", slot)
 	switch p.step {
 	case stepNone, stepSkip:
@@ -230,6 +230,7 @@ func (t *Ticker) apply(ctx context.Context, j *jobTicker, p plan, rec record, re
 			t.superseded(j, rec, slot, now)
 			log.Warn("slot missed: too late to fire", "age", now.Sub(slot), "max_age", j.job.MaxAge)
 		}
+		t.skipped(j, rec, rev, slot, now, cfg)
 		t.missed(j, slot, now)
 		return true, nil
 	case stepFire, stepRetry:
@@ -244,6 +245,9 @@ func (t *Ticker) apply(ctx context.Context, j *jobTicker, p plan, rec record, re
 			return false, err
 		}
 		t.superseded(j, rec, slot, now)
+		if p.step == stepFire {
+			t.skipped(j, rec, rev, slot, now, cfg)
+		}
 		msg := events.Schedule{JobName: j.job.Name, Slot: slot}
 		if err := t.publish(ctx, events.ScheduleSubject(j.job.Name), events.ScheduleMsgID(j.job.Name, slot), msg); err != nil {
 			// The record stays "claimed" by us: the retry republishes the same slot.
@@ -279,6 +283,34 @@ func (t *Ticker) superseded(j *jobTicker, prev record, slot, now time.Time) {
 	}
 	t.log.Warn("an older claim was never marked published; the newer slot replaces it",
 		"job", j.job.Name, "claimed_slot", prev.Slot, "claimed_by", prev.By, "slot", slot)
+}
+
+// skipped records the slots that fell due while no ticker ran and that catch-up does
+// not fire (only the latest slot is ever caught up): the latest of them is announced as
+// missed, with how many there were in the log. Slots before the operator's last change
+// (a pause, a resume, a new schedule) are not owed, so they are not missed either.
+func (t *Ticker) skipped(j *jobTicker, rec record, rev uint64, slot, now time.Time, cfg jobstate.Config) {
+	if rev == 0 {
+		return
+	}
+	sched, err := catalog.ParseSchedule(j.expr)
+	if err != nil {
+		return
+	}
+	floor := rec.Slot
+	if cfg.UpdatedAt.After(floor) {
+		floor = cfg.UpdatedAt.Add(-time.Nanosecond)
+	}
+	var last time.Time
+	n := 0
+	for next := sched.Next(floor.In(t.cfg.Location)); next.Before(slot) && n < 100000; next = sched.Next(next) {
+		last, n = next.UTC(), n+1
+	}
+	if n == 0 {
+		return
+	}
+	t.log.Warn("slots missed while no ticker was running", "job", j.job.Name, "count", n, "from", floor, "latest_missed", last, "fired_instead", slot)
+	t.missed(j, last, now)
 }
 
 // missed counts a missed slot and queues its status event.
