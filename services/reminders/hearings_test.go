@@ -2,6 +2,7 @@ package reminders_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -323,4 +324,35 @@ func TestTenantWithNoData(t *testing.T) {
 	if n := w.count(`SELECT count(*) FROM notifications WHERE tenant_id = $1`, quiet); n != 0 {
 		t.Errorf("the firm with no data got %d notifications", n)
 	}
+}
+
+// What is tried: a run large enough to deliver its reminders in firm-disjoint slices
+// at once (SplitAt 1 forces it), over several firms, then the same run again.
+// What must hold: every reminder is delivered exactly once, with its audit row, as in
+// one transaction; the second run delivers nothing.
+func TestHearingRemindersDeliveredInSlices(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	want := 0
+	for i := range 6 {
+		firm := w.tenant(fmt.Sprintf("Firm %d", i))
+		advocate := w.person(firm, "Advocate", fmt.Sprintf("adv%d@firm.example", i))
+		owner := w.person(firm, "Owner", fmt.Sprintf("owner%d@firm.example", i))
+		c := w.legalCase(firm, fmt.Sprintf("GST/SCN/2026/%04d", i), owner)
+		for h := range i + 1 {
+			w.hearing(c, advocate, morning.Add(time.Duration(h+1)*time.Hour), "scheduled")
+			want += 2
+		}
+	}
+	jobs := w.jobs(reminders.Config{SplitAt: 1})
+	rep := mustRun(t, jobs, hearingJob, morning)
+	results(t, rep, map[string]int{"hearings_processed": want / 2, "notifications_sent": want, "failed_notifications": 0})
+	if n := w.count(`SELECT count(*) FROM notifications WHERE kind = 'hearing_reminder'`); n != want {
+		t.Errorf("%d notifications, want %d", n, want)
+	}
+	if n := w.count(`SELECT count(*) FROM audit_log WHERE action_type = 'notification_sent'`); n != want {
+		t.Errorf("%d notification_sent audit rows, want %d", n, want)
+	}
+	rep = mustRun(t, jobs, hearingJob, morning)
+	results(t, rep, map[string]int{"hearings_processed": want / 2, "notifications_sent": 0, "failed_notifications": 0})
 }

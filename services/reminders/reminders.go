@@ -48,6 +48,9 @@ type Config struct {
 	SMTPFrom string
 	// DeadlineThresholds are days before a deadline, in any order; nil: 7, 3, 1.
 	DeadlineThresholds []int
+	// SplitAt is the number of hearings from which a run delivers its reminders in
+	// firm-disjoint slices at once; 0: 5000.
+	SplitAt int
 }
 
 // ConfigFromEnv reads SMTP_URL, SMTP_FROM and DEADLINE_THRESHOLDS. It does no I/O
@@ -146,11 +149,15 @@ type service struct {
 	loc        *time.Location
 	log        *slog.Logger
 	thresholds []int // ascending
+	splitAt    int
 }
 
 func newService(d jobservice.Deps, cfg Config) (*service, error) {
 	var problems []error
-	s := &service{pool: d.Pool, loc: d.Location, log: d.Log}
+	s := &service{pool: d.Pool, loc: d.Location, log: d.Log, splitAt: cfg.SplitAt}
+	if s.splitAt <= 0 {
+		s.splitAt = 5000
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
