@@ -31,8 +31,9 @@
 // and by e-mail when SMTP_URL is set. Each delivery, per channel, writes one audit_log
 // row with action_type 'notification_sent' and details {channel (in_app or email),
 // kind, notification_id, hearing_id or task_id/case_id, job_name, run_id}. Selection,
-// in-app delivery and audit rows are one SQL statement over all firms; e-mails go out
-// over one SMTP connection per run.
+// in-app delivery and audit rows are one SQL statement over all firms (a reminder run
+// of 5000 hearings or more runs it as two, over disjoint halves of the firms, at once);
+// e-mails go out over one SMTP connection per run.
 //
 // Counting: notifications_sent / alerts_sent count deliveries made by this run, one
 // per channel (a reminder delivered in-app and by e-mail counts two; in_app_sent and
