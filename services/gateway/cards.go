@@ -50,45 +50,21 @@ type Card struct {
 	ResultKeys      []string          `json:"result_keys"`
 }
 
-// RunView is one execution from audit_log.
+// RunView is one execution from audit_log: its log entry as the job published it, with
+// the row's id and time and the toast's words.
 type RunView struct {
-	ID              int64               `json:"id"`
-	RunID           string              `json:"run_id"`
-	JobName         string              `json:"job_name"`
-	Status          string              `json:"status"`
-	Trigger         string              `json:"trigger"`
-	RequestedBy     string              `json:"requested_by,omitempty"`
-	Reason          string              `json:"reason,omitempty"`
-	ExecutionTimeMS int64               `json:"execution_time_ms"`
-	Results         map[string]any      `json:"results"`
-	Errors          []string            `json:"errors"`
-	ErrorMessage    string              `json:"error_message,omitempty"`
-	ErrorDetails    string              `json:"error_details,omitempty"`
-	StartedAt       *time.Time          `json:"started_at,omitempty"`
-	FinishedAt      *time.Time          `json:"finished_at,omitempty"`
-	Triggers        []events.TriggerRef `json:"triggers,omitempty"`
-	Attempt         int                 `json:"attempt,omitempty"`
-	Timestamp       time.Time           `json:"timestamp"`
-	Summary         string              `json:"summary"`
+	ID int64 `json:"id"`
+	events.Result
+	Timestamp time.Time `json:"timestamp"`
+	Summary   string    `json:"summary"`
 }
 
 func runView(id int64, ts time.Time, details []byte) (RunView, error) {
-	var r events.Result
-	if err := json.Unmarshal(details, &r); err != nil {
+	v := RunView{ID: id, Timestamp: ts}
+	if err := json.Unmarshal(details, &v.Result); err != nil {
 		return RunView{}, fmt.Errorf("decode audit row %d: %w", id, err)
 	}
-	v := RunView{
-		ID: id, RunID: r.RunID, JobName: r.JobName, Status: r.Status, Trigger: r.Trigger,
-		RequestedBy: r.RequestedBy, Reason: r.Reason, ExecutionTimeMS: r.ExecutionTimeMS,
-		Results: r.Results, Errors: r.Errors, ErrorMessage: r.ErrorMessage, ErrorDetails: r.ErrorDetails,
-		Triggers: r.Triggers, Attempt: r.Attempt, Timestamp: ts, Summary: r.Summary(),
-	}
-	if !r.StartedAt.IsZero() {
-		v.StartedAt = &r.StartedAt
-	}
-	if !r.FinishedAt.IsZero() {
-		v.FinishedAt = &r.FinishedAt
-	}
+	v.Summary = v.Result.Summary()
 	return v, nil
 }
 
