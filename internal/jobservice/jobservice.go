@@ -104,22 +104,11 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 	log.Info("starting", "nats_url", natsURL, "database", db.Redact(dbURL), "jobs_timezone", loc.String(), "ops_addr", opsAddr, "nats_replicas", replicas)
 
 	// Dependencies.
-	if err := db.Migrate(ctx, dbURL, log); err != nil {
-		return err
-	}
-	pool, err := db.Open(ctx, dbURL)
+	pool, nc, js, closeAll, err := Connect(ctx, name, natsURL, dbURL, replicas, log)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	nc, js, err := bus.Connect(ctx, natsURL, name, log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	if err := bus.Ensure(ctx, js, bus.Options{Replicas: replicas}); err != nil {
-		return err
-	}
+	defer closeAll()
 	d.Pool, d.NC, d.JS = pool, nc, js
 
 	// Start.
@@ -153,4 +142,27 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// Connect prepares what every service binary that uses the database needs, the same
+// way: migrations applied (under a lock, so replicas may race), a checked pool, a NATS
+// connection and the streams, buckets and consumers declared. closeAll closes both.
+func Connect(ctx context.Context, name, natsURL, dbURL string, replicas int, log *slog.Logger) (
+	pool *pgxpool.Pool, nc *nats.Conn, js jetstream.JetStream, closeAll func(), err error) {
+	if err := db.Migrate(ctx, dbURL, log); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if pool, err = db.Open(ctx, dbURL); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if nc, js, err = bus.Connect(ctx, natsURL, name, log); err != nil {
+		pool.Close()
+		return nil, nil, nil, nil, err
+	}
+	if err := bus.Ensure(ctx, js, bus.Options{Replicas: replicas}); err != nil {
+		nc.Close()
+		pool.Close()
+		return nil, nil, nil, nil, err
+	}
+	return pool, nc, js, func() { nc.Close(); pool.Close() }, nil
 }

@@ -15,10 +15,10 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
-	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/db"
 	"github.com/lexhq/gstjobs/internal/demo"
+	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/ops"
 	"github.com/lexhq/gstjobs/services/gateway"
 )
@@ -73,22 +73,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 		"gateway_dev_mode", devMode, "auth_jwt_secret", mask(secret), "allowed_origins", origins)
 
 	// Dependencies.
-	if err := db.Migrate(ctx, dbURL, log); err != nil {
-		return err
-	}
-	pool, err := db.Open(ctx, dbURL)
+	pool, nc, js, closeAll, err := jobservice.Connect(ctx, "gateway", natsURL, dbURL, replicas, log)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	nc, js, err := bus.Connect(ctx, natsURL, "gateway", log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	if err := bus.Ensure(ctx, js, bus.Options{Replicas: replicas}); err != nil {
-		return err
-	}
+	defer closeAll()
 
 	// Start.
 	g, err := gateway.New(gateway.Config{
