@@ -1,11 +1,18 @@
 // Package events declares, once, every subject the system uses and the payload that
 // travels on it, with the encoding and validation beside them.
 //
-//	jobs.schedule.<job>  ticker → workers   Schedule   (Nats-Msg-Id: <job>@<slot RFC 3339>)
-//	jobs.trigger.<job>   anyone → workers   Trigger    (optional JSON; empty body is valid)
-//	jobs.run.<job>       workers → workers  RunOrder   (internal: one message per run)
-//	jobs.status.<job>    workers → gateway  Status     (queued, running, heartbeat, missed)
-//	jobs.result.<job>    workers → gateway  Result     (exactly one per run, or a rejection)
+//	jobs.schedule.<job>     ticker → workers   Schedule   (Nats-Msg-Id: <job>@<slot RFC 3339>)
+//	jobs.trigger.<job>      anyone → workers   Trigger    (optional JSON; empty body is valid)
+//	jobs.trigger.<job>.api  gateway → workers  Trigger    (Run Now, with the verified Requester)
+//	jobs.run.<job>          workers → workers  RunOrder   (internal: one message per run)
+//	jobs.status.<job>       workers → gateway  Status     (queued, running, heartbeat, missed)
+//	jobs.slices.<job>       workers → gateway  Slices     (each firm's part of a run, before its result)
+//	jobs.result.<job>       workers → gateway  Result     (exactly one per run, or a rejection)
+//
+// Tenancy travels in the events: a trigger names who asked (Requester) and so which
+// firms the run covers (Scope); every status and result of the run carries both, and
+// a run's Slices carry each covered firm's own results. Deciding what a viewer may
+// see of an event is then a pure function of the event and the viewer.
 package events
 
 import (
@@ -13,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -24,22 +32,39 @@ const (
 	PrefixTrigger  = "jobs.trigger."
 	PrefixRun      = "jobs.run."
 	PrefixStatus   = "jobs.status."
+	PrefixSlices   = "jobs.slices."
 	PrefixResult   = "jobs.result."
 )
 
+// APISuffix ends the subject of a trigger the gateway sends for a signed-in person:
+// jobs.trigger.<job>.api. Only the gateway may publish there (NATS permissions), so
+// its Requester is trusted; a trigger on jobs.trigger.<job> is a developer's and may
+// not name one.
+const APISuffix = ".api"
+
 func ScheduleSubject(job string) string { return PrefixSchedule + job }
 func TriggerSubject(job string) string  { return PrefixTrigger + job }
-func RunSubject(job string) string      { return PrefixRun + job }
-func StatusSubject(job string) string   { return PrefixStatus + job }
-func ResultSubject(job string) string   { return PrefixResult + job }
+func APITriggerSubject(job string) string {
+	return PrefixTrigger + job + APISuffix
+}
+func SlicesSubject(job string) string { return PrefixSlices + job }
+func RunSubject(job string) string    { return PrefixRun + job }
+func StatusSubject(job string) string { return PrefixStatus + job }
+func ResultSubject(job string) string { return PrefixResult + job }
 
-// JobFromSubject returns the <job> token of a jobs.<kind>.<job> subject.
+// JobFromSubject returns the <job> token of a jobs.<kind>.<job>[.api] subject.
 func JobFromSubject(subject string) string {
-	parts := strings.SplitN(subject, ".", 3)
-	if len(parts) != 3 {
+	parts := strings.Split(subject, ".")
+	if len(parts) < 3 || parts[0] != "jobs" {
 		return ""
 	}
 	return parts[2]
+}
+
+// IsAPITrigger reports a trigger sent by the gateway for a signed-in person.
+func IsAPITrigger(subject string) bool {
+	return strings.HasPrefix(subject, PrefixTrigger) && strings.HasSuffix(subject, APISuffix) &&
+		strings.Count(subject, ".") == 3
 }
 
 // Trigger kinds, as recorded in audit_log.details.trigger.
@@ -47,6 +72,81 @@ const (
 	KindSchedule = "schedule"
 	KindManual   = "manual"
 )
+
+// Trigger sources: where a trigger came from, and so how far its words are trusted.
+const (
+	// SourceSchedule is the ticker.
+	SourceSchedule = "schedule"
+	// SourceAPI is the gateway's Run Now: the requester is a signed-in person, verified.
+	SourceAPI = "api"
+	// SourceNATS is any other client (a developer's `nats pub`): requested_by is
+	// whatever it typed, shown as such and never as a verified person.
+	SourceNATS = "nats"
+)
+
+// Requester is the signed-in person behind a Run Now, as the gateway verified them.
+// The platform operator has no firm.
+type Requester struct {
+	TenantID  string `json:"tenant_id,omitempty"`
+	ProfileID string `json:"profile_id,omitempty"`
+	Name      string `json:"name"`
+	Operator  bool   `json:"operator,omitempty"`
+}
+
+// MaxScopeTenants bounds the firms a run names one by one. A run that more firms ask
+// for at once covers every firm, as a scheduled run does.
+const MaxScopeTenants = 100
+
+// Scope is which firms a run covers: every firm (schedule slots, the operator,
+// developers) or the firms whose people pressed Run Now. Skip lists, for a run that
+// covers every firm, the firms that paused the job (decided when the run starts); a
+// firm named in Tenants is never skipped: its own Run Now runs even while it paused.
+type Scope struct {
+	All     bool     `json:"all,omitempty"`
+	Tenants []string `json:"tenants,omitempty"`
+	Skip    []string `json:"skip,omitempty"`
+}
+
+// ScopeAll is a run for every firm.
+func ScopeAll() Scope { return Scope{All: true} }
+
+// ScopeTenant is a run for one firm.
+func ScopeTenant(id string) Scope { return Scope{Tenants: []string{id}} }
+
+// Covers reports whether the run does the firm's work.
+func (s Scope) Covers(tenant string) bool {
+	if tenant == "" {
+		return false
+	}
+	if slices.Contains(s.Tenants, tenant) {
+		return true
+	}
+	return s.All && !slices.Contains(s.Skip, tenant)
+}
+
+// Skipped reports a firm the run passed over because it paused the job.
+func (s Scope) Skipped(tenant string) bool {
+	return s.All && tenant != "" && slices.Contains(s.Skip, tenant) && !slices.Contains(s.Tenants, tenant)
+}
+
+// Union is the scope of a run two triggers share. Past MaxScopeTenants firms it
+// becomes every firm.
+func (s Scope) Union(o Scope) Scope {
+	if s.All || o.All {
+		return Scope{All: true}
+	}
+	u := slices.Clone(s.Tenants)
+	for _, t := range o.Tenants {
+		if !slices.Contains(u, t) {
+			u = append(u, t)
+		}
+	}
+	if len(u) > MaxScopeTenants {
+		return Scope{All: true}
+	}
+	slices.Sort(u)
+	return Scope{Tenants: u}
+}
 
 // Schedule is what the ticker publishes for one slot of a job's schedule.
 type Schedule struct {
@@ -66,10 +166,11 @@ const (
 )
 
 // Trigger is a request to run a job now: Run Now on the dashboard or a developer's
-// `nats pub`.
+// `nats pub`. Requester is set by the gateway alone (see APISuffix).
 type Trigger struct {
-	Reason      string `json:"reason,omitempty"`
-	RequestedBy string `json:"requested_by,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	RequestedBy string     `json:"requested_by,omitempty"`
+	Requester   *Requester `json:"requester,omitempty"`
 }
 
 // ErrInvalidPayload is wrapped by every decoding error, so a consumer can tell a message
@@ -77,15 +178,35 @@ type Trigger struct {
 var ErrInvalidPayload = errors.New("invalid payload")
 
 // DecodeTrigger validates a trigger body. An empty body is a trigger with no reason.
-func DecodeTrigger(data []byte) (Trigger, error) {
+// Only the gateway's triggers (fromAPI) may, and must, name a Requester.
+func DecodeTrigger(data []byte, fromAPI bool) (Trigger, error) {
 	var t Trigger
 	if len(bytes.TrimSpace(data)) == 0 {
+		if fromAPI {
+			return Trigger{}, fmt.Errorf("%w: a Run Now trigger must name its requester", ErrInvalidPayload)
+		}
 		return t, nil
 	}
 	if err := decodeObject(data, &t); err != nil {
 		return Trigger{}, err
 	}
+	switch {
+	case fromAPI && t.Requester == nil:
+		return Trigger{}, fmt.Errorf("%w: a Run Now trigger must name its requester", ErrInvalidPayload)
+	case fromAPI && t.Requester.TenantID == "" && !t.Requester.Operator:
+		return Trigger{}, fmt.Errorf("%w: a Run Now trigger's requester needs a tenant_id, or operator", ErrInvalidPayload)
+	case !fromAPI && t.Requester != nil:
+		return Trigger{}, fmt.Errorf("%w: requester is set by the gateway only; send reason and requested_by", ErrInvalidPayload)
+	}
 	return t, t.Validate()
+}
+
+// Scope is the firms a trigger asks a run for.
+func (t Trigger) Scope() Scope {
+	if t.Requester != nil && t.Requester.TenantID != "" && !t.Requester.Operator {
+		return ScopeTenant(t.Requester.TenantID)
+	}
+	return ScopeAll()
 }
 
 // Validate checks the limits a trigger must respect.
@@ -141,9 +262,15 @@ func jsonKind(first byte) string {
 }
 
 // TriggerRef names one trigger and who sent it; a run lists every trigger it answers.
+// TenantID is the firm of the person who pressed Run Now ("" for schedules, the
+// operator and developers' clients).
 type TriggerRef struct {
 	ID          string    `json:"id"`
 	Kind        string    `json:"kind"`
+	Source      string    `json:"source,omitempty"`
+	TenantID    string    `json:"tenant_id,omitempty"`
+	ProfileID   string    `json:"profile_id,omitempty"`
+	Operator    bool      `json:"operator,omitempty"`
 	RequestedBy string    `json:"requested_by,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 	Slot        time.Time `json:"slot,omitzero"`
@@ -169,14 +296,21 @@ const (
 
 // Status is a live change of a job: a trigger queued or joined a run, a run started
 // or is still alive, or the ticker found a slot it was too late to fire.
+//
+// Source and TenantID are those of the trigger a queued status answers, or of the
+// run's first trigger; Scope is the firms the run covers (nil for a missed slot,
+// which concerns every firm).
 type Status struct {
 	RunID       string `json:"run_id,omitempty"`
 	JobName     string `json:"job_name"`
 	State       string `json:"state"`
 	Trigger     string `json:"trigger,omitempty"`
 	TriggerID   string `json:"trigger_id,omitempty"`
+	Source      string `json:"source,omitempty"`
+	TenantID    string `json:"tenant_id,omitempty"`
 	RequestedBy string `json:"requested_by,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	Scope       *Scope `json:"scope,omitempty"`
 	// Coalesced is true when the trigger joined a run that was already queued.
 	Coalesced bool      `json:"coalesced,omitempty"`
 	Slot      time.Time `json:"slot,omitzero"`
@@ -194,7 +328,14 @@ const (
 	StatusRejected = "rejected"
 )
 
-// Result is the final word on a run, and exactly the `details` of its audit_log row.
+// Result is the final word on a run, and exactly the `details` of its audit_log row:
+// the run's totals over every firm it covered (Results, Errors), for the platform
+// operator and the guide's queries. What each firm sees of the run is its own slice
+// (Slices, published before the result) and never these totals.
+//
+// ErrorMessage is written by us in words that name no firm. ErrorDetails is the
+// technical cause, shown to a firm's people only when DetailsPublic: a connection or
+// timeout error says nothing about anyone's data, a failed statement may quote it.
 type Result struct {
 	RunID           string         `json:"run_id,omitempty"`
 	JobName         string         `json:"job_name"`
@@ -204,16 +345,98 @@ type Result struct {
 	Errors          []string       `json:"errors"`
 	ErrorMessage    string         `json:"error_message,omitempty"`
 	ErrorDetails    string         `json:"error_details,omitempty"`
+	DetailsPublic   bool           `json:"details_public,omitempty"`
 	Trigger         string         `json:"trigger,omitempty"`
+	Source          string         `json:"source,omitempty"`
+	TenantID        string         `json:"tenant_id,omitempty"`
 	RequestedBy     string         `json:"requested_by,omitempty"`
 	Reason          string         `json:"reason,omitempty"`
 	TriggerID       string         `json:"trigger_id,omitempty"`
 	Triggers        []TriggerRef   `json:"triggers,omitempty"`
-	Slot            time.Time      `json:"slot,omitzero"`
-	Attempt         int            `json:"attempt,omitempty"`
-	StartedAt       time.Time      `json:"started_at,omitzero"`
-	FinishedAt      time.Time      `json:"finished_at"`
-	Instance        string         `json:"instance,omitempty"`
+	Scope           *Scope         `json:"scope,omitempty"`
+	// Slices is how many firms' slices the run published, in SliceParts messages.
+	Slices     int       `json:"slices,omitempty"`
+	SliceParts int       `json:"slice_parts,omitempty"`
+	Slot       time.Time `json:"slot,omitzero"`
+	Attempt    int       `json:"attempt,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at"`
+	Instance   string    `json:"instance,omitempty"`
+}
+
+// Slice statuses: a firm's part of a run succeeded, failed, or was skipped because
+// the firm paused the job.
+const (
+	SliceSkipped = "skipped"
+)
+
+// TenantSlice is one firm's part of a run: the contract's results keys for that firm
+// alone, its own problems, and, when its part failed, why. Status "" is the run's.
+type TenantSlice struct {
+	TenantID     string         `json:"tenant_id"`
+	Status       string         `json:"status,omitempty"`
+	Results      map[string]any `json:"results"`
+	Errors       []string       `json:"errors,omitempty"`
+	ErrorMessage string         `json:"error_message,omitempty"`
+}
+
+// Slices is one message of a run's firm slices. A run publishes every covered firm's
+// slice, in parts small enough for any NATS payload limit, then its Result.
+type Slices struct {
+	RunID      string        `json:"run_id"`
+	JobName    string        `json:"job_name"`
+	Attempt    int           `json:"attempt"`
+	Part       int           `json:"part"`
+	Parts      int           `json:"parts"`
+	FinishedAt time.Time     `json:"finished_at"`
+	Tenants    []TenantSlice `json:"tenants"`
+}
+
+// SlicesMsgID keeps each part of each attempt once in the stream.
+func SlicesMsgID(runID string, attempt, part int) string {
+	return fmt.Sprintf("slices:%s:%d:%d", runID, attempt, part)
+}
+
+// SlicePartBytes is the most JSON a Slices message carries, far below NATS's default
+// 1 MB payload limit.
+const SlicePartBytes = 128 << 10
+
+// SplitSlices cuts a run's slices into parts of at most SlicePartBytes of JSON each
+// (a single slice larger than that travels alone).
+func SplitSlices(all []TenantSlice) [][]TenantSlice {
+	var parts [][]TenantSlice
+	var cur []TenantSlice
+	size := 0
+	for _, s := range all {
+		b, _ := json.Marshal(s)
+		if len(cur) > 0 && size+len(b)+1 > SlicePartBytes {
+			parts = append(parts, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, s)
+		size += len(b) + 1
+	}
+	if len(cur) > 0 {
+		parts = append(parts, cur)
+	}
+	return parts
+}
+
+// DecodeSlices reads a slices event.
+func DecodeSlices(data []byte) (Slices, error) {
+	var s Slices
+	if err := decodeObject(data, &s); err != nil {
+		return Slices{}, err
+	}
+	if s.RunID == "" || s.JobName == "" || s.Parts < 1 || s.Part < 0 || s.Part >= s.Parts {
+		return Slices{}, fmt.Errorf("%w: a slices event needs run_id, job_name and a part of its parts", ErrInvalidPayload)
+	}
+	for _, t := range s.Tenants {
+		if t.TenantID == "" {
+			return Slices{}, fmt.Errorf("%w: a slice needs its tenant_id", ErrInvalidPayload)
+		}
+	}
+	return s, nil
 }
 
 // DecodeResult reads a result event.

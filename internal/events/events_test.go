@@ -1,7 +1,10 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,14 +29,14 @@ func TestDecodeTrigger(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := DecodeTrigger([]byte(c.body))
+			got, err := DecodeTrigger([]byte(c.body), false)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !errors.Is(err, ErrInvalidPayload) {
 					t.Fatalf("DecodeTrigger(%q) error = %v, want ErrInvalidPayload mentioning %q", c.body, err, c.wantErr)
 				}
 				return
 			}
-			if err != nil || got != c.want {
+			if err != nil || got.Reason != c.want.Reason || got.RequestedBy != c.want.RequestedBy || got.Requester != nil {
 				t.Fatalf("DecodeTrigger(%q) = %+v, %v; want %+v", c.body, got, err, c.want)
 			}
 		})
@@ -71,5 +74,94 @@ func TestDecodeResultNeedsRunID(t *testing.T) {
 	}
 	if _, err := DecodeResult([]byte(`{"job_name":"x","status":"rejected","error_message":"bad"}`)); err != nil {
 		t.Errorf("a rejection needs no run_id: %v", err)
+	}
+}
+
+// Who may name a requester: the gateway's Run Now (jobs.trigger.<job>.api) must, a
+// developer's trigger (jobs.trigger.<job>) may not, so nobody outside the gateway can
+// speak for a firm's person.
+func TestDecodeTriggerRequester(t *testing.T) {
+	cases := []struct {
+		name    string
+		body    string
+		fromAPI bool
+		scope   Scope
+		wantErr string
+	}{
+		{"a firm's Run Now covers that firm", `{"reason":"r","requester":{"tenant_id":"t1","profile_id":"p1","name":"Anjali"}}`, true, Scope{Tenants: []string{"t1"}}, ""},
+		{"the operator's Run Now covers every firm", `{"requester":{"name":"ops","operator":true}}`, true, Scope{All: true}, ""},
+		{"a developer's trigger covers every firm", `{"reason":"r","requested_by":"dev@firm"}`, false, Scope{All: true}, ""},
+		{"a developer may not claim a firm's person", `{"requester":{"tenant_id":"t1","name":"Anjali"}}`, false, Scope{}, "set by the gateway only"},
+		{"the gateway must name the requester", `{"reason":"r"}`, true, Scope{}, "must name its requester"},
+		{"an empty Run Now names nobody", ``, true, Scope{}, "must name its requester"},
+		{"a requester needs a firm or to be the operator", `{"requester":{"name":"x"}}`, true, Scope{}, "needs a tenant_id"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := DecodeTrigger([]byte(c.body), c.fromAPI)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !errors.Is(err, ErrInvalidPayload) {
+					t.Fatalf("DecodeTrigger(%q, api=%v) error = %v, want ErrInvalidPayload mentioning %q", c.body, c.fromAPI, err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("DecodeTrigger(%q, api=%v): %v", c.body, c.fromAPI, err)
+			}
+			if sc := got.Scope(); sc.All != c.scope.All || !slices.Equal(sc.Tenants, c.scope.Tenants) {
+				t.Errorf("scope = %+v, want %+v", sc, c.scope)
+			}
+		})
+	}
+}
+
+func TestScope(t *testing.T) {
+	mehta, iyer, third := "t-mehta", "t-iyer", "t-third"
+	all := Scope{All: true, Skip: []string{iyer}}
+	if !all.Covers(mehta) || all.Covers(iyer) || !all.Skipped(iyer) || all.Skipped(mehta) {
+		t.Errorf("a run for every firm covers all but the paused ones: %+v", all)
+	}
+	own := Scope{All: true, Tenants: []string{iyer}, Skip: []string{iyer}}
+	if !own.Covers(iyer) || own.Skipped(iyer) {
+		t.Errorf("a firm's own Run Now runs even while it paused the job: %+v", own)
+	}
+	one := ScopeTenant(mehta)
+	if !one.Covers(mehta) || one.Covers(iyer) || one.Covers("") {
+		t.Errorf("a firm's Run Now covers that firm only: %+v", one)
+	}
+	u := one.Union(ScopeTenant(third)).Union(ScopeTenant(mehta))
+	if u.All || !slices.Equal(u.Tenants, []string{mehta, third}) {
+		t.Errorf("union of two firms' Run Now = %+v, want both, once each, sorted", u)
+	}
+	if u := one.Union(ScopeAll()); !u.All {
+		t.Errorf("a schedule joining a firm's run makes it every firm's: %+v", u)
+	}
+	many := Scope{}
+	for i := range MaxScopeTenants + 1 {
+		many = many.Union(ScopeTenant(fmt.Sprintf("t%03d", i)))
+	}
+	if !many.All {
+		t.Errorf("past %d firms a run covers every firm, got %d named", MaxScopeTenants, len(many.Tenants))
+	}
+}
+
+func TestSplitSlicesStaysUnderThePartLimit(t *testing.T) {
+	var all []TenantSlice
+	for i := range 10_000 {
+		all = append(all, TenantSlice{TenantID: fmt.Sprintf("%08d-0000-0000-0000-000000000000", i),
+			Results: map[string]any{"overdue_tasks": i, "sla_violations": i % 7, "automation_rules_triggered": 3},
+			Errors:  []string{strings.Repeat("x", i%200)}})
+	}
+	parts := SplitSlices(all)
+	n := 0
+	for i, p := range parts {
+		b, _ := json.Marshal(Slices{RunID: "r", JobName: "j", Parts: len(parts), Part: i, Tenants: p})
+		if len(b) > SlicePartBytes+1024 {
+			t.Errorf("part %d is %d bytes, want at most about %d", i, len(b), SlicePartBytes)
+		}
+		n += len(p)
+	}
+	if n != len(all) || len(parts) < 2 {
+		t.Fatalf("10,000 slices split into %d parts holding %d slices, want every slice once over several parts", len(parts), n)
 	}
 }

@@ -64,6 +64,8 @@ type Batch struct {
 type Enqueued struct {
 	// InApp is the notifications created, each one an in-app delivery with its audit row.
 	InApp int
+	// InAppByTenant is InApp per firm (firms with none are absent).
+	InAppByTenant map[string]int
 	// EmailsQueued is the e-mail deliveries newly queued for SendPending.
 	EmailsQueued int
 }
@@ -86,7 +88,7 @@ created AS (
     INSERT INTO notifications (id, tenant_id, user_id, kind, title, body, entity_type, entity_id, dedupe_key)
     SELECT notification_id, tenant_id, user_id, kind, title, body, entity_type, entity_id, dedupe_key FROM wanted
     ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING 1
+    RETURNING tenant_id
 ),
 audited AS (
     INSERT INTO audit_log (tenant_id, user_id, action_type, entity_type, entity_id, details, dedupe_key)
@@ -98,7 +100,9 @@ audited AS (
     FROM wanted w
     ON CONFLICT (dedupe_key) DO NOTHING
 )%s
-SELECT (SELECT count(*) FROM created)%s`
+SELECT (SELECT count(*) FROM created),
+       (SELECT coalesce(jsonb_object_agg(tenant_id, n), '{}') FROM (
+            SELECT tenant_id, count(*) AS n FROM created GROUP BY tenant_id) c)%s`
 
 // The e-mail part: a delivery for every notification of the batch, new or not,
 // marked as wanted by this run unless it was sent already. (xmax = 0) tells a new
@@ -139,13 +143,13 @@ func Enqueue(ctx context.Context, db DB, b Batch) (Enqueued, error) {
 	var out Enqueued
 	if b.Email {
 		q := fmt.Sprintf(enqueueSQL, b.Query, enqueueEmailSQL, `, (SELECT count(*) FROM queued WHERE inserted)`)
-		if err := db.QueryRow(ctx, q, args).Scan(&out.InApp, &out.EmailsQueued); err != nil {
+		if err := db.QueryRow(ctx, q, args).Scan(&out.InApp, &out.InAppByTenant, &out.EmailsQueued); err != nil {
 			return Enqueued{}, fmt.Errorf("notify: enqueue %s: %w", b.Source, err)
 		}
 		return out, nil
 	}
 	q := fmt.Sprintf(enqueueSQL, b.Query, "", "")
-	if err := db.QueryRow(ctx, q, args).Scan(&out.InApp); err != nil {
+	if err := db.QueryRow(ctx, q, args).Scan(&out.InApp, &out.InAppByTenant); err != nil {
 		return Enqueued{}, fmt.Errorf("notify: enqueue %s: %w", b.Source, err)
 	}
 	return out, nil

@@ -71,10 +71,34 @@ type SendReport struct {
 	// Problems lists each failed or deferred delivery, except those left pending only
 	// because the server could not be reached (the returned error says that once).
 	Problems []Problem
+	// Tenants holds the same counts per firm, for each firm's slice of the run.
+	Tenants map[string]SendCounts
+}
+
+// SendCounts is what SendPending did for one firm.
+type SendCounts struct {
+	Sent, Failed, Pending int
+}
+
+func (r *SendReport) count(tenant, status string) {
+	if r.Tenants == nil {
+		r.Tenants = map[string]SendCounts{}
+	}
+	c := r.Tenants[tenant]
+	switch status {
+	case StatusSent:
+		c.Sent++
+	case StatusFailed:
+		c.Failed++
+	default:
+		c.Pending++
+	}
+	r.Tenants[tenant] = c
 }
 
 // Problem is one delivery that did not go out.
 type Problem struct {
+	TenantID       string
 	NotificationID string
 	// About is what the notification is about ("hearing GST/SCN/2026/0142 on ...").
 	About string
@@ -111,7 +135,7 @@ WHERE n.id = d.notification_id
   AND (d.not_after IS NULL OR d.not_after >= @now::timestamptz)
   AND d.attempts < @max_attempts::int
   AND (d.locked_until IS NULL OR d.locked_until < now() OR d.locked_by = @run_id)
-RETURNING d.id, n.id::text, n.title, n.body, p.full_name, coalesce(p.email, ''), d.about`
+RETURNING d.id, d.tenant_id::text, n.id::text, n.title, n.body, p.full_name, coalesce(p.email, ''), d.about`
 
 // flushSQL records outcomes and writes the audit row of each e-mail sent. A delivery
 // already marked sent is never changed back.
@@ -144,6 +168,7 @@ ON CONFLICT (dedupe_key) DO NOTHING`
 
 type delivery struct {
 	id             int64
+	tenantID       string
 	notificationID string
 	title, body    string
 	name, email    string
@@ -233,7 +258,7 @@ func claim(ctx context.Context, db DB, opts SendOptions) ([]*delivery, error) {
 	}
 	queue, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*delivery, error) {
 		d := &delivery{}
-		err := r.Scan(&d.id, &d.notificationID, &d.title, &d.body, &d.name, &d.email, &d.about)
+		err := r.Scan(&d.id, &d.tenantID, &d.notificationID, &d.title, &d.body, &d.name, &d.email, &d.about)
 		return d, err
 	})
 	if err != nil {
@@ -367,6 +392,7 @@ func classify(d *delivery, msg *mail.Msg, err error) outcome {
 func (s *sender) record(d *delivery, o outcome, attempted bool) {
 	o.attempted = attempted
 	s.pending = append(s.pending, o)
+	s.rep.count(d.tenantID, o.status)
 	switch o.status {
 	case StatusSent:
 		s.rep.Sent++
@@ -377,7 +403,7 @@ func (s *sender) record(d *delivery, o outcome, attempted bool) {
 		s.rep.Pending++
 	}
 	s.rep.Problems = append(s.rep.Problems, Problem{
-		NotificationID: d.notificationID, About: d.about, Recipient: d.name,
+		TenantID: d.tenantID, NotificationID: d.notificationID, About: d.about, Recipient: d.name,
 		Reason: o.err, Temporary: o.status == StatusPending,
 	})
 }
@@ -387,6 +413,7 @@ func (s *sender) leavePending(ds []*delivery, reason string) {
 	for _, d := range ds {
 		s.pending = append(s.pending, outcome{id: d.id, status: StatusPending, err: reason, recipient: d.address})
 		s.rep.Pending++
+		s.rep.count(d.tenantID, StatusPending)
 	}
 }
 

@@ -33,16 +33,24 @@ type Run struct {
 	Slot        time.Time
 	Attempt     int
 	Triggers    []events.TriggerRef
+	// Scope is the firms the run covers: its triggers' firms, or every firm but those
+	// that paused the job. A job restricts every statement to it (tenancy.Filter).
+	Scope events.Scope
 	// Now is the clock's time when the run started; jobs compute "overdue", "in the next
 	// 24 hours" and "today" from it, never from time.Now.
 	Now time.Time
 }
 
-// Report is what a successful run found. Errors lists problems that did not stop the
-// run (one tenant's bad data, one undeliverable e-mail).
+// Report is what a successful run found: Results and Errors are the run's totals over
+// every firm (the operator's view and the audit row), Tenants each covered firm's own
+// part with the same results keys. Errors lists problems that did not stop the run
+// (one firm's bad data, one undeliverable e-mail); each also appears in its firm's
+// slice. A job returns a slice for every firm it covered, zeros included, so that a
+// firm with nothing to report sees zeros rather than nothing.
 type Report struct {
 	Results map[string]any
 	Errors  []string
+	Tenants []events.TenantSlice
 }
 
 // Func does one run of a job.
@@ -227,7 +235,7 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 		}
 		ref.Kind, ref.Slot = events.KindSchedule, s.Slot
 	} else {
-		t, err := events.DecodeTrigger(msg.Data())
+		t, err := events.DecodeTrigger(msg.Data(), events.IsAPITrigger(msg.Subject()))
 		if err != nil {
 			w.reject(ctx, job, msg, triggerID, err)
 			return

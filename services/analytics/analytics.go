@@ -12,7 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
+	"github.com/lexhq/gstjobs/internal/tenancy"
 	"github.com/lexhq/gstjobs/internal/worker"
 )
 
@@ -51,24 +53,30 @@ func Jobs(d jobservice.Deps) (map[string]worker.Func, error) {
 	}
 	return map[string]worker.Func{
 		catalog.CaptureAnalyticsSnapshot: func(ctx context.Context, run worker.Run) (worker.Report, error) {
-			return captureJob(ctx, d.Pool, d.Location, run.Now)
+			return captureJob(ctx, d.Pool, d.Location, run.Now, run.Scope)
 		},
 	}, nil
 }
 
-func captureJob(ctx context.Context, pool *pgxpool.Pool, loc *time.Location, now time.Time) (worker.Report, error) {
+func captureJob(ctx context.Context, pool *pgxpool.Pool, loc *time.Location, now time.Time, scope events.Scope) (worker.Report, error) {
 	if pool == nil {
 		return worker.Report{}, worker.Fail("Analytics snapshot not captured", ErrNoDatabase)
 	}
-	s, err := capture(ctx, pool, windowAt(now, loc))
+	s, err := capture(ctx, pool, windowAt(now, loc), scope)
 	if err != nil {
 		return worker.Report{}, worker.Fail("Analytics snapshot not captured", err)
 	}
-	return worker.Report{Results: map[string]any{
+	rep := worker.Report{Results: map[string]any{
 		"tenants_processed": s.Tenants,
 		"snapshots_written": s.Snapshots,
 		"snapshot_date":     s.Date,
-	}}, nil
+	}}
+	for i, id := range s.firms {
+		rep.Tenants = append(rep.Tenants, events.TenantSlice{TenantID: id, Results: map[string]any{
+			"tenants_processed": int64(1), "snapshots_written": s.firmSnapshots[i], "snapshot_date": s.Date,
+		}})
+	}
+	return rep, nil
 }
 
 // window is the calendar a snapshot is taken against: all bounds are instants, the
@@ -94,29 +102,38 @@ func windowAt(now time.Time, loc *time.Location) window {
 	}
 }
 
-// summary is what one capture wrote.
+// summary is what one capture wrote, in all and per firm (every covered firm gets
+// every metric, so every covered firm is listed).
 type summary struct {
-	Date      string
-	Tenants   int64
-	Snapshots int64
+	Date          string
+	Tenants       int64
+	Snapshots     int64
+	firms         []string
+	firmSnapshots []int64
 }
 
 // captureSQL computes every metric for every tenant and upserts them in one statement.
 //
 //go:embed capture.sql
-var captureSQL string
+var captureFile string
 
-func capture(ctx context.Context, pool *pgxpool.Pool, w window) (summary, error) {
+var captureSQL = tenancy.Expand(captureFile)
+
+func capture(ctx context.Context, pool *pgxpool.Pool, w window, scope events.Scope) (summary, error) {
 	s := summary{Date: w.Date}
-	err := pool.QueryRow(ctx, captureSQL, pgx.NamedArgs{
+	err := pool.QueryRow(ctx, captureSQL, tenancy.With(pgx.NamedArgs{
 		"snapshot_date":  w.Date,
 		"now":            w.Now,
 		"day_start":      w.DayStart,
 		"prev_day_start": w.PrevStart,
 		"week_end":       w.WeekEnd,
-	}).Scan(&s.Tenants, &s.Snapshots)
+	}, scope)).Scan(&s.firms, &s.firmSnapshots)
 	if err != nil {
 		return summary{}, fmt.Errorf("analytics: capture snapshot for %s: %w", w.Date, err)
+	}
+	s.Tenants = int64(len(s.firms))
+	for _, n := range s.firmSnapshots {
+		s.Snapshots += n
 	}
 	return s, nil
 }

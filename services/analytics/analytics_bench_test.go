@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/pgtest"
 	"github.com/lexhq/gstjobs/internal/worker"
@@ -72,7 +73,7 @@ func BenchmarkCapture(b *testing.B) {
 
 // captureAllFirms runs the job once and checks that it covered every firm.
 func captureAllFirms(ctx context.Context, b *testing.B, job worker.Func) {
-	rep, err := job(ctx, worker.Run{ID: "bench", Now: runNow})
+	rep, err := job(ctx, worker.Run{ID: "bench", Now: runNow, Scope: events.ScopeAll()})
 	if err != nil {
 		b.Fatal(err)
 	}

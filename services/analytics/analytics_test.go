@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/worker"
 )
@@ -23,7 +24,7 @@ func TestJobsBuildsTheSnapshotJobWithoutIO(t *testing.T) {
 	if names := slices.Collect(maps.Keys(jobs)); !slices.Equal(names, []string{catalog.CaptureAnalyticsSnapshot}) {
 		t.Fatalf("Jobs returned %v, want only %s", names, catalog.CaptureAnalyticsSnapshot)
 	}
-	_, err = jobs[catalog.CaptureAnalyticsSnapshot](t.Context(), worker.Run{Now: runNow})
+	_, err = jobs[catalog.CaptureAnalyticsSnapshot](t.Context(), worker.Run{Now: runNow, Scope: events.ScopeAll()})
 	if !errors.Is(err, ErrNoDatabase) {
 		t.Errorf("run without a pool returned %v, want ErrNoDatabase", err)
 	}

@@ -8,12 +8,14 @@
 -- @day_start       midnight starting @snapshot_date, as an instant
 -- @prev_day_start  midnight starting the day before
 -- @week_end        midnight seven days after @day_start
+-- covered(col)     the firms the run covers (tenancy.Expand), for every aggregate: a
+--                  run for one firm reads that firm's rows only
 WITH open_tasks AS (
     SELECT tenant_id,
            count(*)                                AS open_tasks,
            count(*) FILTER (WHERE due_date < @now) AS overdue_tasks
     FROM tasks
-    WHERE status IN ('open', 'in_progress')
+    WHERE status IN ('open', 'in_progress') AND covered(tenant_id)
     GROUP BY tenant_id
 ),
 completed_previous_day AS (
@@ -33,7 +35,7 @@ completed_previous_day AS (
         ORDER BY p.tenant_id NULLS LAST
         LIMIT 1
     ) sla ON true
-    WHERE t.status = 'completed'
+    WHERE t.status = 'completed' AND covered(t.tenant_id)
       AND t.completed_at >= @prev_day_start
       AND t.completed_at < @day_start
     GROUP BY t.tenant_id
@@ -41,13 +43,13 @@ completed_previous_day AS (
 active_cases AS (
     SELECT tenant_id, count(*) AS n
     FROM cases
-    WHERE status = 'active'
+    WHERE status = 'active' AND covered(tenant_id)
     GROUP BY tenant_id
 ),
 hearings_week AS (
     SELECT tenant_id, count(*) AS n
     FROM hearings
-    WHERE status = 'scheduled'
+    WHERE status = 'scheduled' AND covered(tenant_id)
       AND hearing_date >= @day_start
       AND hearing_date < @week_end
     GROUP BY tenant_id
@@ -60,7 +62,7 @@ failed_notifications AS (
     -- between midnight and this run.
     SELECT tenant_id, count(DISTINCT notification_id) AS n
     FROM notification_deliveries
-    WHERE status = 'failed'
+    WHERE status = 'failed' AND covered(tenant_id)
       AND updated_at >= @prev_day_start
       AND created_at < @day_start
     GROUP BY tenant_id
@@ -84,6 +86,7 @@ written AS (
         ('tasks_completed_previous_day',      coalesce(c.completed, 0)),
         ('notifications_failed_previous_day', coalesce(f.n, 0))
     ) AS m (metric_type, metric_value)
+    WHERE covered(tn.id)
     -- A fixed order of row locks: two overlapping runs wait for each other instead of
     -- deadlocking.
     ORDER BY tn.id, m.metric_type
@@ -92,4 +95,6 @@ written AS (
             created_at   = EXCLUDED.created_at
     RETURNING s.tenant_id
 )
-SELECT count(DISTINCT tenant_id), count(*) FROM written;
+-- Each covered firm's count of metrics written, for its slice.
+SELECT coalesce(array_agg(tenant_id::text ORDER BY tenant_id), '{}'), coalesce(array_agg(n ORDER BY tenant_id), '{}')
+FROM (SELECT tenant_id, count(*) AS n FROM written GROUP BY tenant_id) w;

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/pgtest"
 	"github.com/lexhq/gstjobs/internal/worker"
@@ -145,7 +146,7 @@ func (f *fixture) run(now time.Time, loc *time.Location) map[string]any {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	rep, err := jobs[catalog.CaptureAnalyticsSnapshot](f.ctx, worker.Run{ID: "test", Now: now})
+	rep, err := jobs[catalog.CaptureAnalyticsSnapshot](f.ctx, worker.Run{ID: "test", Now: now, Scope: events.ScopeAll()})
 	if err != nil {
 		f.t.Fatalf("run at %s: %v", now.Format(time.RFC3339), err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/notify"
+	"github.com/lexhq/gstjobs/internal/tenancy"
 	"github.com/lexhq/gstjobs/internal/worker"
 )
 
@@ -25,7 +26,7 @@ const KindDeadlineAlert = "deadline_alert"
 //
 // A task whose due time has passed is overdue (the SLA job's business), not upcoming;
 // a statutory date is upcoming until its day is over.
-const deadlinesSQL = `
+var deadlinesSQL = `
 WITH items AS (
     SELECT t.tenant_id, 'task'::text AS item, t.id AS item_id, 'task'::text AS entity_type,
            t.assigned_to AS user_id, t.due_date::date AS due_on, t.due_date AS not_after,
@@ -33,6 +34,7 @@ WITH items AS (
     FROM tasks t
     LEFT JOIN cases c ON c.id = t.case_id AND c.tenant_id = t.tenant_id
     WHERE t.status IN ('open', 'in_progress')
+      AND ` + tenancy.Filter("t.tenant_id") + `
       AND t.due_date >= @now::timestamptz
       AND t.due_date < ((@now::timestamptz)::date + @max_days::int + 1)::timestamptz
   UNION ALL
@@ -40,12 +42,14 @@ WITH items AS (
            (c.reply_due_date + 1)::timestamptz, NULL, c.id, c.case_number, c.title
     FROM cases c
     WHERE c.status = 'active' AND c.reply_due_date IS NOT NULL
+      AND ` + tenancy.Filter("c.tenant_id") + `
       AND c.reply_due_date BETWEEN (@now::timestamptz)::date AND (@now::timestamptz)::date + @max_days::int
   UNION ALL
     SELECT c.tenant_id, 'appeal_deadline', c.id, 'case', c.owner_id, c.appeal_deadline,
            (c.appeal_deadline + 1)::timestamptz, NULL, c.id, c.case_number, c.title
     FROM cases c
     WHERE c.status = 'active' AND c.appeal_deadline IS NOT NULL
+      AND ` + tenancy.Filter("c.tenant_id") + `
       AND c.appeal_deadline BETWEEN (@now::timestamptz)::date AND (@now::timestamptz)::date + @max_days::int
 ),
 deadlines AS (
@@ -64,22 +68,26 @@ deadlines AS (
     CROSS JOIN LATERAL (SELECT i.due_on - (@now::timestamptz)::date AS days_left) AS d
 )`
 
-// deadlineCountsSQL counts the deadlines and lists those with no one to alert.
-const deadlineCountsSQL = deadlinesSQL + `
-SELECT count(*)::int,
-       (count(*) FILTER (WHERE p.id IS NULL))::int,
-       coalesce((array_agg(dl.about || CASE dl.item WHEN 'task' THEN ': no one is assigned to the task'
-                                                    ELSE ': the case has no owner' END
-                           ORDER BY dl.due_on, dl.about)
-                 FILTER (WHERE p.id IS NULL))[1:@max_listed::int], '{}')
-FROM deadlines dl
-LEFT JOIN profiles p ON p.id = dl.user_id AND p.tenant_id = dl.tenant_id`
+// deadlineCountsSQL counts, for every covered firm, the deadlines and lists those
+// with no one to alert.
+var deadlineCountsSQL = deadlinesSQL + `,
+per_firm AS (
+    SELECT dl.tenant_id, count(*)::int AS found,
+           (count(*) FILTER (WHERE p.id IS NULL))::int AS missing,
+           coalesce((array_agg(dl.about || CASE dl.item WHEN 'task' THEN ': no one is assigned to the task'
+                                                        ELSE ': the case has no owner' END
+                               ORDER BY dl.due_on, dl.about)
+                     FILTER (WHERE p.id IS NULL))[1:@max_listed::int], '{}') AS missing_list
+    FROM deadlines dl
+    LEFT JOIN profiles p ON p.id = dl.user_id AND p.tenant_id = dl.tenant_id
+    GROUP BY dl.tenant_id
+)` + perFirmCounts
 
 // deadlineAlertsSQL is the alerts, as a notify.Batch query: one per deadline per
 // threshold, keyed by item, threshold and date. The tightest threshold alerts; an
 // item already alerted at a tighter one (it came closer, then the run's clock or the
 // thresholds changed) is not alerted at a looser one. A moved date alerts afresh.
-const deadlineAlertsSQL = deadlinesSQL + `
+var deadlineAlertsSQL = deadlinesSQL + `
 SELECT dl.tenant_id, p.id AS user_id, '` + KindDeadlineAlert + `' AS kind,
        CASE dl.item
            WHEN 'task' THEN 'Task due ' || dl.due_in || ' (' || to_char(dl.due_on, 'DD Mon YYYY') || '): ' || dl.task_title
@@ -116,13 +124,13 @@ WHERE NOT EXISTS (
 // checkUpcomingDeadlines alerts task assignees and case owners to deadlines within
 // each threshold, once per item per threshold.
 func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (worker.Report, error) {
-	args := pgx.NamedArgs{
+	args := tenancy.With(pgx.NamedArgs{
 		"now": run.Now, "thresholds": s.thresholds, "max_days": s.thresholds[len(s.thresholds)-1],
 		"max_listed": maxErrors,
-	}
+	}, run.Scope)
 	var o outcome
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, deadlineCountsSQL, args).Scan(&o.found, &o.missing, &o.missingList); err != nil {
+		if err := tx.QueryRow(ctx, deadlineCountsSQL, args).Scan(&o.firms); err != nil {
 			return err
 		}
 		var err error

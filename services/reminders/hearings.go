@@ -10,6 +10,7 @@ import (
 
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/notify"
+	"github.com/lexhq/gstjobs/internal/tenancy"
 	"github.com/lexhq/gstjobs/internal/worker"
 )
 
@@ -19,7 +20,7 @@ const KindHearingReminder = "hearing_reminder"
 // hearingsDueSQL is every hearing to remind people of, in every firm: scheduled or
 // adjourned, starting between @now and @until, both ends included. It runs with the
 // session time zone set to the firms' (see inTx), which the text is written in.
-const hearingsDueSQL = `
+var hearingsDueSQL = `
 SELECT h.id, h.tenant_id, h.case_id, h.hearing_date, h.forum, h.assigned_to, c.owner_id,
        c.case_number, c.title AS case_title, c.client_name,
        'hearing ' || c.case_number || ' on ' || to_char(h.hearing_date, 'YYYY-MM-DD HH24:MI TZ') AS about
@@ -28,25 +29,30 @@ JOIN cases c ON c.id = h.case_id AND c.tenant_id = h.tenant_id
 WHERE h.status IN ('scheduled', 'adjourned')
   AND h.hearing_date >= @now::timestamptz
   AND h.hearing_date <= @until::timestamptz
+  AND ` + tenancy.Filter("h.tenant_id") + `
   AND (@parts::int = 1 OR abs(hashtext(h.tenant_id::text)) % @parts::int = @part::int)`
 
-// hearingCountsSQL counts the hearings and lists those with nobody to remind: neither
-// the assignee nor the case owner is a person of the firm.
-const hearingCountsSQL = `
-WITH due AS (` + hearingsDueSQL + `)
-SELECT count(*)::int,
-       (count(*) FILTER (WHERE pa.id IS NULL AND po.id IS NULL))::int,
-       coalesce((array_agg(d.about || ': nobody to remind: the hearing has no assignee and the case has no owner'
-                           ORDER BY d.hearing_date, d.case_number)
-                 FILTER (WHERE pa.id IS NULL AND po.id IS NULL))[1:@max_listed::int], '{}')
-FROM due d
-LEFT JOIN profiles pa ON pa.id = d.assigned_to AND pa.tenant_id = d.tenant_id
-LEFT JOIN profiles po ON po.id = d.owner_id AND po.tenant_id = d.tenant_id`
+// hearingCountsSQL counts, for every covered firm (zeros included), the hearings and
+// those with nobody to remind: neither the assignee nor the case owner is a person of
+// the firm.
+var hearingCountsSQL = `
+WITH due AS (` + hearingsDueSQL + `),
+per_firm AS (
+    SELECT d.tenant_id, count(*)::int AS found,
+           (count(*) FILTER (WHERE pa.id IS NULL AND po.id IS NULL))::int AS missing,
+           coalesce((array_agg(d.about || ': nobody to remind: the hearing has no assignee and the case has no owner'
+                               ORDER BY d.hearing_date, d.case_number)
+                     FILTER (WHERE pa.id IS NULL AND po.id IS NULL))[1:@max_listed::int], '{}') AS missing_list
+    FROM due d
+    LEFT JOIN profiles pa ON pa.id = d.assigned_to AND pa.tenant_id = d.tenant_id
+    LEFT JOIN profiles po ON po.id = d.owner_id AND po.tenant_id = d.tenant_id
+    GROUP BY d.tenant_id
+)` + perFirmCounts
 
 // hearingRemindersSQL is the reminders, as a notify.Batch query: one per person per
 // hearing, to the assignee and to the case owner, once when they are the same person.
 // The dedupe key holds the hearing's date, so a rescheduled hearing is reminded again.
-const hearingRemindersSQL = `
+var hearingRemindersSQL = `
 WITH due AS (` + hearingsDueSQL + `)
 SELECT d.tenant_id, p.id AS user_id, '` + KindHearingReminder + `' AS kind,
        'Hearing ' || to_char(d.hearing_date, 'Dy DD Mon YYYY, HH24:MI TZ') || ': ' || d.case_number AS title,
@@ -86,13 +92,13 @@ func (s *service) partsFor(hearings int) int {
 // sendHearingReminders reminds the assignee and the case owner of every hearing in the
 // next 24 hours, in-app and, when e-mail is on, by e-mail.
 func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (worker.Report, error) {
-	args := pgx.NamedArgs{"now": run.Now, "until": run.Now.Add(ReminderWindow), "max_listed": maxErrors, "parts": 1, "part": 0}
+	args := tenancy.With(pgx.NamedArgs{"now": run.Now, "until": run.Now.Add(ReminderWindow), "max_listed": maxErrors, "parts": 1, "part": 0}, run.Scope)
 	var o outcome
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, hearingCountsSQL, args).Scan(&o.found, &o.missing, &o.missingList)
+		return tx.QueryRow(ctx, hearingCountsSQL, args).Scan(&o.firms)
 	})
 	if err == nil {
-		o.enq, err = s.enqueueParts(ctx, run, args, s.partsFor(o.found))
+		o.enq, err = s.enqueueParts(ctx, run, args, s.partsFor(o.found()))
 	}
 	if err != nil {
 		return worker.Report{}, worker.Fail("Could not read hearings or save reminders", err)
@@ -131,6 +137,10 @@ func (s *service) enqueueParts(ctx context.Context, run worker.Run, args pgx.Nam
 			}
 			total.InApp += enq.InApp
 			total.EmailsQueued += enq.EmailsQueued
+			if total.InAppByTenant == nil {
+				total.InAppByTenant = map[string]int{}
+			}
+			maps.Copy(total.InAppByTenant, enq.InAppByTenant) // slices are firm-disjoint
 		})
 	}
 	wg.Wait()

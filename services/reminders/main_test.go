@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/pgtest"
 	"github.com/lexhq/gstjobs/internal/worker"
@@ -153,7 +154,7 @@ func run(t testing.TB, jobs map[string]worker.Func, name string, now time.Time) 
 	if !ok {
 		t.Fatalf("service has no job %s", name)
 	}
-	return fn(context.Background(), worker.Run{ID: uuid.NewString(), Job: job, Trigger: "manual", Now: now})
+	return fn(context.Background(), worker.Run{ID: uuid.NewString(), Job: job, Trigger: "manual", Now: now, Scope: events.ScopeAll()})
 }
 
 // mustRun is run for runs that must succeed.

@@ -14,9 +14,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/notify"
 	"github.com/lexhq/gstjobs/internal/ops"
+	"github.com/lexhq/gstjobs/internal/tenancy"
 	"github.com/lexhq/gstjobs/internal/worker"
 )
 
@@ -218,54 +220,126 @@ func (s *service) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	})
 }
 
-// outcome is what one run of either job did, in the words of its result keys.
-type outcome struct {
-	found, missing int
-	missingList    []string // what has no one to notify, with the reason
-	enq            notify.Enqueued
-	email          notify.SendReport
-	emailErr       error
+// perFirmCounts ends a counts query whose per_firm CTE has tenant_id, found, missing
+// and missing_list: one row per covered firm, zeros for a firm with nothing due.
+var perFirmCounts = `
+SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'tenant_id', t.id, 'found', coalesce(p.found, 0), 'missing', coalesce(p.missing, 0),
+           'missing_list', coalesce(to_jsonb(p.missing_list), '[]'::jsonb)) ORDER BY t.id), '[]')
+FROM tenants t
+LEFT JOIN per_firm p ON p.tenant_id = t.id
+WHERE ` + tenancy.Filter("t.id")
+
+// firmCount is one firm's line of a counts query.
+type firmCount struct {
+	TenantID    string   `json:"tenant_id"`
+	Found       int      `json:"found"`
+	Missing     int      `json:"missing"`
+	MissingList []string `json:"missing_list"` // what has no one to notify, with the reason
 }
 
-func (o outcome) sent() int   { return o.enq.InApp + o.email.Sent }
-func (o outcome) failed() int { return o.missing + o.email.Failed + o.email.Pending }
+// outcome is what one run of either job did, in the words of its result keys.
+type outcome struct {
+	firms    []firmCount
+	enq      notify.Enqueued
+	email    notify.SendReport
+	emailErr error
+}
 
-// report turns an outcome into the run's report and, when e-mail could not be
-// delivered at all, the error that marks the run failed.
-func (s *service) report(o outcome, foundKey, sentKey, failedKey, what string) (worker.Report, error) {
-	rep := worker.Report{Results: map[string]any{
-		foundKey:         o.found,
-		sentKey:          o.sent(),
-		failedKey:        o.failed(),
-		"in_app_sent":    o.enq.InApp,
-		"emails_sent":    o.email.Sent,
-		"emails_failed":  o.email.Failed,
-		"emails_pending": o.email.Pending,
+func (o outcome) found() (n int) {
+	for _, f := range o.firms {
+		n += f.Found
+	}
+	return n
+}
+
+// tally is the counters of the whole run or of one firm.
+type tally struct {
+	found, missing, inApp          int
+	emailSent, emailFail, emailPen int
+	missingList                    []string
+	problems                       []notify.Problem
+}
+
+func (t tally) sent() int   { return t.inApp + t.emailSent }
+func (t tally) failed() int { return t.missing + t.emailFail + t.emailPen }
+
+func (s *service) results(t tally, foundKey, sentKey, failedKey string) map[string]any {
+	return map[string]any{
+		foundKey:         t.found,
+		sentKey:          t.sent(),
+		failedKey:        t.failed(),
+		"in_app_sent":    t.inApp,
+		"emails_sent":    t.emailSent,
+		"emails_failed":  t.emailFail,
+		"emails_pending": t.emailPen,
 		"email_enabled":  s.mailer != nil,
-	}}
-	errs := slices.Clone(o.missingList)
-	if extra := o.missing - len(o.missingList); extra > 0 {
+	}
+}
+
+// errorsOf lists a tally's problems, capped at maxErrors.
+func (s *service) errorsOf(t tally, emailErr error) []string {
+	errs := slices.Clone(t.missingList)
+	if extra := t.missing - len(t.missingList); extra > 0 {
 		errs = append(errs, fmt.Sprintf("… and %d more with no one to notify", extra))
 	}
-	for _, p := range o.email.Problems {
+	for _, p := range t.problems {
 		errs = append(errs, p.String())
 	}
-	if o.emailErr != nil {
-		errs = append(errs, fmt.Sprintf("e-mail: %v; %d e-mails will be retried by the next run", o.emailErr, o.email.Pending))
+	if emailErr != nil {
+		errs = append(errs, fmt.Sprintf("e-mail: %v; %d e-mails will be retried by the next run", emailErr, t.emailPen))
 	}
 	if len(errs) > maxErrors {
 		errs = append(errs[:maxErrors-1], fmt.Sprintf("… and %d more problems", len(errs)-maxErrors+1))
 	}
-	rep.Errors = errs
+	return errs
+}
+
+// report turns an outcome into the run's report, its totals and each firm's slice,
+// and, when e-mail could not be delivered at all, the error that marks the run failed.
+func (s *service) report(o outcome, foundKey, sentKey, failedKey, what string) (worker.Report, error) {
+	var total tally
+	byFirm := make(map[string]*tally, len(o.firms))
+	for _, f := range o.firms {
+		byFirm[f.TenantID] = &tally{found: f.Found, missing: f.Missing, missingList: f.MissingList, inApp: o.enq.InAppByTenant[f.TenantID]}
+		total.found += f.Found
+		total.missing += f.Missing
+		total.missingList = append(total.missingList, f.MissingList...)
+	}
+	total.missingList = total.missingList[:min(len(total.missingList), maxErrors)]
+	total.inApp = o.enq.InApp
+	total.emailSent, total.emailFail, total.emailPen = o.email.Sent, o.email.Failed, o.email.Pending
+	total.problems = o.email.Problems
+	for id, c := range o.email.Tenants {
+		if t := byFirm[id]; t != nil {
+			t.emailSent, t.emailFail, t.emailPen = c.Sent, c.Failed, c.Pending
+		}
+	}
+	for _, p := range o.email.Problems {
+		if t := byFirm[p.TenantID]; t != nil {
+			t.problems = append(t.problems, p)
+		}
+	}
+	rep := worker.Report{Results: s.results(total, foundKey, sentKey, failedKey), Errors: s.errorsOf(total, o.emailErr)}
+	for _, f := range o.firms {
+		t := byFirm[f.TenantID]
+		var firmErr error
+		if o.emailErr != nil && t.emailPen > 0 {
+			firmErr = o.emailErr
+		}
+		rep.Tenants = append(rep.Tenants, events.TenantSlice{
+			TenantID: f.TenantID, Results: s.results(*t, foundKey, sentKey, failedKey), Errors: s.errorsOf(*t, firmErr),
+		})
+	}
 
 	switch {
 	case o.emailErr == nil:
 		return rep, nil
 	case errors.Is(o.emailErr, notify.ErrServerUnavailable), errors.Is(o.emailErr, notify.ErrSenderRefused):
 		// The e-mail channel is down for everyone: the run is failed so that the
-		// dashboard shows it, though the in-app notifications went out.
-		return rep, worker.Fail(fmt.Sprintf("E-mail could not be sent: %d in-app %s delivered, %d e-mails left for the next run",
-			o.enq.InApp, what, o.email.Pending), o.emailErr)
+		// dashboard shows it, though the in-app notifications went out. The words name
+		// no count: each firm reads its own in its slice.
+		return rep, worker.Fail(fmt.Sprintf("E-mail could not be sent: in-app %s were delivered, e-mails are left for the next run", what), o.emailErr)
 	default:
 		return rep, worker.Fail("Could not record e-mail deliveries", o.emailErr)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/tenancy"
 	"github.com/lexhq/gstjobs/internal/worker"
 )
 
@@ -45,7 +46,7 @@ CREATE TEMPORARY TABLE sla_attempts (
     occurrence    text NOT NULL
 ) ON COMMIT DROP`
 
-const scanSQL = `
+var scanSQL = `
 WITH ` + breachesCTE + `,
 candidates AS MATERIALIZED (
     SELECT b.tenant_id, b.task_id, r.id AS rule_id, r.name AS rule_name, r.action,
@@ -57,33 +58,51 @@ candidates AS MATERIALIZED (
 queued AS (
     INSERT INTO sla_attempts
     SELECT * FROM candidates ORDER BY deadline, rule_id, task_id LIMIT @max_fires::bigint
-    RETURNING 1
+    RETURNING tenant_id
+),
+-- Each covered firm's counts, zeros included: the firms are the covered rows of
+-- tenants, the counts one grouping of what the statement computed anyway.
+per_firm AS (
+    SELECT t.id AS tenant_id,
+           coalesce(b.overdue, 0) AS overdue, coalesce(b.sla, 0) AS sla,
+           coalesce(c.pending, 0) AS pending, coalesce(q.queued, 0) AS queued
+    FROM tenants t
+    LEFT JOIN (SELECT tenant_id, count(*) FILTER (WHERE kind = 'overdue') AS overdue,
+                      count(*) FILTER (WHERE kind = 'sla') AS sla
+               FROM breaches GROUP BY tenant_id) b ON b.tenant_id = t.id
+    LEFT JOIN (SELECT tenant_id, count(*) AS pending FROM candidates GROUP BY tenant_id) c ON c.tenant_id = t.id
+    LEFT JOIN (SELECT tenant_id, count(*) AS queued FROM queued GROUP BY tenant_id) q ON q.tenant_id = t.id
+    WHERE ` + tenancy.Filter("t.id") + `
 )
 SELECT
-    (SELECT count(*) FROM breaches WHERE kind = 'overdue') AS overdue,
-    (SELECT count(*) FROM breaches WHERE kind = 'sla') AS sla,
-    (SELECT count(*) FROM candidates) AS pending,
-    (SELECT count(*) FROM queued) AS queued,
+    coalesce(array_agg(tenant_id::text ORDER BY tenant_id), '{}'),
+    coalesce(array_agg(overdue ORDER BY tenant_id), '{}'),
+    coalesce(array_agg(sla ORDER BY tenant_id), '{}'),
+    coalesce(array_agg(pending ORDER BY tenant_id), '{}'),
+    coalesce(array_agg(queued ORDER BY tenant_id), '{}'),
     (` + noPolicySQL + `) AS no_policy,
     (SELECT coalesce(jsonb_agg(x ORDER BY x.tenant), '[]') FROM (
         SELECT t.id AS tenant_id, t.name AS tenant, t.timezone
         FROM tenants t
-        JOIN (SELECT timezone FROM tenants GROUP BY timezone HAVING NOT valid_timezone(timezone)) v USING (timezone)) x) AS bad_zones`
+        JOIN (SELECT timezone FROM tenants GROUP BY timezone HAVING NOT valid_timezone(timezone)) v USING (timezone)
+        WHERE ` + tenancy.Filter("t.id") + `) x) AS bad_zones
+FROM per_firm`
 
 // noPolicySQL lists, per firm and priority, the open tasks no SLA policy covers. It
 // reads tasks only when a default policy is missing, which a healthy system never has.
-const noPolicySQL = `
+var noPolicySQL = `
 SELECT coalesce(jsonb_agg(x ORDER BY x.tenant, x.priority), '[]') FROM (
     SELECT t.tenant_id, tn.name AS tenant, t.priority, count(*) AS tasks
     FROM tasks t JOIN tenants tn ON tn.id = t.tenant_id
     WHERE EXISTS (SELECT 1 FROM unnest(ARRAY['critical', 'high', 'medium', 'low']) AS p(priority)
                   WHERE NOT EXISTS (SELECT 1 FROM sla_policies d WHERE d.tenant_id IS NULL AND d.priority = p.priority))
       AND t.status IN ('open', 'in_progress')
+      AND ` + tenantsCovered + `
       AND NOT EXISTS (SELECT 1 FROM sla_policies p
                       WHERE p.priority = t.priority AND (p.tenant_id = t.tenant_id OR p.tenant_id IS NULL))
     GROUP BY t.tenant_id, tn.name, t.priority) x`
 
-const actSQL = `
+var actSQL = `
 WITH managers AS (
     SELECT tenant_id, count(*) AS n FROM profiles WHERE role = 'manager' GROUP BY tenant_id
 ),
@@ -125,7 +144,7 @@ fired AS (
            @run_id::uuid, @job_name::text, CASE WHEN error IS NULL THEN 'success' ELSE 'failed' END, error, @now::timestamptz
     FROM attempts
     ON CONFLICT (rule_id, entity_id, occurrence) DO NOTHING
-    RETURNING rule_id, task_id, occurrence, status
+    RETURNING tenant_id, rule_id, task_id, occurrence, status
 ),
 done AS (
     SELECT a.*, f.status FROM fired f JOIN attempts a USING (rule_id, task_id, occurrence)
@@ -171,26 +190,41 @@ escalated AS (
     SET priority = CASE t.priority WHEN 'low' THEN 'medium' WHEN 'medium' THEN 'high' ELSE 'critical' END
     FROM (SELECT DISTINCT task_id FROM done WHERE status = 'success' AND action = 'escalate_priority') e
     WHERE t.id = e.task_id AND t.status IN ('open', 'in_progress') AND t.priority <> 'critical'
-    RETURNING t.id
+    RETURNING t.tenant_id
 )
 SELECT
-    (SELECT count(*) FROM fired) AS fired,
-    (SELECT count(*) FROM fired WHERE status = 'failed') AS failed,
-    (SELECT count(*) FROM notified) AS notified,
     (SELECT count(*) FROM audited) AS audited,
-    (SELECT count(*) FROM escalated) AS escalated,
+    -- What the pass did, per firm: only firms it did something for are listed.
+    (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+        SELECT tenant_id, sum(fired) AS fired, sum(failed) AS failed, sum(notified) AS notified, sum(escalated) AS escalated
+        FROM (
+            SELECT tenant_id, 1 AS fired, (status = 'failed')::int AS failed, 0 AS notified, 0 AS escalated FROM fired
+            UNION ALL SELECT tenant_id, 0, 0, 1, 0 FROM notified
+            UNION ALL SELECT tenant_id, 0, 0, 0, 1 FROM escalated
+        ) u GROUP BY tenant_id) x) AS per_firm,
     (SELECT coalesce(jsonb_agg(x ORDER BY x.tenant, x.rule, x.error), '[]') FROM (
         SELECT d.tenant_id, t.name AS tenant, d.rule_id, d.rule_name AS rule, d.error, count(*) AS tasks
         FROM done d JOIN tenants t ON t.id = d.tenant_id
         WHERE d.status = 'failed'
         GROUP BY d.tenant_id, t.name, d.rule_id, d.rule_name, d.error) x) AS failures`
 
-// checkPass is what one pass found and did.
+// checkPass is what one pass found and did, per firm and in all.
 type checkPass struct {
 	scanTook                                    time.Duration
 	overdue, sla, pending, queued               int64
 	fired, failed, notified, audited, escalated int64
-	failures                                    []struct {
+	// The scan's counts of every covered firm, in the same order.
+	tenants                                              []string
+	tenantOverdue, tenantSLA, tenantPending, tenantQueue []int64
+	// What the act statement did for each firm it did something for.
+	perFirm []struct {
+		TenantID  string `json:"tenant_id"`
+		Fired     int64  `json:"fired"`
+		Failed    int64  `json:"failed"`
+		Notified  int64  `json:"notified"`
+		Escalated int64  `json:"escalated"`
+	}
+	failures []struct {
 		TenantID string `json:"tenant_id"`
 		Tenant   string `json:"tenant"`
 		RuleID   string `json:"rule_id"`
@@ -209,6 +243,21 @@ type checkPass struct {
 		Tenant   string `json:"tenant"`
 		Timezone string `json:"timezone"`
 	}
+}
+
+// checkResultKeys are the SLA check's counters, in the run's totals and in every
+// firm's slice.
+var checkResultKeys = []string{
+	"overdue_tasks", "sla_violations", "automation_rules_triggered", "automation_failures",
+	"automation_backlog", "notifications_sent", "priorities_escalated",
+}
+
+func zeroes(keys []string) map[string]any {
+	m := make(map[string]any, len(keys))
+	for _, k := range keys {
+		m[k] = int64(0)
+	}
+	return m
 }
 
 // checkSLAAndOverdue is the check-sla-and-overdue job.
@@ -231,7 +280,7 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 	}
 
 	var total, last checkPass
-	var failures []string
+	var passes []checkPass
 	budget := int64(s.cfg.maxFires)
 	for pass := 1; pass <= maxPasses && budget > 0; pass++ {
 		p, err := s.checkPass(ctx, tx, run, runID, pass, budget)
@@ -243,10 +292,7 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 		total.failed += p.failed
 		total.notified += p.notified
 		total.escalated += p.escalated
-		for _, f := range p.failures {
-			failures = append(failures, fmt.Sprintf("%s: automation rule %q could not act on %d task(s): %s (firm %s, rule %s)",
-				f.Tenant, f.Rule, f.Tasks, f.Error, f.TenantID, f.RuleID))
-		}
+		passes = append(passes, p)
 		last = p
 		if p.escalated == 0 {
 			break
@@ -256,23 +302,43 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 		return worker.Report{}, worker.Fail("Database commit failed", fmt.Errorf("sla: check: commit: %w", err))
 	}
 
+	// Each firm's slice: the last pass's breach counts (what is still open after any
+	// escalation), the actions of every pass.
+	firms := newFirms(last.tenants, zeroes(checkResultKeys))
+	for i, id := range last.tenants {
+		firms.add(id, "overdue_tasks", last.tenantOverdue[i])
+		firms.add(id, "sla_violations", last.tenantSLA[i])
+		firms.add(id, "automation_backlog", max(last.tenantPending[i]-last.tenantQueue[i], 0))
+	}
 	var problems errorList
 	for _, z := range last.badZones {
 		problems.add("%s: time zone %q is unknown; notification times are shown in %s (firm %s)", z.Tenant, z.Timezone, s.cfg.zone, z.TenantID)
+		firms.problem(z.TenantID, "the firm's time zone %q is unknown; notification times are shown in %s", z.Timezone, s.cfg.zone)
 	}
 	for _, p := range last.noPolicy {
 		problems.add("%s: no SLA policy for priority %q, and no default one: %d open task(s) were not checked against an SLA (firm %s)",
 			p.Tenant, p.Priority, p.Tasks, p.TenantID)
+		firms.problem(p.TenantID, "no SLA policy for priority %q, and no default one: %d open task(s) were not checked against an SLA", p.Priority, p.Tasks)
 	}
-	for _, f := range failures {
-		problems.add("%s", f)
+	for _, p := range passes {
+		for _, f := range p.perFirm {
+			firms.add(f.TenantID, "automation_rules_triggered", f.Fired)
+			firms.add(f.TenantID, "automation_failures", f.Failed)
+			firms.add(f.TenantID, "notifications_sent", f.Notified)
+			firms.add(f.TenantID, "priorities_escalated", f.Escalated)
+		}
+		for _, f := range p.failures {
+			problems.add("%s: automation rule %q could not act on %d task(s): %s (firm %s, rule %s)",
+				f.Tenant, f.Rule, f.Tasks, f.Error, f.TenantID, f.RuleID)
+			firms.problem(f.TenantID, "automation rule %q could not act on %d task(s): %s", f.Rule, f.Tasks, f.Error)
+		}
 	}
 	backlog := max(last.pending-last.queued, 0)
 	if backlog > 0 {
 		s.log.Warn("rule fires left for the next runs", "run_id", run.ID, "backlog", backlog, "max_per_run", s.cfg.maxFires, "setting", envMaxFires)
 	}
 
-	s.log.Info("sla check done", "run_id", run.ID, "overdue", last.overdue, "sla_violations", last.sla,
+	s.log.Info("sla check done", "run_id", run.ID, "firms", len(last.tenants), "overdue", last.overdue, "sla_violations", last.sla,
 		"fired", total.fired, "failed", total.failed, "notified", total.notified, "escalated", total.escalated, "backlog", backlog)
 	return worker.Report{
 		Results: map[string]any{
@@ -284,7 +350,8 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 			"notifications_sent":         total.notified,
 			"priorities_escalated":       total.escalated,
 		},
-		Errors: problems.list(),
+		Errors:  problems.list(),
+		Tenants: firms.slices(),
 	}, nil
 }
 
@@ -300,10 +367,16 @@ func (s *service) checkPass(ctx context.Context, tx pgx.Tx, run worker.Run, runI
 			return p, fmt.Errorf("clear attempts: %w", err)
 		}
 	}
-	err := tx.QueryRow(ctx, scanSQL, pgx.NamedArgs{"now": run.Now, "max_fires": budget}).
-		Scan(&p.overdue, &p.sla, &p.pending, &p.queued, &p.noPolicy, &p.badZones)
+	err := tx.QueryRow(ctx, scanSQL, tenancy.With(pgx.NamedArgs{"now": run.Now, "max_fires": budget}, run.Scope)).
+		Scan(&p.tenants, &p.tenantOverdue, &p.tenantSLA, &p.tenantPending, &p.tenantQueue, &p.noPolicy, &p.badZones)
 	if err != nil {
 		return p, fmt.Errorf("scan: %w", err)
+	}
+	for i := range p.tenants {
+		p.overdue += p.tenantOverdue[i]
+		p.sla += p.tenantSLA[i]
+		p.pending += p.tenantPending[i]
+		p.queued += p.tenantQueue[i]
 	}
 	p.scanTook = time.Since(start)
 	if p.queued == 0 {
@@ -317,9 +390,15 @@ func (s *service) checkPass(ctx context.Context, tx pgx.Tx, run worker.Run, runI
 		"run_id":        runID,
 		"job_name":      jobName(run, catalog.CheckSLAAndOverdue),
 		"fallback_zone": s.cfg.zone,
-	}).Scan(&p.fired, &p.failed, &p.notified, &p.audited, &p.escalated, &p.failures)
+	}).Scan(&p.audited, &p.perFirm, &p.failures)
 	if err != nil {
 		return p, fmt.Errorf("act: %w", err)
+	}
+	for _, f := range p.perFirm {
+		p.fired += f.Fired
+		p.failed += f.Failed
+		p.notified += f.Notified
+		p.escalated += f.Escalated
 	}
 	if p.audited != p.notified {
 		// Every notification delivered has its audit row; a difference means a

@@ -3,6 +3,7 @@ package sla
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/tenancy"
 	"github.com/lexhq/gstjobs/internal/worker"
 )
 
@@ -34,7 +36,7 @@ const maxRulesListed = 100
 // breaches it should have fired for and did not. A breach counts as missed only when
 // both the breach and the rule are older than the SLA check's alert threshold: by
 // then at least one SLA check should have run and fired it.
-const rulesSQL = `
+var rulesSQL = `
 WITH ` + breachesCTE + `,
 stats AS (
     SELECT l.rule_id, count(*) AS executions,
@@ -42,6 +44,7 @@ stats AS (
            (array_agg(l.error ORDER BY l.executed_at DESC, l.id DESC) FILTER (WHERE l.status = 'failed'))[1] AS last_error
     FROM automation_logs l
     WHERE l.executed_at > @since::timestamptz AND l.executed_at <= @now::timestamptz
+      AND ` + tenancy.Filter("l.tenant_id") + `
     GROUP BY l.rule_id
 ),
 missed AS (
@@ -60,8 +63,11 @@ FROM automation_rules r
 JOIN tenants t ON t.id = r.tenant_id
 LEFT JOIN stats s ON s.rule_id = r.id
 LEFT JOIN missed m ON m.rule_id = r.id
-WHERE r.is_active
+WHERE r.is_active AND ` + tenancy.Filter("r.tenant_id") + `
 ORDER BY t.name, r.name, r.id`
+
+// coveredSQL lists the firms the run covers: each gets a slice, rules or not.
+var coveredSQL = `SELECT coalesce(array_agg(t.id::text ORDER BY t.id), '{}') FROM tenants t WHERE ` + tenancy.Filter("t.id")
 
 // lastSuccessSQL finds each job's last successful execution, and the first execution
 // of any job: a job that never succeeded is stale only once the system has been
@@ -81,18 +87,23 @@ ORDER BY j.ord`
 // none for the others (closed now), and every admin of a firm with an open incident
 // notified of it exactly once. @system_reasons make every firm unhealthy;
 // @tenant_reasons ({"<tenant id>": ["reason", ...]}) only the firms named.
-const incidentsSQL = `
+//
+// Only the covered firms' incidents are opened or closed: a run for one firm leaves the
+// others' incidents as they are.
+var incidentsSQL = `
 WITH unhealthy AS (
     SELECT t.id AS tenant_id, t.name,
            to_jsonb(@system_reasons::text[]) || coalesce(@tenant_reasons::jsonb -> t.id::text, '[]'::jsonb) AS reasons
     FROM tenants t
-    WHERE cardinality(@system_reasons::text[]) > 0 OR @tenant_reasons::jsonb ? t.id::text
+    WHERE (cardinality(@system_reasons::text[]) > 0 OR @tenant_reasons::jsonb ? t.id::text)
+      AND ` + tenancy.Filter("t.id") + `
 ),
 closed AS (
     UPDATE automation_health_incidents i
     SET closed_at = greatest(@now::timestamptz, i.opened_at), closed_run_id = @run_id::uuid
     WHERE i.closed_at IS NULL AND i.tenant_id NOT IN (SELECT tenant_id FROM unhealthy)
-    RETURNING i.id
+      AND ` + tenancy.Filter("i.tenant_id") + `
+    RETURNING i.id, i.tenant_id
 ),
 opened AS (
     INSERT INTO automation_health_incidents (tenant_id, opened_at, opened_run_id, reasons)
@@ -138,6 +149,14 @@ SELECT
     (SELECT count(*) FROM closed) AS closed,
     (SELECT count(*) FROM open_now) AS open,
     (SELECT count(*) FROM notified) AS notified,
+    (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+        SELECT tenant_id, sum(opened) AS opened, sum(closed) AS closed, sum(open) AS open, sum(notified) AS notified
+        FROM (
+            SELECT tenant_id, 1 AS opened, 0 AS closed, 0 AS open, 0 AS notified FROM opened
+            UNION ALL SELECT tenant_id, 0, 1, 0, 0 FROM closed
+            UNION ALL SELECT tenant_id, 0, 0, 1, 0 FROM open_now
+            UNION ALL SELECT tenant_id, 0, 0, 0, 1 FROM notified
+        ) u GROUP BY tenant_id) x) AS per_firm,
     (SELECT coalesce(jsonb_agg(x ORDER BY x.tenant), '[]') FROM (
         SELECT u.tenant_id, u.name AS tenant FROM unhealthy u
         WHERE NOT EXISTS (SELECT 1 FROM profiles p WHERE p.tenant_id = u.tenant_id AND p.role = 'admin')) x) AS no_admin`
@@ -233,9 +252,9 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 	grace := sla.StaleAfter
 
 	// Rules.
-	rows, err := pool.Query(ctx, rulesSQL, pgx.NamedArgs{
+	rows, err := pool.Query(ctx, rulesSQL, tenancy.With(pgx.NamedArgs{
 		"now": now, "since": now.Add(-healthWindow), "grace_before": now.Add(-grace),
-	})
+	}, run.Scope))
 	if err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: rules: %w", err))
 	}
@@ -248,8 +267,18 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 	if err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: rules: %w", err))
 	}
-	type tally struct{ rules, unhealthy int }
+	var covered []string
+	if err := pool.QueryRow(ctx, coveredSQL, tenancy.Args(run.Scope)).Scan(&covered); err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: firms: %w", err))
+	}
+	type tally struct {
+		rules, unhealthy int
+		bad              []ruleHealth
+	}
 	tenants := map[string]*tally{}
+	for _, id := range covered {
+		tenants[id] = &tally{}
+	}
 	var bad []ruleHealth
 	for i := range rules {
 		r := &rules[i]
@@ -262,6 +291,7 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 		t.rules++
 		if len(r.Problems) > 0 {
 			t.unhealthy++
+			t.bad = append(t.bad, *r)
 			bad = append(bad, *r)
 		}
 	}
@@ -293,20 +323,62 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 
 	// Incidents.
 	var opened, closed, open, notified int64
+	var perFirm []struct {
+		TenantID string `json:"tenant_id"`
+		Opened   int64  `json:"opened"`
+		Closed   int64  `json:"closed"`
+		Open     int64  `json:"open"`
+		Notified int64  `json:"notified"`
+	}
 	var noAdmin []struct {
 		TenantID string `json:"tenant_id"`
 		Tenant   string `json:"tenant"`
 	}
-	err = pool.QueryRow(ctx, incidentsSQL, pgx.NamedArgs{
+	err = pool.QueryRow(ctx, incidentsSQL, tenancy.With(pgx.NamedArgs{
 		"now": now, "run_id": runID, "job_name": jobName(run, catalog.AutomationHealthCheck),
 		"system_reasons": systemReasons, "tenant_reasons": tenantReasons,
-	}).Scan(&opened, &closed, &open, &notified, &noAdmin)
+	}, run.Scope)).Scan(&opened, &closed, &open, &notified, &perFirm, &noAdmin)
 	if err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: incidents: %w", err))
 	}
 	var problems errorList
+	firms := newFirms(covered, nil)
 	for _, t := range noAdmin {
 		problems.add("%s: automation is unhealthy but the firm has no admin to notify (firm %s)", t.Tenant, t.TenantID)
+		firms.problem(t.TenantID, "automation is unhealthy but the firm has no admin to notify")
+	}
+
+	// Each firm's slice: its own rules judged alone, the jobs (which every firm shares).
+	for _, id := range covered {
+		t := tenants[id]
+		f := firms.get(id)
+		listed := t.bad
+		if len(listed) > maxRulesListed {
+			listed = listed[:maxRulesListed]
+		}
+		if listed == nil {
+			listed = []ruleHealth{}
+		}
+		maps.Copy(f.results, map[string]any{
+			"rules_checked":      t.rules,
+			"unhealthy_rules":    t.unhealthy,
+			"stale_jobs":         stale,
+			"stale_job_count":    len(stale),
+			"health":             classify(t.rules, t.unhealthy, stale),
+			"rules":              listed,
+			"jobs":               jobs,
+			"unhealthy_tenants":  int64(0),
+			"incidents_opened":   int64(0),
+			"incidents_closed":   int64(0),
+			"notifications_sent": int64(0),
+		})
+		if len(t.bad) > len(listed) {
+			f.results["rules_not_listed"] = len(t.bad) - len(listed)
+		}
+	}
+	for _, p := range perFirm {
+		f := firms.get(p.TenantID).results
+		f["unhealthy_tenants"], f["incidents_opened"], f["incidents_closed"], f["notifications_sent"] = p.Open, p.Opened, p.Closed, p.Notified
 	}
 
 	listed := bad
@@ -332,9 +404,9 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 	if len(bad) > len(listed) {
 		results["rules_not_listed"] = len(bad) - len(listed)
 	}
-	s.log.Info("automation health checked", "run_id", run.ID, "health", health, "rules", len(rules),
+	s.log.Info("automation health checked", "run_id", run.ID, "health", health, "firms", len(covered), "rules", len(rules),
 		"unhealthy_rules", len(bad), "stale_jobs", stale, "incidents_opened", opened, "incidents_closed", closed)
-	return worker.Report{Results: results, Errors: problems.list()}, nil
+	return worker.Report{Results: results, Errors: problems.list(), Tenants: firms.slices()}, nil
 }
 
 // staleJobs reads each catalog job's last success. The running job counts as

@@ -4,13 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
+	"github.com/lexhq/gstjobs/internal/tenancy"
 	"github.com/lexhq/gstjobs/internal/worker"
 )
 
@@ -122,6 +125,63 @@ type errorList struct {
 	omitted int
 }
 
+// firms collects each covered firm's slice of a run, in the order the firms were
+// first seen, with the same results keys as the run's totals.
+type firms struct {
+	order  []string
+	byID   map[string]*firmSlice
+	zeroes map[string]any
+}
+
+type firmSlice struct {
+	results map[string]any
+	errors  errorList
+}
+
+// newFirms starts a slice for every covered firm, each holding zeros for keys.
+func newFirms(ids []string, zeroes map[string]any) *firms {
+	f := &firms{byID: make(map[string]*firmSlice, len(ids)), zeroes: zeroes}
+	for _, id := range ids {
+		f.get(id)
+	}
+	return f
+}
+
+func (f *firms) get(id string) *firmSlice {
+	if x, ok := f.byID[id]; ok {
+		return x
+	}
+	x := &firmSlice{results: maps.Clone(f.zeroes)}
+	if x.results == nil {
+		x.results = map[string]any{}
+	}
+	f.byID[id] = x
+	f.order = append(f.order, id)
+	return x
+}
+
+// add adds n to a counter of one firm.
+func (f *firms) add(id, key string, n int64) {
+	r := f.get(id).results
+	v, _ := r[key].(int64)
+	r[key] = v + n
+}
+
+// problem records a problem in one firm's slice.
+func (f *firms) problem(id, format string, args ...any) {
+	f.get(id).errors.add(format, args...)
+}
+
+// slices is every firm's slice, in order.
+func (f *firms) slices() []events.TenantSlice {
+	out := make([]events.TenantSlice, 0, len(f.order))
+	for _, id := range f.order {
+		x := f.byID[id]
+		out = append(out, events.TenantSlice{TenantID: id, Results: x.results, Errors: x.errors.list()})
+	}
+	return out
+}
+
 func (l *errorList) add(format string, args ...any) {
 	if len(l.items) >= maxErrors {
 		l.omitted++
@@ -150,7 +210,9 @@ func (l *errorList) list() []string {
 // "C" collation: a linguistic one ignores the punctuation).
 //
 // The scan reads the partial index tasks_open_sla alone (migration 00012).
-const breachesCTE = `
+//
+// Only the firms the run covers are read (tenancy.Filter on both branches).
+var breachesCTE = `
 breaches AS MATERIALIZED (
     SELECT task_id, tenant_id, trigger_event, kind, deadline,
            kind || ':' || to_char(deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurrence
@@ -158,6 +220,7 @@ breaches AS MATERIALIZED (
         SELECT t.id AS task_id, t.tenant_id, 'task_overdue' AS trigger_event, 'overdue' AS kind, t.due_date AS deadline
         FROM tasks t
         WHERE t.status IN ('open', 'in_progress') AND t.due_date < @now::timestamptz
+          AND ` + tenantsCovered + `
         UNION ALL
         SELECT t.id, t.tenant_id, 'sla_violation', 'sla',
                t.created_at + coalesce(tp.resolution_hours, dp.resolution_hours) * interval '1 hour'
@@ -166,8 +229,12 @@ breaches AS MATERIALIZED (
         LEFT JOIN sla_policies dp ON dp.tenant_id IS NULL AND dp.priority = t.priority
         WHERE t.status IN ('open', 'in_progress')
           AND t.created_at + coalesce(tp.resolution_hours, dp.resolution_hours) * interval '1 hour' < @now::timestamptz
+          AND ` + tenantsCovered + `
     ) b
 )`
+
+// tenantsCovered keeps the tasks of the firms the run covers.
+var tenantsCovered = tenancy.Filter("t.tenant_id")
 
 // alreadyFired is true when rule r already has an automation_logs row for task b whose
 // occurrence is of the same kind and not earlier than b's deadline. A breach therefore

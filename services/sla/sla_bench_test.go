@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/pgtest"
 	"github.com/lexhq/gstjobs/internal/worker"
@@ -149,7 +150,7 @@ func newBenchEnv(b *testing.B, tasks int) *benchEnv {
 func (e *benchEnv) run(b *testing.B, jobs map[string]worker.Func, job string, now time.Time) worker.Report {
 	b.Helper()
 	j, _ := catalog.Lookup(job)
-	rep, err := jobs[job](context.Background(), worker.Run{ID: uuid.NewString(), Job: j, Now: now})
+	rep, err := jobs[job](context.Background(), worker.Run{ID: uuid.NewString(), Job: j, Now: now, Scope: events.ScopeAll()})
 	if err != nil {
 		b.Fatalf("%s: %v", job, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/pgtest"
 	"github.com/lexhq/gstjobs/internal/worker"
@@ -133,7 +134,7 @@ func (f *fixture) run(job string, now time.Time) worker.Report {
 	if !ok {
 		f.t.Fatalf("no job %s in the catalog", job)
 	}
-	rep, err := f.jobs[job](f.t.Context(), worker.Run{ID: uuid.NewString(), Job: j, Now: now})
+	rep, err := f.jobs[job](f.t.Context(), worker.Run{ID: uuid.NewString(), Job: j, Now: now, Scope: events.ScopeAll()})
 	if err != nil {
 		f.t.Fatalf("%s at %s failed: %v", job, now.Format(time.RFC3339), err)
 	}
