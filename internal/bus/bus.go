@@ -113,7 +113,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 
 	var jobSubjects []string
 	for _, j := range jobs {
-		jobSubjects = append(jobSubjects, events.ScheduleSubject(j), events.TriggerSubject(j), events.RunSubject(j))
+		jobSubjects = append(jobSubjects, events.ScheduleSubject(j), events.TriggerSubject(j), events.APITriggerSubject(j), events.RunSubject(j))
 	}
 	// Work-queue retention: a message lives until its consumer acks it. Only known jobs'
 	// subjects are captured; a trigger for an unknown job is answered by the gateway.
@@ -131,8 +131,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamEvents,
-		Description: "Job statuses and results, replayable for the gateway",
-		Subjects:    []string{events.PrefixStatus + ">", events.PrefixResult + ">"},
+		Description: "Job statuses, firms' slices and results, replayable for the gateway",
+		Subjects:    []string{events.PrefixStatus + ">", events.PrefixSlices + ">", events.PrefixResult + ">"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
@@ -158,7 +158,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 		if _, err := js.CreateOrUpdateConsumer(ctx, StreamJobs, jetstream.ConsumerConfig{
 			Durable:        TriggerConsumer(j),
 			Description:    "intake of " + j + " schedule slots and triggers",
-			FilterSubjects: []string{events.ScheduleSubject(j), events.TriggerSubject(j)},
+			FilterSubjects: []string{events.ScheduleSubject(j), events.TriggerSubject(j), events.APITriggerSubject(j)},
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        10 * time.Second,
 			MaxDeliver:     20,
@@ -182,8 +182,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
 		Durable:        ConsumerGatewayEvents,
-		Description:    "gateway: results and triggers into audit_log",
-		FilterSubjects: []string{events.PrefixResult + ">", events.PrefixStatus + ">"},
+		Description:    "gateway: results, firms' slices and triggers into audit_log",
+		FilterSubjects: []string{events.PrefixResult + ">", events.PrefixSlices + ">", events.PrefixStatus + ">"},
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        30 * time.Second,
 		MaxDeliver:     -1,

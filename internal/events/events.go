@@ -124,9 +124,20 @@ func (s Scope) Covers(tenant string) bool {
 	return s.All && !slices.Contains(s.Skip, tenant)
 }
 
-// Skipped reports a firm the run passed over because it paused the job.
-func (s Scope) Skipped(tenant string) bool {
-	return s.All && tenant != "" && slices.Contains(s.Skip, tenant) && !slices.Contains(s.Tenants, tenant)
+// Includes reports whether a run for s already does all of o's work.
+func (s Scope) Includes(o Scope) bool {
+	if s.All {
+		return true
+	}
+	if o.All {
+		return false
+	}
+	for _, t := range o.Tenants {
+		if !slices.Contains(s.Tenants, t) {
+			return false
+		}
+	}
+	return true
 }
 
 // Union is the scope of a run two triggers share. Past MaxScopeTenants firms it
@@ -364,14 +375,9 @@ type Result struct {
 	Instance   string    `json:"instance,omitempty"`
 }
 
-// Slice statuses: a firm's part of a run succeeded, failed, or was skipped because
-// the firm paused the job.
-const (
-	SliceSkipped = "skipped"
-)
-
 // TenantSlice is one firm's part of a run: the contract's results keys for that firm
-// alone, its own problems, and, when its part failed, why. Status "" is the run's.
+// alone, its own problems, and, when its part failed, why. Status "" is the run's
+// (success or failed). A firm the run skipped (it paused the job) has no slice.
 type TenantSlice struct {
 	TenantID     string         `json:"tenant_id"`
 	Status       string         `json:"status,omitempty"`

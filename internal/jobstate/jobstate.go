@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,6 +32,8 @@ type RunInfo struct {
 	HeartbeatAt time.Time           `json:"heartbeat_at,omitzero"`
 	Attempt     int                 `json:"attempt,omitempty"`
 	Triggers    []events.TriggerRef `json:"triggers"`
+	// Scope is the firms the run is for: the union of its triggers' scopes.
+	Scope events.Scope `json:"scope"`
 }
 
 // MaxTriggersPerRun caps how many joined triggers a run remembers by name; a burst of
@@ -71,6 +74,22 @@ func (r *Runs) Remember(triggerID, runID string) {
 	if n := len(r.Recent) - MaxRecent; n > 0 {
 		r.Recent = r.Recent[n:]
 	}
+}
+
+// ConfigKey is a job's key in the config bucket: the job's name for what holds for
+// every firm (set by the platform operator), <job>.<tenant id> for one firm's own
+// settings (set by its admins).
+func ConfigKey(job, tenant string) string {
+	if tenant == "" {
+		return job
+	}
+	return job + "." + tenant
+}
+
+// SplitConfigKey is the inverse of ConfigKey.
+func SplitConfigKey(key string) (job, tenant string) {
+	job, tenant, _ = strings.Cut(key, ".")
+	return job, tenant
 }
 
 // Config is the value of a job's key in the config bucket.

@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,10 +61,13 @@ type Report struct {
 type Func func(ctx context.Context, run Run) (Report, error)
 
 // Failure is an error with words for people (error_message) in front of the technical
-// cause (error_details).
+// cause (error_details). Message is shown to every covered firm's people, so it names
+// no firm and counts nothing of any firm: per-firm words go in the firms' slices.
 type Failure struct {
 	Message string
 	Err     error
+	// Panicked marks a job that panicked: its details are a stack, for the operator.
+	Panicked bool
 }
 
 func (f *Failure) Error() string { return f.Message + ": " + f.Err.Error() }
@@ -91,9 +98,10 @@ type Config struct {
 
 // Worker runs a set of jobs. Start it once; Stop is safe to call twice.
 type Worker struct {
-	cfg  Config
-	runs jetstream.KeyValue
-	log  *slog.Logger
+	cfg    Config
+	runs   jetstream.KeyValue
+	pauses *firmPauses
+	log    *slog.Logger
 
 	// runCtx is cancelled when a run in progress must be abandoned (shutdown grace over).
 	runCtx    context.Context
@@ -148,6 +156,13 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: open runs bucket: %w", err)
 	}
 	w.runs = kv
+	cfgKV, err := w.cfg.JS.KeyValue(ctx, bus.BucketConfig)
+	if err != nil {
+		return fmt.Errorf("worker: open config bucket: %w", err)
+	}
+	if w.pauses, err = watchPauses(ctx, cfgKV); err != nil {
+		return err
+	}
 	w.runCtx, w.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
 	w.loopCtx, w.cancelLoop = context.WithCancel(ctx)
 
@@ -201,6 +216,7 @@ func (w *Worker) Stop() {
 			<-done
 		}
 		w.cancelRun()
+		w.pauses.stop()
 	})
 }
 
@@ -227,20 +243,26 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 		triggerID = fmt.Sprintf("%s:%d", md.Stream, md.Sequence.Stream)
 	}
 	ref := events.TriggerRef{ID: triggerID, At: md.Timestamp}
+	var scope events.Scope
 	if strings.HasPrefix(msg.Subject(), events.PrefixSchedule) {
 		s, err := events.DecodeSchedule(msg.Data())
 		if err != nil {
 			w.reject(ctx, job, msg, triggerID, err)
 			return
 		}
-		ref.Kind, ref.Slot = events.KindSchedule, s.Slot
+		ref.Kind, ref.Source, ref.Slot = events.KindSchedule, events.SourceSchedule, s.Slot
+		scope = events.ScopeAll()
 	} else {
 		t, err := events.DecodeTrigger(msg.Data(), events.IsAPITrigger(msg.Subject()))
 		if err != nil {
 			w.reject(ctx, job, msg, triggerID, err)
 			return
 		}
-		ref.Kind, ref.RequestedBy, ref.Reason = events.KindManual, t.RequestedBy, t.Reason
+		ref.Kind, ref.RequestedBy, ref.Reason, ref.Source = events.KindManual, t.RequestedBy, t.Reason, events.SourceNATS
+		if rq := t.Requester; rq != nil {
+			ref.Source, ref.TenantID, ref.ProfileID, ref.Operator, ref.RequestedBy = events.SourceAPI, rq.TenantID, rq.ProfileID, rq.Operator, rq.Name
+		}
+		scope = t.Scope()
 	}
 
 	now := w.cfg.Clock.Now()
@@ -254,7 +276,10 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 			return jobstate.ErrNoChange
 		}
 		if r.Next != nil {
-			runID, coalesced = r.Next.RunID, true
+			runID = r.Next.RunID
+			// Coalesced: the queued run was already going to do this trigger's work.
+			coalesced = r.Next.Scope.Includes(scope)
+			r.Next.Scope = r.Next.Scope.Union(scope)
 			if len(r.Next.Triggers) < jobstate.MaxTriggersPerRun {
 				r.Next.Triggers = append(r.Next.Triggers, ref)
 			}
@@ -262,7 +287,7 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 			runID, created = newID, true
 			r.Next = &jobstate.RunInfo{
 				RunID: newID, Trigger: ref.Kind, RequestedBy: ref.RequestedBy, Reason: ref.Reason,
-				Slot: ref.Slot, QueuedAt: now, Triggers: []events.TriggerRef{ref},
+				Slot: ref.Slot, QueuedAt: now, Triggers: []events.TriggerRef{ref}, Scope: scope,
 			}
 		}
 		r.Remember(triggerID, runID)
@@ -288,11 +313,14 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 	}
 	status := events.Status{
 		RunID: runID, JobName: job.Name, State: events.StateQueued, Trigger: ref.Kind,
-		TriggerID: triggerID, RequestedBy: ref.RequestedBy, Reason: ref.Reason,
+		TriggerID: triggerID, Source: ref.Source, TenantID: ref.TenantID, RequestedBy: ref.RequestedBy, Reason: ref.Reason,
 		Coalesced: coalesced || (answeredBefore && !created), Slot: ref.Slot, At: now, Instance: w.cfg.Instance,
+		Scope: &scope,
 	}
 	if next := state.Next; next != nil && next.RunID == runID {
 		status.QueuedAt = next.QueuedAt
+		sc := next.Scope
+		status.Scope = &sc
 	}
 	if err := w.publish(ctx, events.StatusSubject(job.Name), "queued:"+triggerID, status); err != nil {
 		log.Warn("intake: cannot publish queued status, will retry", "run_id", runID, "err", err)
@@ -307,7 +335,7 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 		outcome = "coalesced"
 	}
 	w.cfg.Metrics.triggers.WithLabelValues(job.Name, outcome).Inc()
-	log.Info("trigger accepted", "trigger_id", triggerID, "kind", ref.Kind, "run_id", runID, "coalesced", !created)
+	log.Info("trigger accepted", "trigger_id", triggerID, "kind", ref.Kind, "source", ref.Source, "run_id", runID, "coalesced", !created)
 }
 
 // reject answers a trigger that can never be processed, then terminates it so it is
@@ -410,7 +438,7 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 	}
 	run := Run{
 		ID: info.RunID, Job: job, Trigger: info.Trigger, RequestedBy: info.RequestedBy, Reason: info.Reason,
-		Slot: info.Slot, Attempt: attempt, Triggers: info.Triggers, Now: now,
+		Slot: info.Slot, Attempt: attempt, Triggers: info.Triggers, Now: now, Scope: w.runScope(job.Name, info),
 	}
 	if attempt > bus.RunMaxDeliver {
 		err := fmt.Errorf("run was started %d times and its executor stopped each time before it finished", attempt-1)
@@ -418,10 +446,13 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 		return
 	}
 
+	first := firstRef(run.Triggers)
 	running := events.Status{
 		RunID: run.ID, JobName: job.Name, State: events.StateRunning, Trigger: run.Trigger,
+		TriggerID: first.ID, Source: first.Source, TenantID: first.TenantID,
 		RequestedBy: run.RequestedBy, Reason: run.Reason, Slot: run.Slot, Attempt: attempt,
 		QueuedAt: info.QueuedAt, StartedAt: info.StartedAt, At: now, Instance: w.cfg.Instance,
+		Scope: &run.Scope,
 	}
 	if err := w.publish(ctx, events.StatusSubject(job.Name), fmt.Sprintf("running:%s:%d", run.ID, attempt), running); err != nil {
 		log.Warn("executor: cannot publish running status", "err", err)
@@ -443,6 +474,31 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 	w.finish(job, msg, run, info.StartedAt, report, runErr)
 }
 
+// runScope is the firms a run does: those its triggers asked for, and, for a run for
+// every firm, not those that paused the job now (a firm that asked itself is never
+// skipped). A run queued before runs had scopes is for every firm.
+func (w *Worker) runScope(job string, info jobstate.RunInfo) events.Scope {
+	s := info.Scope
+	if !s.All && len(s.Tenants) == 0 {
+		s = events.ScopeAll()
+	}
+	if s.All {
+		for _, t := range w.pauses.of(job) {
+			if !slices.Contains(s.Tenants, t) {
+				s.Skip = append(s.Skip, t)
+			}
+		}
+	}
+	return s
+}
+
+func firstRef(refs []events.TriggerRef) events.TriggerRef {
+	if len(refs) == 0 {
+		return events.TriggerRef{}
+	}
+	return refs[0]
+}
+
 // call runs the job with its timeout, turning panics and timeouts into errors. A job
 // that ignores its context is abandoned after the timeout rather than waited for.
 func (w *Worker) call(job catalog.Job, fn Func, run Run) (Report, error) {
@@ -461,7 +517,7 @@ func (w *Worker) call(job catalog.Job, fn Func, run Run) (Report, error) {
 				if len(stack) > 4000 {
 					stack = stack[:4000]
 				}
-				done <- outcome{err: Fail(fmt.Sprintf("Job panicked: %v", p), errors.New(stack))}
+				done <- outcome{err: &Failure{Message: "Job panicked", Err: fmt.Errorf("%v\n%s", p, stack), Panicked: true}}
 			}
 		}()
 		r, err := fn(ctx, run)
@@ -527,16 +583,15 @@ func (w *Worker) heartbeat(job catalog.Job, msg jetstream.Msg, running events.St
 func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt time.Time, report Report, runErr error) {
 	log := w.log.With("job", job.Name, "run_id", run.ID)
 	finished := w.cfg.Clock.Now()
+	first := firstRef(run.Triggers)
+	scope := run.Scope
 	res := events.Result{
 		RunID: run.ID, JobName: job.Name, Status: events.StatusSuccess,
 		ExecutionTimeMS: finished.Sub(startedAt).Milliseconds(),
 		Results:         report.Results, Errors: report.Errors,
-		Trigger: run.Trigger, RequestedBy: run.RequestedBy, Reason: run.Reason,
-		Triggers: run.Triggers, Slot: run.Slot, Attempt: run.Attempt,
+		Trigger: run.Trigger, Source: first.Source, TenantID: first.TenantID, RequestedBy: run.RequestedBy, Reason: run.Reason,
+		TriggerID: first.ID, Triggers: run.Triggers, Scope: &scope, Slot: run.Slot, Attempt: run.Attempt,
 		StartedAt: startedAt, FinishedAt: finished, Instance: w.cfg.Instance,
-	}
-	if len(run.Triggers) > 0 {
-		res.TriggerID = run.Triggers[0].ID
 	}
 	if res.Results == nil {
 		res.Results = map[string]any{}
@@ -544,25 +599,26 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 	if runErr != nil {
 		res.Status = events.StatusFailed
 		res.ErrorMessage, res.ErrorDetails = describe(runErr)
+		res.DetailsPublic = detailsPublic(runErr)
 		log.Warn("run failed", "error_message", res.ErrorMessage, "error_details", res.ErrorDetails)
 	}
+	if len(scope.Skip) > 0 {
+		res.Results["tenants_skipped"] = len(scope.Skip)
+	}
+	// Each firm's slice, before the result: the gateway shows each firm its own.
+	parts := events.SplitSlices(sliceStatuses(report.Tenants, res.Status))
+	res.Slices, res.SliceParts = len(report.Tenants), len(parts)
 	ctx := w.runCtx
-	for attempt := 0; ; attempt++ {
-		err := w.publish(ctx, events.ResultSubject(job.Name), "result:"+run.ID, res)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
+	for i, part := range parts {
+		s := events.Slices{RunID: run.ID, JobName: job.Name, Attempt: run.Attempt, Part: i, Parts: len(parts), FinishedAt: finished, Tenants: part}
+		if !w.publishRetrying(ctx, log, events.SlicesSubject(job.Name), events.SlicesMsgID(run.ID, run.Attempt, i), s) {
 			_ = msg.Nak()
 			return
 		}
-		log.Warn("cannot publish result, retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			_ = msg.Nak()
-			return
-		case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
-		}
+	}
+	if !w.publishRetrying(ctx, log, events.ResultSubject(job.Name), "result:"+run.ID, res) {
+		_ = msg.Nak()
+		return
 	}
 	if _, err := jobstate.Update(ctx, w.runs, job.Name, func(r *jobstate.Runs) error {
 		if r.Current == nil || r.Current.RunID != run.ID {
@@ -579,6 +635,64 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 	w.cfg.Metrics.runs.WithLabelValues(job.Name, res.Status).Inc()
 	w.cfg.Metrics.duration.WithLabelValues(job.Name).Observe(finished.Sub(startedAt).Seconds())
 	log.Info("run finished", "status", res.Status, "execution_time_ms", res.ExecutionTimeMS, "results", res.Results)
+}
+
+// publishRetrying publishes until it succeeds or the run is abandoned (false).
+func (w *Worker) publishRetrying(ctx context.Context, log *slog.Logger, subject, msgID string, v any) bool {
+	for attempt := 0; ; attempt++ {
+		err := w.publish(ctx, subject, msgID, v)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		log.Warn("cannot publish, retrying", "subject", subject, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
+		}
+	}
+}
+
+// sliceStatuses gives every slice a status: its own, else the run's.
+func sliceStatuses(in []events.TenantSlice, status string) []events.TenantSlice {
+	out := make([]events.TenantSlice, len(in))
+	for i, s := range in {
+		if s.Status == "" {
+			s.Status = status
+		}
+		if s.Results == nil {
+			s.Results = map[string]any{}
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// detailsPublic says whether an error's text may be shown to every firm's people: a
+// connection refused, a timeout or a server going away says nothing about anyone's
+// data; a failed statement may quote it (a key, a value).
+func detailsPublic(err error) bool {
+	var f *Failure
+	if errors.As(err, &f) && f.Panicked {
+		return false
+	}
+	var sqlErr interface{ SQLState() string }
+	if errors.As(err, &sqlErr) {
+		switch state := sqlErr.SQLState(); {
+		case strings.HasPrefix(state, "08"), state == "57P01", state == "57P02", state == "57P03", state == "53300":
+			return true // connection exceptions, the server shutting down, too many connections
+		default:
+			return false
+		}
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	return false
 }
 
 // describe splits an error into the sentence people read and the cause engineers read.

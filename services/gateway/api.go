@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
@@ -32,10 +34,18 @@ type Health struct {
 	Time    time.Time `json:"time"`
 }
 
-// health: unhealthy when a dependency is down, when a job is overdue past its alert
-// threshold, or when more than one job's last run failed (the guide's "unhealthy
-// system indicators").
-func (g *Gateway) health(ctx context.Context) Health {
+// health is the viewer's: a firm's from its own cards (its last runs, its pauses), the
+// operator's from the runs' totals. Unhealthy when a dependency is down, when a job is
+// overdue past its alert threshold, or when more than one job's last run failed (the
+// guide's "unhealthy system indicators").
+func (g *Gateway) health(ctx context.Context, v Viewer) Health {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cards, err := g.Cards(ctx, v)
+	return g.healthFromCards(ctx, cards, err, v)
+}
+
+func (g *Gateway) healthFromCards(ctx context.Context, cards []Card, cardsErr error, v Viewer) Health {
 	h := Health{Status: "healthy", Checks: map[string]string{}, Stale: []string{}, Failed: []string{}, Time: g.cfg.Clock.Now()}
 	var problems []string
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -56,9 +66,8 @@ func (g *Gateway) health(ctx context.Context) Health {
 		h.Checks["nats"] = "ok"
 	}
 	if h.Checks["database"] == "ok" && h.Checks["nats"] == "ok" {
-		cards, err := g.Cards(pctx)
-		if err != nil {
-			h.Checks["jobs"] = err.Error()
+		if cardsErr != nil {
+			h.Checks["jobs"] = cardsErr.Error()
 		} else {
 			h.Checks["jobs"] = "ok"
 			for _, c := range cards {
@@ -88,6 +97,29 @@ func (g *Gateway) health(ctx context.Context) Health {
 	return h
 }
 
+// handleHealth is GET /api/health. Without a token it is the deployment's health,
+// which names jobs and dependencies and nothing of any firm; with a firm user's token,
+// that firm's; with the operator's, the operator's.
+func (g *Gateway) handleHealth(w http.ResponseWriter, r *http.Request) {
+	v := Viewer{Operator: true}
+	if raw, _ := tokenFrom(r); raw != "" {
+		p, fromCookie, err := g.principal(r)
+		if err != nil {
+			g.refuseUnauthenticated(w, r, fromCookie, err)
+			return
+		}
+		if p.CanView() {
+			v = p.Viewer()
+		}
+	}
+	h := g.health(r.Context(), v)
+	code := http.StatusOK
+	if h.Status != "healthy" {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSONResponse(w, code, h)
+}
+
 func (g *Gateway) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, middleware.RealIP, g.accessLog, middleware.Recoverer)
@@ -96,14 +128,7 @@ func (g *Gateway) routes() http.Handler {
 	})
 
 	// Open: probes and metrics carry no firm's data.
-	r.Get("/api/health", func(w http.ResponseWriter, r *http.Request) {
-		h := g.health(r.Context())
-		code := http.StatusOK
-		if h.Status != "healthy" {
-			code = http.StatusServiceUnavailable
-		}
-		writeJSONResponse(w, code, h)
-	})
+	r.Get("/api/health", g.handleHealth)
 	r.Handle("/metrics", g.opsHandler)
 	r.Handle("/livez", g.opsHandler)
 	r.Handle("/readyz", g.opsHandler)
@@ -115,32 +140,36 @@ func (g *Gateway) routes() http.Handler {
 		r.Use(g.requireViewer)
 		r.Get("/api/me", g.handleMe)
 		r.Get("/api/jobs", func(w http.ResponseWriter, r *http.Request) {
-			cards, err := g.Cards(r.Context())
+			cards, err := g.Cards(r.Context(), principalFrom(r.Context()).Viewer())
 			if err != nil {
 				g.fail(w, r, err)
 				return
 			}
-			cards = g.scopeCards(r.Context(), cards, principalFrom(r.Context()).TenantID)
 			writeJSONResponse(w, http.StatusOK, map[string]any{"jobs": cards, "server_time": g.cfg.Clock.Now()})
 		})
 		r.Route("/api/jobs/{job}", func(r chi.Router) {
 			r.Use(knownJob)
 			r.Get("/", func(w http.ResponseWriter, r *http.Request) {
-				c, err := g.Card(r.Context(), chi.URLParam(r, "job"))
+				c, err := g.Card(r.Context(), chi.URLParam(r, "job"), principalFrom(r.Context()).Viewer())
 				if err != nil {
 					g.fail(w, r, err)
 					return
 				}
-				writeJSONResponse(w, http.StatusOK, g.scopeCards(r.Context(), []Card{c}, principalFrom(r.Context()).TenantID)[0])
+				writeJSONResponse(w, http.StatusOK, c)
 			})
 			r.Get("/runs", g.handleRuns)
 			r.Post("/run", g.handleRunNow)
-			// Admins only.
+			// Admins (for their firm) and the operator.
 			r.Group(func(r chi.Router) {
 				r.Use(g.requireAdmin)
 				r.Post("/pause", g.handlePause(true))
 				r.Post("/resume", g.handlePause(false))
+			})
+			// The platform operator only: what holds for every firm.
+			r.Group(func(r chi.Router) {
+				r.Use(g.requireOperator("Changing a job's schedule changes it for every firm, which is for the platform operator"))
 				r.Put("/schedule", g.handleSchedule)
+				r.Get("/runs/{run}/firms", g.handleRunFirms)
 			})
 		})
 		r.Get("/ws", g.serveWS)
@@ -163,23 +192,29 @@ type Me struct {
 	DevMode  bool      `json:"dev_mode"`
 }
 
-// Permissions of the signed-in user on the dashboard.
+// Permissions of the signed-in user on the dashboard. PauseResume is for the user's
+// firm; PauseForEveryone, ChangeSchedule and SeeAllFirms are the platform operator's.
 type Permissions struct {
-	RunNow         bool `json:"run_now"`
-	PauseResume    bool `json:"pause_resume"`
-	ChangeSchedule bool `json:"change_schedule"`
+	RunNow           bool `json:"run_now"`
+	PauseResume      bool `json:"pause_resume"`
+	PauseForEveryone bool `json:"pause_for_everyone"`
+	ChangeSchedule   bool `json:"change_schedule"`
+	SeeAllFirms      bool `json:"see_all_firms"`
 }
 
 func (g *Gateway) handleMe(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
-	admins := g.admins(r.Context(), p.TenantID)
-	if admins == nil {
-		admins = []Contact{}
+	admins := []Contact{}
+	if !p.Operator {
+		if a := g.admins(r.Context(), p.TenantID); a != nil {
+			admins = a
+		}
 	}
 	writeJSONResponse(w, http.StatusOK, Me{
-		User:        p,
-		Permissions: Permissions{RunNow: p.CanView(), PauseResume: p.CanConfigure(), ChangeSchedule: p.CanConfigure()},
-		Admins:      admins, Timezone: g.cfg.Location.String(), DevMode: g.cfg.DevMode,
+		User: p,
+		Permissions: Permissions{RunNow: p.CanView(), PauseResume: p.CanConfigure(), PauseForEveryone: p.CanConfigureAll(),
+			ChangeSchedule: p.CanConfigureAll(), SeeAllFirms: p.Operator},
+		Admins: admins, Timezone: g.cfg.Location.String(), DevMode: g.cfg.DevMode,
 	})
 }
 
@@ -205,13 +240,60 @@ func (g *Gateway) handleRuns(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	runs, next, err := g.Runs(r.Context(), chi.URLParam(r, "job"), limit, r.URL.Query().Get("before"))
+	runs, next, err := g.Runs(r.Context(), chi.URLParam(r, "job"), limit, r.URL.Query().Get("before"), principalFrom(r.Context()).Viewer())
 	if err != nil {
 		g.fail(w, r, err)
 		return
 	}
-	runs = g.scopeRuns(r.Context(), runs, principalFrom(r.Context()).TenantID)
 	writeJSONResponse(w, http.StatusOK, map[string]any{"runs": runs, "next_cursor": next})
+}
+
+// FirmSlice is one firm's part of a run, for the operator.
+type FirmSlice struct {
+	TenantID     string         `json:"tenant_id"`
+	Tenant       string         `json:"tenant"`
+	Status       string         `json:"status"`
+	Results      map[string]any `json:"results"`
+	Errors       []string       `json:"errors"`
+	ErrorMessage string         `json:"error_message,omitempty"`
+}
+
+// handleRunFirms is GET /api/jobs/{job}/runs/{run}/firms: every firm's slice of a run,
+// for the platform operator.
+func (g *Gateway) handleRunFirms(w http.ResponseWriter, r *http.Request) {
+	runID := chi.URLParam(r, "run")
+	if _, err := uuid.Parse(runID); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("run %q is not a run id", runID))
+		return
+	}
+	rows, err := g.cfg.Pool.Query(r.Context(), `
+SELECT s.tenant_id::text, t.name, s.status, s.results, s.errors, coalesce(s.error_message, '')
+FROM job_run_tenants s JOIN tenants t ON t.id = s.tenant_id
+WHERE s.run_id = $1 AND s.job_name = $2
+ORDER BY t.name, s.tenant_id`, runID, chi.URLParam(r, "job"))
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (FirmSlice, error) {
+		var f FirmSlice
+		var results, errs []byte
+		if err := row.Scan(&f.TenantID, &f.Tenant, &f.Status, &results, &errs, &f.ErrorMessage); err != nil {
+			return f, err
+		}
+		if err := json.Unmarshal(results, &f.Results); err != nil {
+			return f, err
+		}
+		return f, json.Unmarshal(errs, &f.Errors)
+	})
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []FirmSlice{}
+	}
+	writeJSONResponse(w, http.StatusOK, map[string]any{"run_id": runID, "firms": list})
 }
 
 // MaxBody bounds every JSON body the API reads.
@@ -228,8 +310,11 @@ func (g *Gateway) handleRunNow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principalFrom(r.Context())
-	acc, err := g.RunNow(r.Context(), chi.URLParam(r, "job"), strings.TrimSpace(body.Reason),
-		Requester{UserID: p.UserID, TenantID: p.TenantID, Name: p.Display()}, g.cfg.RunNowWait)
+	who := Requester{UserID: p.UserID, TenantID: p.TenantID, Name: p.Display(), Operator: p.Operator}
+	if p.Operator {
+		who.UserID = ""
+	}
+	acc, err := g.RunNow(r.Context(), chi.URLParam(r, "job"), strings.TrimSpace(body.Reason), who, g.cfg.RunNowWait)
 	if err != nil {
 		g.fail(w, r, err)
 		return
@@ -237,15 +322,59 @@ func (g *Gateway) handleRunNow(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, http.StatusAccepted, acc)
 }
 
+// pauseBody is a pause's or a resume's body. For says whom it is for: "firm" (the
+// default for a firm's admin: the admin's own firm) or "everyone" (the default for the
+// platform operator, and only the operator's); TenantID lets the operator pause one firm.
+type pauseBody struct {
+	Reason   string `json:"reason"`
+	For      string `json:"for"`
+	TenantID string `json:"tenant_id"`
+}
+
+func (b pauseBody) why() string { return b.Reason }
+
+// Whom a pause is for.
+const (
+	PauseForFirm     = "firm"
+	PauseForEveryone = "everyone"
+)
+
+// handlePause pauses or resumes a job's schedule: for a firm, by its admin (runs then
+// skip that firm's data, and only its people see the pause), or for every firm, by the
+// platform operator. A firm's own Run Now still runs while it is paused.
 func (g *Gateway) handlePause(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var body runNowBody
+		var body pauseBody
 		if !decodeBody(w, r, &body) {
 			return
 		}
 		job := chi.URLParam(r, "job")
 		p := principalFrom(r.Context())
-		cfg, err := jobstate.Update(r.Context(), g.buckets.Config, job, func(c *jobstate.Config) error {
+		forWhom, tenant := body.For, body.TenantID
+		switch {
+		case forWhom != "" && forWhom != PauseForFirm && forWhom != PauseForEveryone:
+			writeError(w, http.StatusBadRequest, `"for" must be "firm" or "everyone"`)
+			return
+		case !p.Operator && (forWhom == PauseForEveryone || (tenant != "" && tenant != p.TenantID)):
+			writeJSONResponse(w, http.StatusForbidden, map[string]any{"error": fmt.Sprintf(
+				"Pausing or resuming a job for every firm is for the platform operator; as an admin of %s you can pause it for your firm (\"for\": \"firm\").", p.TenantName),
+				"role": p.Role})
+			return
+		case !p.Operator:
+			forWhom, tenant = PauseForFirm, p.TenantID
+		case tenant != "":
+			if _, err := uuid.Parse(tenant); err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("tenant_id %q is not a firm's id", tenant))
+				return
+			}
+			forWhom = PauseForFirm
+		case forWhom == PauseForFirm:
+			writeError(w, http.StatusBadRequest, `the platform operator pauses a firm by naming it: {"tenant_id": "..."}`)
+			return
+		default:
+			forWhom = PauseForEveryone
+		}
+		cfg, err := jobstate.Update(r.Context(), g.buckets.Config, jobstate.ConfigKey(job, tenant), func(c *jobstate.Config) error {
 			c.Paused, c.UpdatedBy, c.UpdatedAt = paused, p.Display(), g.cfg.Clock.Now()
 			return nil
 		})
@@ -257,8 +386,12 @@ func (g *Gateway) handlePause(paused bool) http.HandlerFunc {
 		if paused {
 			action = ActionPaused
 		}
-		g.auditChange(r, action, job, map[string]any{"job_name": job, "paused": paused, "reason": body.Reason})
-		writeJSONResponse(w, http.StatusOK, cfg)
+		details := map[string]any{"job_name": job, "paused": paused, "reason": body.Reason, "for": forWhom}
+		if tenant != "" {
+			details["tenant_id"] = tenant
+		}
+		g.auditChange(r, action, job, tenant, details)
+		writeJSONResponse(w, http.StatusOK, map[string]any{"job_name": job, "paused": paused, "for": forWhom, "config": cfg})
 	}
 }
 
@@ -309,7 +442,7 @@ func (g *Gateway) handleSchedule(w http.ResponseWriter, r *http.Request) {
 	if effective == "" {
 		effective = def.Schedule
 	}
-	g.auditChange(r, ActionScheduleChanged, job, map[string]any{
+	g.auditChange(r, ActionScheduleChanged, job, "", map[string]any{
 		"job_name": job, "schedule": effective, "previous": orDefault(previous, def.Schedule), "reason": body.Reason,
 	})
 	writeJSONResponse(w, http.StatusOK, map[string]any{"job_name": job, "schedule": effective, "frequency": catalog.Describe(effective), "config": cfg})
@@ -342,16 +475,21 @@ func orDefault(s, def string) string {
 	return s
 }
 
-func (g *Gateway) auditChange(r *http.Request, action, job string, details map[string]any) {
+// auditChange records a change of a job's settings: who, why, and for which firm
+// (tenant; "" for every firm).
+func (g *Gateway) auditChange(r *http.Request, action, job, tenant string, details map[string]any) {
 	p := principalFrom(r.Context())
 	details["requested_by"] = p.Display()
+	if p.Operator {
+		details["operator"] = true
+	}
 	row := auditRow{action: action, job: job, details: details, at: g.cfg.Clock.Now(),
 		dedupeKey: action + ":" + job + ":" + middleware.GetReqID(r.Context()) + ":" + strconv.FormatInt(time.Now().UnixNano(), 10)}
-	if p.UserID != "" {
+	if p.UserID != "" && !p.Operator {
 		row.userID = &p.UserID
 	}
-	if p.TenantID != "" {
-		row.tenantID = &p.TenantID
+	if tenant != "" {
+		row.tenantID = &tenant
 	}
 	if err := writeAudit(r.Context(), g.cfg.Pool, row); err != nil {
 		g.log.Error("cannot audit change", "action", action, "job", job, "err", err)

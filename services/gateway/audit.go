@@ -8,10 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/internal/tenancy"
 )
 
 // Audit action types written by the gateway.
@@ -40,7 +43,12 @@ type auditRow struct {
 	at               time.Time
 }
 
-func writeAudit(ctx context.Context, pool *pgxpool.Pool, r auditRow) error {
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func writeAudit(ctx context.Context, pool execer, r auditRow) error {
 	details, err := json.Marshal(r.details)
 	if err != nil {
 		return fmt.Errorf("audit: encode details: %w", err)
@@ -54,10 +62,77 @@ func writeAudit(ctx context.Context, pool *pgxpool.Pool, r auditRow) error {
 	return nil
 }
 
-// persist turns one event from the JOBS_EVENTS stream into its audit row. It returns
+// writeSlicesSQL stores a run's firm slices, one row per firm; a later attempt of the
+// run replaces an earlier one's rows, a redelivery of the same attempt changes nothing.
+// Slices of firms that no longer exist are dropped.
+const writeSlicesSQL = `
+INSERT INTO job_run_tenants (tenant_id, run_id, job_name, attempt, status, results, errors, error_message, finished_at)
+SELECT s.tenant_id, @run_id::uuid, @job_name, @attempt, s.status, coalesce(s.results, '{}'), coalesce(s.errors, '[]'),
+       nullif(s.error_message, ''), @finished_at
+FROM jsonb_to_recordset(@slices::jsonb) AS s(tenant_id uuid, status text, results jsonb, errors jsonb, error_message text)
+JOIN tenants t ON t.id = s.tenant_id
+ON CONFLICT (run_id, tenant_id) DO UPDATE
+    SET attempt = excluded.attempt, status = excluded.status, results = excluded.results,
+        errors = excluded.errors, error_message = excluded.error_message, finished_at = excluded.finished_at
+    WHERE job_run_tenants.attempt < excluded.attempt`
+
+// writeFailedForAllSQL gives every covered firm a failed row for a run that failed
+// before it could compute any firm's part (the database went away): each firm's
+// history shows the failure.
+var writeFailedForAllSQL = `
+INSERT INTO job_run_tenants (tenant_id, run_id, job_name, attempt, status, error_message, finished_at)
+SELECT t.id, @run_id::uuid, @job_name, @attempt, 'failed', @error_message, @finished_at
+FROM tenants t
+WHERE ` + tenancy.Filter("t.id") + `
+ON CONFLICT (run_id, tenant_id) DO UPDATE
+    SET attempt = excluded.attempt, status = excluded.status, results = '{}', errors = '[]',
+        error_message = excluded.error_message, finished_at = excluded.finished_at
+    WHERE job_run_tenants.attempt < excluded.attempt`
+
+func writeSlices(ctx context.Context, pool *pgxpool.Pool, s events.Slices) error {
+	data, err := json.Marshal(s.Tenants)
+	if err != nil {
+		return fmt.Errorf("audit: encode slices: %w", err)
+	}
+	if _, err := pool.Exec(ctx, writeSlicesSQL, pgx.NamedArgs{
+		"run_id": s.RunID, "job_name": s.JobName, "attempt": max(s.Attempt, 1), "finished_at": s.FinishedAt, "slices": data,
+	}); err != nil {
+		return fmt.Errorf("audit: insert slices of run %s: %w", s.RunID, err)
+	}
+	return nil
+}
+
+// writeExecution writes a run's audit row and, for a run that failed for every firm,
+// each covered firm's failed slice, in one transaction.
+func writeExecution(ctx context.Context, pool *pgxpool.Pool, res events.Result) error {
+	row := auditRow{action: ActionExecution, job: res.JobName, details: res, dedupeKey: "execution:" + res.RunID, at: res.FinishedAt}
+	if res.Status != events.StatusFailed || res.Slices > 0 || res.Scope == nil {
+		return writeAudit(ctx, pool, row)
+	}
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := writeAudit(ctx, tx, row); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, writeFailedForAllSQL, tenancy.With(pgx.NamedArgs{
+			"run_id": res.RunID, "job_name": res.JobName, "attempt": max(res.Attempt, 1),
+			"error_message": res.ErrorMessage, "finished_at": res.FinishedAt,
+		}, *res.Scope)); err != nil {
+			return fmt.Errorf("audit: failed slices of run %s: %w", res.RunID, err)
+		}
+		return nil
+	})
+}
+
+// persist turns one event from the JOBS_EVENTS stream into its rows. It returns
 // errInvalid for events that can never be written.
 func persist(ctx context.Context, pool *pgxpool.Pool, subject string, data []byte) error {
 	switch {
+	case strings.HasPrefix(subject, events.PrefixSlices):
+		s, err := events.DecodeSlices(data)
+		if err != nil {
+			return errors.Join(errInvalid, err)
+		}
+		return writeSlices(ctx, pool, s)
 	case strings.HasPrefix(subject, events.PrefixResult):
 		res, err := events.DecodeResult(data)
 		if err != nil {
@@ -69,25 +144,23 @@ func persist(ctx context.Context, pool *pgxpool.Pool, subject string, data []byt
 				dedupeKey: "rejected:" + res.JobName + ":" + res.TriggerID, at: res.FinishedAt,
 			})
 		}
-		return writeAudit(ctx, pool, auditRow{
-			action: ActionExecution, job: res.JobName, details: res,
-			dedupeKey: "execution:" + res.RunID, at: res.FinishedAt,
-		})
+		return writeExecution(ctx, pool, res)
 	case strings.HasPrefix(subject, events.PrefixStatus):
 		st, err := events.DecodeStatus(data)
 		if err != nil {
 			return errors.Join(errInvalid, err)
 		}
 		switch {
-		case st.State == events.StateQueued && st.Trigger == events.KindManual:
-			// Triggers from the API are recorded with the user at request time under the
-			// same key; this catches triggers from the nats CLI and other publishers.
+		case st.State == events.StateQueued && st.Trigger == events.KindManual && st.Source != events.SourceAPI:
+			// Triggers from the API are recorded with the user at request time; this
+			// catches triggers from the nats CLI and other publishers, whose requested_by
+			// is whatever they typed.
 			return writeAudit(ctx, pool, auditRow{
 				action: ActionTrigger, job: st.JobName,
 				details: map[string]any{
 					"job_name": st.JobName, "trigger_id": st.TriggerID, "run_id": st.RunID,
 					"requested_by": st.RequestedBy, "reason": st.Reason, "coalesced": st.Coalesced,
-					"source": "nats",
+					"source": events.SourceNATS,
 				},
 				dedupeKey: "trigger:" + st.TriggerID, at: st.At,
 			})

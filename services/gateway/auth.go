@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,9 +27,17 @@ const (
 	RoleUser     = "user"
 )
 
+// RoleOperator is the platform operator's: the people who run the deployment. It is
+// not one of the six firm roles and no profile has it; it comes only from a token
+// signed with the operator secret (OPERATOR_JWT_SECRET) for OperatorAudience.
+const RoleOperator = "platform_operator"
+
+// OperatorAudience is the `aud` of an operator token.
+const OperatorAudience = "gstjobs-operator"
+
 var roleNames = map[string]string{
 	RoleAdmin: "Admin", RolePartner: "Partner", RoleManager: "Manager",
-	RoleCA: "CA", RoleAdvocate: "Advocate", RoleUser: "User",
+	RoleCA: "CA", RoleAdvocate: "Advocate", RoleUser: "User", RoleOperator: "Platform operator",
 }
 
 // SessionCookie holds the signed-in user's token for the browser, which cannot put a
@@ -53,7 +62,8 @@ var (
 	ErrNotDevMode = errors.New("gateway: sign-in links exist only in development mode (GATEWAY_DEV_MODE=true)")
 )
 
-// Principal is the user behind a request: the token's subject, as profiles knows them.
+// Principal is the user behind a request: the token's subject, as profiles knows them,
+// or the platform operator, who has no profile and no firm.
 type Principal struct {
 	UserID     string    `json:"user_id"`
 	TenantID   string    `json:"tenant_id"`
@@ -61,8 +71,12 @@ type Principal struct {
 	Name       string    `json:"name"`
 	Email      string    `json:"email"`
 	Role       string    `json:"role"`
+	Operator   bool      `json:"operator"`
 	ExpiresAt  time.Time `json:"expires_at"`
 }
+
+// Viewer is what the principal may see: their firm, or everything.
+func (p Principal) Viewer() Viewer { return Viewer{TenantID: p.TenantID, Operator: p.Operator} }
 
 // Display is how the principal is named in audit rows and triggers.
 func (p Principal) Display() string {
@@ -85,10 +99,14 @@ func (p Principal) RoleName() string {
 }
 
 // CanView: the dashboard, its history and Run Now.
-func (p Principal) CanView() bool { return p.Role == RoleAdmin || p.Role == RolePartner }
+func (p Principal) CanView() bool { return p.Operator || p.Role == RoleAdmin || p.Role == RolePartner }
 
-// CanConfigure: pause, resume and change a job's schedule.
-func (p Principal) CanConfigure() bool { return p.Role == RoleAdmin }
+// CanConfigure: pause and resume a job (a firm's admin: for the firm).
+func (p Principal) CanConfigure() bool { return p.Operator || p.Role == RoleAdmin }
+
+// CanConfigureAll: what holds for every firm (a pause for everyone, the schedules,
+// the dead letters): the platform operator only.
+func (p Principal) CanConfigureAll() bool { return p.Operator }
 
 type principalKey struct{}
 
@@ -112,9 +130,10 @@ func (c Contact) String() string {
 
 // authState is what the gateway needs to know who is asking.
 type authState struct {
-	secret  []byte
-	origins map[string]bool
-	owners  ownerCache
+	secret []byte
+	// operatorSecret signs operator tokens; nil: nobody can sign in as the operator.
+	operatorSecret []byte
+	origins        map[string]bool
 }
 
 func newAuthState(cfg *Config) (*authState, error) {
@@ -127,7 +146,16 @@ func newAuthState(cfg *Config) (*authState, error) {
 	case len(cfg.JWTSecret) < MinSecretLen && !cfg.DevMode:
 		return nil, fmt.Errorf("gateway: AUTH_JWT_SECRET is %d bytes; use the product's JWT secret, which is at least %d", len(cfg.JWTSecret), MinSecretLen)
 	}
-	a := &authState{secret: cfg.JWTSecret, origins: map[string]bool{}}
+	switch {
+	case len(cfg.OperatorSecret) == 0 && cfg.DevMode:
+		cfg.OperatorSecret = make([]byte, MinSecretLen)
+		_, _ = rand.Read(cfg.OperatorSecret)
+	case len(cfg.OperatorSecret) > 0 && len(cfg.OperatorSecret) < MinSecretLen && !cfg.DevMode:
+		return nil, fmt.Errorf("gateway: OPERATOR_JWT_SECRET is %d bytes; use at least %d random bytes (openssl rand -hex 32)", len(cfg.OperatorSecret), MinSecretLen)
+	case len(cfg.OperatorSecret) > 0 && string(cfg.OperatorSecret) == string(cfg.JWTSecret):
+		return nil, errors.New("gateway: OPERATOR_JWT_SECRET must differ from AUTH_JWT_SECRET: whoever holds the product's secret must not be able to sign in as the platform operator")
+	}
+	a := &authState{secret: cfg.JWTSecret, operatorSecret: cfg.OperatorSecret, origins: map[string]bool{}}
 	for _, o := range cfg.AllowedOrigins {
 		o = strings.TrimSpace(o)
 		if o == "" {
@@ -155,6 +183,50 @@ func IssueToken(secret []byte, profileID string, now time.Time, ttl time.Duratio
 		Issuer:    "gstjobs-dev",
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+}
+
+// operatorClaims are an operator token's: who the operator is, for the audit log.
+type operatorClaims struct {
+	jwt.RegisteredClaims
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+}
+
+// IssueOperatorToken signs a platform operator's token: HS256 with the operator
+// secret, `aud` OperatorAudience, `sub` the operator's id, and their name and e-mail.
+func IssueOperatorToken(secret []byte, id, name, email string, now time.Time, ttl time.Duration) (string, error) {
+	if len(secret) == 0 {
+		return "", errors.New("gateway: no operator secret to sign the token with")
+	}
+	claims := operatorClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject: id, Audience: jwt.ClaimStrings{OperatorAudience},
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			Issuer: "gstjobs",
+		},
+		Name: name, Email: email,
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+}
+
+// OperatorSignInLink is a development link that signs in as the platform operator.
+// It answers ErrNotDevMode outside development: there, operators get tokens from
+// whoever holds OPERATOR_JWT_SECRET (see the README).
+func (g *Gateway) OperatorSignInLink(ttl time.Duration) (string, error) {
+	if !g.cfg.DevMode {
+		return "", ErrNotDevMode
+	}
+	base, err := url.Parse(g.URL())
+	if err != nil || g.URL() == "" {
+		return "", errors.New("gateway: operator sign-in link: start the gateway first, so that it has an address")
+	}
+	token, err := IssueOperatorToken(g.auth.operatorSecret, "dev-operator", "Platform operator (development)", "", time.Now(), ttl)
+	if err != nil {
+		return "", err
+	}
+	u := base.JoinPath("signin")
+	u.RawQuery = url.Values{"token": {token}}.Encode()
+	return u.String(), nil
 }
 
 // SignInLinks makes one sign-in link per role for the development launcher to print:
@@ -211,13 +283,35 @@ func tokenFrom(r *http.Request) (raw string, fromCookie bool) {
 	return "", false
 }
 
-// verify checks a token's signature and lifetime and returns its subject and expiry.
-func (g *Gateway) verify(raw string) (subject string, expires time.Time, err error) {
+// verified is what a valid token says: whose it is, until when, and whether it is
+// the platform operator's.
+type verified struct {
+	subject  string
+	expires  time.Time
+	operator bool
+	name     string
+	email    string
+}
+
+// verify checks a token's signature and lifetime. A token for OperatorAudience is
+// checked against the operator secret, any other against the product's.
+func (g *Gateway) verify(raw string) (verified, error) {
 	if raw == "" {
-		return "", time.Time{}, fmt.Errorf("%w: send Authorization: Bearer <token>, or sign in", ErrNoToken)
+		return verified{}, fmt.Errorf("%w: send Authorization: Bearer <token>, or sign in", ErrNoToken)
 	}
-	var claims jwt.RegisteredClaims
-	_, err = jwt.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return g.auth.secret, nil },
+	var claims operatorClaims
+	var operator bool
+	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+		c, _ := t.Claims.(*operatorClaims)
+		if c != nil && slices.Contains(c.Audience, OperatorAudience) {
+			operator = true
+			if len(g.auth.operatorSecret) == 0 {
+				return nil, errors.New("operator sign-in is not set up on this gateway (OPERATOR_JWT_SECRET)")
+			}
+			return g.auth.operatorSecret, nil
+		}
+		return g.auth.secret, nil
+	},
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(clockSkew),
@@ -225,13 +319,17 @@ func (g *Gateway) verify(raw string) (subject string, expires time.Time, err err
 	)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return "", time.Time{}, fmt.Errorf("%w: sign in again", ErrExpiredToken)
+		return verified{}, fmt.Errorf("%w: sign in again", ErrExpiredToken)
 	case err != nil:
-		return "", time.Time{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		return verified{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	case claims.Subject == "":
-		return "", time.Time{}, fmt.Errorf("%w: it names no user (no sub claim)", ErrInvalidToken)
+		return verified{}, fmt.Errorf("%w: it names no user (no sub claim)", ErrInvalidToken)
 	}
-	return claims.Subject, claims.ExpiresAt.Time, nil
+	v := verified{subject: claims.Subject, expires: claims.ExpiresAt.Time, operator: operator}
+	if operator {
+		v.name, v.email = claims.Name, claims.Email
+	}
+	return v, nil
 }
 
 const principalQuery = `
@@ -243,9 +341,17 @@ WHERE p.id = $1`
 // request, so a changed role takes effect at once.
 func (g *Gateway) principal(r *http.Request) (Principal, bool, error) {
 	raw, fromCookie := tokenFrom(r)
-	sub, exp, err := g.verify(raw)
+	vt, err := g.verify(raw)
 	if err != nil {
 		return Principal{}, fromCookie, err
+	}
+	sub, exp := vt.subject, vt.expires
+	if vt.operator {
+		name := vt.name
+		if name == "" {
+			name = "Platform operator " + sub
+		}
+		return Principal{UserID: "operator:" + sub, Name: name, Email: vt.email, Role: RoleOperator, Operator: true, ExpiresAt: exp}, fromCookie, nil
 	}
 	id, err := uuid.Parse(sub)
 	if err != nil {
@@ -304,7 +410,7 @@ func refusedMessage(p Principal, admins []Contact) string {
 }
 
 func adminOnlyMessage(p Principal, admins []Contact) string {
-	return fmt.Sprintf("Only admins can pause, resume or reschedule a job, and you are signed in as %s (%s). %s",
+	return fmt.Sprintf("Only admins can pause or resume a job for the firm, and you are signed in as %s (%s). %s",
 		p.Name, p.RoleName(), askAdmins(admins))
 }
 
@@ -331,7 +437,25 @@ func (g *Gateway) requireViewer(next http.Handler) http.Handler {
 	})
 }
 
-// requireAdmin guards pause, resume and schedule changes.
+// requireOperator guards what holds for every firm. what says, in words for a firm's
+// admin who tries, what the route does.
+func (g *Gateway) requireOperator(what string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := principalFrom(r.Context())
+			if !p.CanConfigureAll() {
+				writeJSONResponse(w, http.StatusForbidden, map[string]any{
+					"error": what + ". You are signed in as " + p.Name + " (" + p.RoleName() + ") of " + p.TenantName +
+						"; ask the people who run this deployment.",
+					"role": p.Role})
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// requireAdmin guards pause and resume.
 func (g *Gateway) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := principalFrom(r.Context())
@@ -428,12 +552,13 @@ func (g *Gateway) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		g.renderSignInNeeded(w, r, http.StatusBadRequest, "This sign-in link has no token.")
 		return
 	}
-	sub, exp, err := g.verify(raw)
+	vt, err := g.verify(raw)
 	if err == nil {
 		r2 := r.Clone(r.Context())
 		r2.Header.Set("Authorization", "Bearer "+raw)
 		_, _, err = g.principal(r2)
 	}
+	sub, exp := vt.subject, vt.expires
 	if err != nil {
 		if !isAuthError(err) {
 			g.renderPage(w, http.StatusServiceUnavailable, page{Title: "Sign-in unavailable", Heading: "Sign-in is unavailable right now", Lines: []string{"The gateway cannot reach its database: " + err.Error(), "Try the link again in a minute."}})

@@ -41,10 +41,12 @@ func (s *system) dialWS(t *testing.T, header http.Header) (int, *websocket.Conn)
 
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 
-// TestRoleMatrix tries every route as a user of each of the six roles. What must hold:
-// admins may do everything; partners everything but pause, resume and schedule
-// changes; managers, CAs, advocates and users nothing (403, with a message that names
-// the firm's admin); /api/health and /metrics are open to all.
+// TestRoleMatrix tries every route as a user of each of the six roles and as the
+// platform operator. What must hold: admins may do everything for their firm; partners
+// everything but pause and resume; managers, CAs, advocates and users nothing (403,
+// with a message that names the firm's admin); changing the schedule, which holds for
+// every firm, is the operator's alone (403 for every firm role, saying so); the
+// operator may do everything; /api/health and /metrics are open to all.
 func TestRoleMatrix(t *testing.T) {
 	s := startSystem(t, systemOptions{})
 	const sla = "/api/jobs/" + catalog.CheckSLAAndOverdue
@@ -52,24 +54,31 @@ func TestRoleMatrix(t *testing.T) {
 		method, path, body string
 		ok                 int
 		adminOnly          bool
+		operatorOnly       bool
 	}{
-		{"GET", "/", "", 200, false},
-		{"GET", "/api/me", "", 200, false},
-		{"GET", "/api/jobs", "", 200, false},
-		{"GET", sla, "", 200, false},
-		{"GET", sla + "/runs?limit=10", "", 200, false},
-		{"POST", sla + "/run", `{"reason":"role matrix"}`, 202, false},
-		{"POST", sla + "/pause", `{"reason":"role matrix"}`, 200, true},
-		{"POST", sla + "/resume", `{"reason":"role matrix"}`, 200, true},
-		{"PUT", sla + "/schedule", `{"schedule":"*/20 * * * *","reason":"role matrix"}`, 200, true},
-		{"GET", "/ws", "", 101, false},
+		{"GET", "/", "", 200, false, false},
+		{"GET", "/api/me", "", 200, false, false},
+		{"GET", "/api/jobs", "", 200, false, false},
+		{"GET", sla, "", 200, false, false},
+		{"GET", sla + "/runs?limit=10", "", 200, false, false},
+		{"POST", sla + "/run", `{"reason":"role matrix"}`, 202, false, false},
+		{"POST", sla + "/pause", `{"reason":"role matrix"}`, 200, true, false},
+		{"POST", sla + "/resume", `{"reason":"role matrix"}`, 200, true, false},
+		{"PUT", sla + "/schedule", `{"schedule":"*/20 * * * *","reason":"role matrix"}`, 200, true, true},
+		{"GET", "/ws", "", 101, false, false},
 	}
-	for _, role := range []string{"admin", "partner", "manager", "ca", "advocate", "user"} {
+	for _, role := range []string{"admin", "partner", "manager", "ca", "advocate", "user", "operator"} {
 		tok := token(t, demo.UsersByRole[role])
+		if role == "operator" {
+			tok = operatorToken(t)
+		}
 		for _, rt := range routes {
 			want := rt.ok
 			switch {
+			case role == "operator":
 			case role != "admin" && role != "partner":
+				want = http.StatusForbidden
+			case rt.operatorOnly:
 				want = http.StatusForbidden
 			case rt.adminOnly && role != "admin":
 				want = http.StatusForbidden
@@ -92,11 +101,15 @@ func TestRoleMatrix(t *testing.T) {
 				if rt.path != "/" {
 					text = res.errorText(t)
 				}
-				if !strings.Contains(text, "Anjali Mehta") {
+				switch {
+				case rt.operatorOnly && (role == "admin" || role == "partner"):
+					if !strings.Contains(text, "platform operator") {
+						t.Errorf("a firm's %s refused a schedule change should be told it is the platform operator's: %s", role, text)
+					}
+				case !strings.Contains(text, "Anjali Mehta"):
 					t.Errorf("the refusal should name the firm's admin, Anjali Mehta: %s", text)
-				}
-				if role == "partner" && !strings.Contains(text, "Only admins") {
-					t.Errorf("a partner refused a schedule change should be told only admins may: %s", text)
+				case role == "partner" && !strings.Contains(text, "Only admins"):
+					t.Errorf("a partner refused a pause should be told only admins may: %s", text)
 				}
 			})
 		}
@@ -356,8 +369,9 @@ func TestOriginChecks(t *testing.T) {
 	}
 }
 
-// TestAuditRecordsWhoAndWhy: manual triggers, pauses, resumes and schedule changes are
-// written to audit_log with the user's id, firm, e-mail and reason.
+// TestAuditRecordsWhoAndWhy: manual triggers, pauses and resumes are written to
+// audit_log with the user's id, firm, e-mail and reason; a schedule change, the
+// operator's, with the operator's name and no firm.
 func TestAuditRecordsWhoAndWhy(t *testing.T) {
 	s := startSystem(t, systemOptions{})
 	tok := token(t, mehtaAdmin)
@@ -366,9 +380,11 @@ func TestAuditRecordsWhoAndWhy(t *testing.T) {
 		{method: "POST", path: job + "/run", body: `{"reason":"before client meeting"}`},
 		{method: "POST", path: job + "/pause", body: `{"reason":"maintenance window"}`},
 		{method: "POST", path: job + "/resume", body: `{"reason":"maintenance over"}`},
-		{method: "PUT", path: job + "/schedule", body: `{"schedule":"*/30 * * * *","reason":"quieter nights"}`},
+		{method: "PUT", path: job + "/schedule", body: `{"schedule":"*/30 * * * *","reason":"quieter nights"}`, bearer: operatorToken(t)},
 	} {
-		q.bearer = tok
+		if q.bearer == "" {
+			q.bearer = tok
+		}
 		if res := s.do(t, q); res.code >= 300 {
 			t.Fatalf("%s %s = %d: %s", q.method, q.path, res.code, res.body)
 		}
@@ -395,6 +411,9 @@ FROM audit_log WHERE action_type <> 'background_job_execution' ORDER BY id`)
 		"background_job_schedule_changed": "quieter nights",
 	} {
 		want := [4]string{mehtaAdmin, demo.TenantMehta, "anjali@mehta.example", reason}
+		if action == "background_job_schedule_changed" {
+			want = [4]string{"", "", "oncall@platform.example", reason}
+		}
 		if got[action] != want {
 			t.Errorf("%s row = %v, want user, firm, e-mail and reason %v", action, got[action], want)
 		}

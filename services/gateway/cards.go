@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
@@ -27,31 +28,41 @@ const (
 // calls it possibly stuck (the guide: "Running for >60 seconds, it may be stuck").
 const StuckAfter = 60 * time.Second
 
-// Card is one job as the dashboard shows it.
+// Card is one job as the dashboard shows it, to one viewer: a firm sees its own last
+// run (its slice), its own pause and the runs queued or running for it; the operator
+// sees the runs' totals and the pause for everyone.
 type Card struct {
-	Name            string            `json:"name"`
-	Title           string            `json:"title"`
-	Description     string            `json:"description"`
-	Frequency       string            `json:"frequency"`
-	Schedule        string            `json:"schedule"`
-	DefaultSchedule string            `json:"default_schedule"`
-	Timezone        string            `json:"timezone"`
-	Paused          bool              `json:"paused"`
-	Status          string            `json:"status"`
-	LastRun         *RunView          `json:"last_run"`
-	LastRunAt       *time.Time        `json:"last_run_at"`
-	NextRunAt       *time.Time        `json:"next_run_at"`
-	Stale           bool              `json:"stale"`
-	MaxAgeSeconds   int64             `json:"max_age_seconds"`
-	StaleAfterSecs  int64             `json:"stale_after_seconds"`
-	Current         *jobstate.RunInfo `json:"current"`
-	Queued          *jobstate.RunInfo `json:"queued"`
-	PossiblyStuck   bool              `json:"possibly_stuck"`
-	ResultKeys      []string          `json:"result_keys"`
+	Name            string `json:"name"`
+	Title           string `json:"title"`
+	Description     string `json:"description"`
+	Frequency       string `json:"frequency"`
+	Schedule        string `json:"schedule"`
+	DefaultSchedule string `json:"default_schedule"`
+	Timezone        string `json:"timezone"`
+	// Paused is true when the schedule does not run the job for this viewer: paused for
+	// everyone by the operator (PausedForEveryone) or for the viewer's firm by its admin
+	// (PausedForFirm).
+	Paused            bool              `json:"paused"`
+	PausedForEveryone bool              `json:"paused_for_everyone"`
+	PausedForFirm     bool              `json:"paused_for_firm"`
+	Status            string            `json:"status"`
+	LastRun           *RunView          `json:"last_run"`
+	LastRunAt         *time.Time        `json:"last_run_at"`
+	NextRunAt         *time.Time        `json:"next_run_at"`
+	Stale             bool              `json:"stale"`
+	MaxAgeSeconds     int64             `json:"max_age_seconds"`
+	StaleAfterSecs    int64             `json:"stale_after_seconds"`
+	Current           *jobstate.RunInfo `json:"current"`
+	Queued            *jobstate.RunInfo `json:"queued"`
+	PossiblyStuck     bool              `json:"possibly_stuck"`
+	ResultKeys        []string          `json:"result_keys"`
+	// PausedFirms is, for the operator, how many firms paused the job themselves.
+	PausedFirms int `json:"paused_firms,omitempty"`
 }
 
-// RunView is one execution from audit_log: its log entry as the job published it, with
-// the row's id and time and the toast's words.
+// RunView is one execution as the viewer may see it: for the operator its log entry as
+// the job published it, for a firm its own slice of it (viewResult); with the row's id
+// and time and the toast's words.
 type RunView struct {
 	ID int64 `json:"id"`
 	events.Result
@@ -59,16 +70,19 @@ type RunView struct {
 	Summary   string    `json:"summary"`
 }
 
-func runView(id int64, ts time.Time, details []byte) (RunView, error) {
-	v := RunView{ID: id, Timestamp: ts}
-	if err := json.Unmarshal(details, &v.Result); err != nil {
-		return RunView{}, fmt.Errorf("decode audit row %d: %w", id, err)
-	}
-	v.Summary = v.Result.Summary()
-	return v, nil
+func newRunView(id int64, ts time.Time, r events.Result) RunView {
+	return RunView{ID: id, Result: r, Timestamp: ts, Summary: r.Summary()}
 }
 
-// One index probe per job, not a scan of the whole log.
+func runView(id int64, ts time.Time, details []byte) (RunView, error) {
+	var r events.Result
+	if err := json.Unmarshal(details, &r); err != nil {
+		return RunView{}, fmt.Errorf("decode audit row %d: %w", id, err)
+	}
+	return newRunView(id, ts, r), nil
+}
+
+// One index probe per job, not a scan of the whole log: the operator's cards.
 const lastRunsQuery = `
 SELECT j.name, a.id, a."timestamp", a.details
 FROM unnest($1::text[]) AS j(name)
@@ -78,33 +92,54 @@ JOIN LATERAL (
     ORDER BY "timestamp" DESC, id DESC LIMIT 1
 ) a ON true`
 
-// Cards builds every job's card from audit_log and the buckets.
-func (g *Gateway) Cards(ctx context.Context) ([]Card, error) {
-	rows, err := g.cfg.Pool.Query(ctx, lastRunsQuery, catalog.Names())
+// A firm's cards: per job, its newest slice (one probe of job_run_tenants_history)
+// and that run's log entry (one probe of the unique dedupe key).
+const firmLastRunsQuery = `
+SELECT j.name, coalesce(a.id, 0), s.finished_at, a.details, s.run_id::text, s.status, s.results, s.errors, coalesce(s.error_message, '')
+FROM unnest($1::text[]) AS j(name)
+JOIN LATERAL (
+    SELECT * FROM job_run_tenants
+    WHERE tenant_id = $2 AND job_name = j.name
+    ORDER BY finished_at DESC, run_id DESC LIMIT 1
+) s ON true
+LEFT JOIN audit_log a ON a.dedupe_key = 'execution:' || s.run_id`
+
+// firmRow is one row of a firm's history: its slice and its run's log entry (nil
+// when the gateway has not written it yet).
+func firmRunView(v Viewer, id int64, finished time.Time, details []byte, runID, status string, results, errs []byte, errMsg string, job string) (RunView, error) {
+	var r events.Result
+	if details != nil {
+		if err := json.Unmarshal(details, &r); err != nil {
+			return RunView{}, fmt.Errorf("decode audit row %d: %w", id, err)
+		}
+	} else {
+		// The slice is in, the run's entry not yet: enough to show the firm its part.
+		r = events.Result{RunID: runID, JobName: job, Status: status, FinishedAt: finished, Scope: &events.Scope{Tenants: []string{v.TenantID}}}
+	}
+	slice := events.TenantSlice{TenantID: v.TenantID, Status: status, ErrorMessage: errMsg}
+	if err := json.Unmarshal(results, &slice.Results); err != nil {
+		return RunView{}, fmt.Errorf("decode slice of run %s: %w", runID, err)
+	}
+	if err := json.Unmarshal(errs, &slice.Errors); err != nil {
+		return RunView{}, fmt.Errorf("decode slice of run %s: %w", runID, err)
+	}
+	// The slice row says the firm was covered, whatever the scope recorded.
+	if r.Scope == nil || !r.Scope.Covers(v.TenantID) {
+		r.Scope = &events.Scope{Tenants: []string{v.TenantID}}
+	}
+	fv, _ := viewResult(r, &slice, v)
+	return newRunView(id, finished, fv), nil
+}
+
+// Cards builds every job's card for the viewer.
+func (g *Gateway) Cards(ctx context.Context, v Viewer) ([]Card, error) {
+	last, err := g.lastRuns(ctx, v)
 	if err != nil {
-		return nil, fmt.Errorf("cards: last runs: %w", err)
-	}
-	last := map[string]RunView{}
-	for rows.Next() {
-		var name string
-		var id int64
-		var ts time.Time
-		var details []byte
-		if err := rows.Scan(&name, &id, &ts, &details); err != nil {
-			return nil, fmt.Errorf("cards: scan: %w", err)
-		}
-		v, err := runView(id, ts, details)
-		if err != nil {
-			return nil, err
-		}
-		last[name] = v
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cards: last runs: %w", err)
+		return nil, err
 	}
 	var cards []Card
 	for _, job := range catalog.All() {
-		c, err := g.card(ctx, job, last)
+		c, err := g.card(ctx, job, last, v)
 		if err != nil {
 			return nil, err
 		}
@@ -113,9 +148,61 @@ func (g *Gateway) Cards(ctx context.Context) ([]Card, error) {
 	return cards, nil
 }
 
-// Card builds one job's card.
-func (g *Gateway) Card(ctx context.Context, name string) (Card, error) {
-	cards, err := g.Cards(ctx)
+func (g *Gateway) lastRuns(ctx context.Context, v Viewer) (map[string]RunView, error) {
+	last := map[string]RunView{}
+	if v.Operator {
+		rows, err := g.cfg.Pool.Query(ctx, lastRunsQuery, catalog.Names())
+		if err != nil {
+			return nil, fmt.Errorf("cards: last runs: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			var id int64
+			var ts time.Time
+			var details []byte
+			if err := rows.Scan(&name, &id, &ts, &details); err != nil {
+				return nil, fmt.Errorf("cards: scan: %w", err)
+			}
+			rv, err := runView(id, ts, details)
+			if err != nil {
+				return nil, err
+			}
+			last[name] = rv
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("cards: last runs: %w", err)
+		}
+		return last, nil
+	}
+	rows, err := g.cfg.Pool.Query(ctx, firmLastRunsQuery, catalog.Names(), v.TenantID)
+	if err != nil {
+		return nil, fmt.Errorf("cards: last runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, runID, status, errMsg string
+		var id int64
+		var ts time.Time
+		var details, results, errs []byte
+		if err := rows.Scan(&name, &id, &ts, &details, &runID, &status, &results, &errs, &errMsg); err != nil {
+			return nil, fmt.Errorf("cards: scan: %w", err)
+		}
+		rv, err := firmRunView(v, id, ts, details, runID, status, results, errs, errMsg, name)
+		if err != nil {
+			return nil, err
+		}
+		last[name] = rv
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cards: last runs: %w", err)
+	}
+	return last, nil
+}
+
+// Card builds one job's card for the viewer.
+func (g *Gateway) Card(ctx context.Context, name string, v Viewer) (Card, error) {
+	cards, err := g.Cards(ctx, v)
 	if err != nil {
 		return Card{}, err
 	}
@@ -127,11 +214,17 @@ func (g *Gateway) Card(ctx context.Context, name string) (Card, error) {
 	return Card{}, fmt.Errorf("cards: %w: %s", errUnknownJob, name)
 }
 
-func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]RunView) (Card, error) {
+func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]RunView, v Viewer) (Card, error) {
 	now := g.cfg.Clock.Now()
 	cfg, _, err := jobstate.Get[jobstate.Config](ctx, g.buckets.Config, job.Name)
 	if err != nil {
 		return Card{}, err
+	}
+	var firmCfg jobstate.Config
+	if !v.Operator && v.TenantID != "" {
+		if firmCfg, _, err = jobstate.Get[jobstate.Config](ctx, g.buckets.Config, jobstate.ConfigKey(job.Name, v.TenantID)); err != nil {
+			return Card{}, err
+		}
 	}
 	runs, _, err := jobstate.Get[jobstate.Runs](ctx, g.buckets.Runs, job.Name)
 	if err != nil {
@@ -144,9 +237,14 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 	c := Card{
 		Name: job.Name, Title: job.Title, Description: job.Description,
 		Frequency: catalog.Describe(schedule), Schedule: schedule, DefaultSchedule: job.Schedule,
-		Timezone: g.cfg.Location.String(), Paused: cfg.Paused, Status: CardPending,
+		Timezone: g.cfg.Location.String(), Status: CardPending,
+		PausedForEveryone: cfg.Paused, PausedForFirm: firmCfg.Paused,
 		MaxAgeSeconds: int64(job.MaxAge.Seconds()), StaleAfterSecs: int64(job.StaleAfter.Seconds()),
-		Current: runs.Current, Queued: runs.Next, ResultKeys: job.ResultKeys,
+		Current: viewRunInfo(runs.Current, v), Queued: viewRunInfo(runs.Next, v), ResultKeys: job.ResultKeys,
+	}
+	c.Paused = c.PausedForEveryone || c.PausedForFirm
+	if v.Operator {
+		c.PausedFirms = g.pausedFirms(job.Name)
 	}
 	if lr, ok := last[job.Name]; ok {
 		lr := lr
@@ -156,17 +254,17 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 		c.Status = lr.Status
 		c.Stale = now.Sub(at) > job.StaleAfter
 	}
-	if runs.Current != nil || runs.Next != nil {
+	if c.Current != nil || c.Queued != nil {
 		c.Status = CardRunning
 	}
-	if cur := runs.Current; cur != nil {
+	if cur := c.Current; cur != nil {
 		beat := cur.HeartbeatAt
 		if beat.IsZero() {
 			beat = cur.StartedAt
 		}
 		c.PossiblyStuck = now.Sub(beat) > StuckAfter
 	}
-	if !cfg.Paused {
+	if !c.Paused {
 		if next, err := catalog.Next(schedule, g.cfg.Location, now); err == nil {
 			c.NextRunAt = &next
 		}
@@ -174,10 +272,15 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 	return c, nil
 }
 
-// Runs is a page of a job's history, newest first. before is the cursor of the previous
-// page ("" for the first).
-func (g *Gateway) Runs(ctx context.Context, job string, limit int, before string) ([]RunView, string, error) {
-	beforeTS, beforeID := time.Now().Add(100*365*24*time.Hour), int64(1<<62)
+// historyCursor pages a history: the last row's time and id ("<RFC 3339>_<id>").
+func historyCursor(ts time.Time, id string) string {
+	return ts.UTC().Format(time.RFC3339Nano) + "_" + id
+}
+
+// Runs is a page of a job's history for the viewer, newest first. before is the
+// cursor of the previous page ("" for the first).
+func (g *Gateway) Runs(ctx context.Context, job string, limit int, before string, v Viewer) ([]RunView, string, error) {
+	beforeTS, beforeID := time.Now().Add(100*365*24*time.Hour), ""
 	if before != "" {
 		ts, id, ok := parseCursor(before)
 		if !ok {
@@ -185,15 +288,50 @@ func (g *Gateway) Runs(ctx context.Context, job string, limit int, before string
 		}
 		beforeTS, beforeID = ts, id
 	}
+	var list []RunView
+	var err error
+	if v.Operator {
+		list, err = g.operatorRuns(ctx, job, limit+1, beforeTS, beforeID)
+	} else {
+		list, err = g.firmRuns(ctx, job, limit+1, beforeTS, beforeID, v)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("runs: %w", err)
+	}
+	next := ""
+	if len(list) > limit {
+		list = list[:limit]
+		lastRow := list[len(list)-1]
+		id := strconv.FormatInt(lastRow.ID, 10)
+		if !v.Operator {
+			id = lastRow.RunID
+		}
+		next = historyCursor(lastRow.Timestamp, id)
+	}
+	if list == nil {
+		list = []RunView{}
+	}
+	return list, next, nil
+}
+
+func (g *Gateway) operatorRuns(ctx context.Context, job string, limit int, beforeTS time.Time, beforeID string) ([]RunView, error) {
+	id := int64(1 << 62)
+	if beforeID != "" {
+		n, err := strconv.ParseInt(beforeID, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cursor id %q", errBadRequest, beforeID)
+		}
+		id = n
+	}
 	rows, err := g.cfg.Pool.Query(ctx, `
 SELECT id, "timestamp", details FROM audit_log
 WHERE action_type = 'background_job_execution' AND details->>'job_name' = $1
   AND ("timestamp", id) < ($2, $3)
-ORDER BY "timestamp" DESC, id DESC LIMIT $4`, job, beforeTS, beforeID, limit+1)
+ORDER BY "timestamp" DESC, id DESC LIMIT $4`, job, beforeTS, id, limit)
 	if err != nil {
-		return nil, "", fmt.Errorf("runs: %w", err)
+		return nil, err
 	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RunView, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (RunView, error) {
 		var id int64
 		var ts time.Time
 		var details []byte
@@ -202,33 +340,50 @@ ORDER BY "timestamp" DESC, id DESC LIMIT $4`, job, beforeTS, beforeID, limit+1)
 		}
 		return runView(id, ts, details)
 	})
-	if err != nil {
-		return nil, "", fmt.Errorf("runs: %w", err)
-	}
-	next := ""
-	if len(list) > limit {
-		list = list[:limit]
-		lastRow := list[len(list)-1]
-		next = lastRow.Timestamp.UTC().Format(time.RFC3339Nano) + "_" + strconv.FormatInt(lastRow.ID, 10)
-	}
-	if list == nil {
-		list = []RunView{}
-	}
-	return list, next, nil
 }
 
-func parseCursor(s string) (time.Time, int64, bool) {
+// FirmHistoryQuery is a firm's history of one job: one range of the index
+// job_run_tenants_history, and for each of its rows one probe of audit_log's unique
+// dedupe key. No other firm's row is read.
+const FirmHistoryQuery = `
+SELECT coalesce(a.id, 0), s.finished_at, a.details, s.run_id::text, s.status, s.results, s.errors, coalesce(s.error_message, '')
+FROM job_run_tenants s
+LEFT JOIN audit_log a ON a.dedupe_key = 'execution:' || s.run_id
+WHERE s.tenant_id = $1 AND s.job_name = $2
+  AND (s.finished_at, s.run_id) < ($3, $4::uuid)
+ORDER BY s.finished_at DESC, s.run_id DESC
+LIMIT $5`
+
+func (g *Gateway) firmRuns(ctx context.Context, job string, limit int, beforeTS time.Time, beforeID string, v Viewer) ([]RunView, error) {
+	if beforeID == "" {
+		beforeID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+	} else if _, err := uuid.Parse(beforeID); err != nil {
+		return nil, fmt.Errorf("%w: cursor id %q", errBadRequest, beforeID)
+	}
+	rows, err := g.cfg.Pool.Query(ctx, FirmHistoryQuery, v.TenantID, job, beforeTS, beforeID, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (RunView, error) {
+		var id int64
+		var ts time.Time
+		var details, results, errs []byte
+		var runID, status, errMsg string
+		if err := row.Scan(&id, &ts, &details, &runID, &status, &results, &errs, &errMsg); err != nil {
+			return RunView{}, err
+		}
+		return firmRunView(v, id, ts, details, runID, status, results, errs, errMsg, job)
+	})
+}
+
+func parseCursor(s string) (time.Time, string, bool) {
 	tsPart, idPart, ok := strings.Cut(s, "_")
-	if !ok {
-		return time.Time{}, 0, false
+	if !ok || idPart == "" {
+		return time.Time{}, "", false
 	}
 	ts, err := time.Parse(time.RFC3339Nano, tsPart)
 	if err != nil {
-		return time.Time{}, 0, false
+		return time.Time{}, "", false
 	}
-	id, err := strconv.ParseInt(idPart, 10, 64)
-	if err != nil {
-		return time.Time{}, 0, false
-	}
-	return ts, id, true
+	return ts, idPart, true
 }

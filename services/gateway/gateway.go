@@ -40,6 +40,11 @@ type Config struct {
 	// bytes, unless DevMode is on; in development an empty secret is replaced by a random
 	// one for the life of the process (mint links with Gateway.SignInLinks).
 	JWTSecret []byte
+	// OperatorSecret (OPERATOR_JWT_SECRET) verifies the platform operator's tokens, which
+	// are not firm users' (see RoleOperator). It must differ from JWTSecret. Empty: nobody
+	// can sign in as the operator, unless DevMode is on (a random one, see
+	// Gateway.OperatorSignInLink).
+	OperatorSecret []byte
 	// DevMode (GATEWAY_DEV_MODE) is local development: the secret may be short or
 	// generated, Gateway.SignInLinks works, and the sign-in page points at the links the
 	// launcher prints. Off, there is no way in without a token signed with JWTSecret.
@@ -60,6 +65,7 @@ type Gateway struct {
 	metrics    gatewayMetrics
 	opsHandler http.Handler
 	auth       *authState
+	configs    pauses
 
 	done     chan struct{}
 	listener net.Listener
@@ -145,6 +151,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway: live feed: %w", err)
 	}
 	g.subs, g.watcher = subs, watcher
+	go g.healthLoop()
 	unknown, err := g.answerUnknownJobs()
 	if err != nil {
 		g.Stop()

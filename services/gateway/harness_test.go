@@ -3,22 +3,26 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jonboulle/clockwork"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/demo"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/natstest"
 	"github.com/lexhq/gstjobs/internal/pgtest"
 	"github.com/lexhq/gstjobs/internal/worker"
@@ -27,8 +31,12 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// testSecret signs every token the tests make, as the product's secret would.
-var testSecret = []byte("test-secret-for-gstjobs-gateway-0123456789")
+// testSecret signs every token the tests make, as the product's secret would;
+// testOperatorSecret the platform operator's.
+var (
+	testSecret         = []byte("test-secret-for-gstjobs-gateway-0123456789")
+	testOperatorSecret = []byte("test-operator-secret-for-gstjobs-0123456789")
+)
 
 // The demo firm's people by role (demo.UsersByRole) and the other firm's admin.
 var (
@@ -38,8 +46,10 @@ var (
 
 // system is a running gateway with the real NATS and PostgreSQL, the demo data, and a
 // real worker runtime with test jobs:
-//   - check-sla-and-overdue finds 5 overdue tasks; with gate set, each run waits for
-//     a value on Release, so a test can see it Running;
+//   - check-sla-and-overdue finds, in each firm it covers, that firm's overdue tasks:
+//     5 at Mehta & Associates, 2 at Iyer Tax Chambers, none elsewhere (7 in all for a
+//     run for every firm), each firm's slice naming its own case; with gate set, each
+//     run waits for a value on Release, so a test can see it Running;
 //   - send-hearing-reminders and automation-health-check fail as the guide's example.
 type system struct {
 	owner   *testing.T // the test that started the system; it outlives subtests
@@ -48,7 +58,35 @@ type system struct {
 	URL     string // the dashboard's address, with a trailing slash
 	NATS    *natstest.Server
 	Pool    *pgxpool.Pool
+	dbURL   string
 	Release chan struct{}
+}
+
+// takeDatabaseAway refuses new connections to the system's database and ends the
+// current ones, until the test ends.
+func (s *system) takeDatabaseAway(t *testing.T) {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := cfg.Database
+	cfg.Database = "postgres"
+	ctx := context.Background()
+	admin, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := func(ok bool) {
+		if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS %t", pgx.Identifier{db}.Sanitize(), ok)); err != nil {
+			t.Errorf("allow connections %t: %v", ok, err)
+		}
+	}
+	allow(false)
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", db); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { allow(true); admin.Close(ctx) })
 }
 
 type systemOptions struct {
@@ -61,7 +99,7 @@ type systemOptions struct {
 func startSystem(t *testing.T, o systemOptions) *system {
 	t.Helper()
 	ns := natstest.Start(t)
-	pool, _ := pgtest.NewPool(t)
+	pool, dbURL := pgtest.NewPool(t)
 	ctx := context.Background()
 	if _, err := demo.Load(ctx, pool); err != nil {
 		t.Fatalf("load the demo firms and users: %v", err)
@@ -70,12 +108,12 @@ func startSystem(t *testing.T, o systemOptions) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &system{owner: t, NATS: ns, Pool: pool, Release: make(chan struct{})}
+	s := &system{owner: t, NATS: ns, Pool: pool, dbURL: dbURL, Release: make(chan struct{})}
 	log := testLogger(t)
 	s.cfg = gateway.Config{
 		Pool: pool, NC: ns.NC, JS: ns.JS, Location: loc, Log: log, Clock: o.clock,
 		Addr: "127.0.0.1:0", RunNowWait: 5 * time.Second,
-		JWTSecret: testSecret, DevMode: o.devMode, AllowedOrigins: o.allowedOrigins,
+		JWTSecret: testSecret, OperatorSecret: testOperatorSecret, DevMode: o.devMode, AllowedOrigins: o.allowedOrigins,
 	}
 	s.startGateway(t)
 	s.URL = s.GW.URL()
@@ -88,10 +126,10 @@ func startSystem(t *testing.T, o systemOptions) *system {
 				return worker.Report{}, ctx.Err()
 			}
 		}
-		return worker.Report{Results: map[string]any{"overdue_tasks": 5, "sla_violations": 2, "automation_rules_triggered": 3}}, nil
+		return slaReport(run), nil
 	}
 	failing := func(context.Context, worker.Run) (worker.Report, error) {
-		return worker.Report{}, worker.Fail("Database connection timeout", errors.New("Connection timed out after 10000ms"))
+		return worker.Report{}, worker.Fail("Database connection timeout", connTimeout{})
 	}
 	nc, js := natstest.Connect(t, ns.URL)
 	w, err := worker.New(worker.Config{
@@ -123,6 +161,85 @@ func (s *system) startGateway(t *testing.T) {
 	}
 	s.owner.Cleanup(g.Stop)
 	s.GW = g
+}
+
+// connTimeout is a connection timeout as the network reports it: its text says nothing
+// of anyone's data, so every firm may read it.
+type connTimeout struct{}
+
+func (connTimeout) Error() string   { return "Connection timed out after 10000ms" }
+func (connTimeout) Timeout() bool   { return true }
+func (connTimeout) Temporary() bool { return true }
+
+// overdueByFirm is what the test SLA job finds in each firm, and the case it names.
+var overdueByFirm = map[string]struct {
+	overdue int
+	problem string
+}{
+	demo.TenantMehta: {5, "automation rule \"Tell the case owner\" could not act on GST/APL/2026/0077: case has no owner"},
+	demo.TenantIyer:  {2, "automation rule \"Escalate to partner\" could not act on GST/SCN/2026/1201: task has no assignee"},
+}
+
+// slaReport is the test SLA job's report for a run: a slice for every covered firm
+// that exists (the demo's two and any a test adds), zeros for those with no tasks.
+func slaReport(run worker.Run) worker.Report {
+	rep := worker.Report{Results: map[string]any{}}
+	total := 0
+	for _, id := range append([]string{demo.TenantMehta, demo.TenantIyer}, extraFirms()...) {
+		if !run.Scope.Covers(id) {
+			continue
+		}
+		f := overdueByFirm[id]
+		s := events.TenantSlice{TenantID: id, Results: map[string]any{"overdue_tasks": f.overdue, "sla_violations": 0, "automation_rules_triggered": 0}}
+		if f.problem != "" {
+			s.Errors = []string{f.problem}
+			rep.Errors = append(rep.Errors, f.problem)
+		}
+		rep.Tenants = append(rep.Tenants, s)
+		total += f.overdue
+	}
+	rep.Results["overdue_tasks"], rep.Results["sla_violations"], rep.Results["automation_rules_triggered"] = total, 0, 0
+	return rep
+}
+
+var extra struct {
+	sync.Mutex
+	firms []string
+}
+
+// addFirm adds a firm with an admin to the system's database; the test SLA job
+// covers it too (with nothing to report).
+func (s *system) addFirm(t *testing.T, name string) (tenantID, adminID string) {
+	t.Helper()
+	tenantID, adminID = uuid.NewString(), uuid.NewString()
+	ctx := context.Background()
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO tenants (id, name) VALUES ($1, $2)`, tenantID, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO profiles (id, tenant_id, full_name, email, role) VALUES ($1, $2, $3, $4, 'admin')`,
+		adminID, tenantID, "Admin of "+name, "admin@"+strings.ToLower(strings.Fields(name)[0])+".example"); err != nil {
+		t.Fatal(err)
+	}
+	extra.Lock()
+	extra.firms = append(extra.firms, tenantID)
+	extra.Unlock()
+	return tenantID, adminID
+}
+
+func extraFirms() []string {
+	extra.Lock()
+	defer extra.Unlock()
+	return slices.Clone(extra.firms)
+}
+
+// operatorToken signs a platform operator's token.
+func operatorToken(t *testing.T) string {
+	t.Helper()
+	tok, err := gateway.IssueOperatorToken(testOperatorSecret, "ops-1", "Ops On Call", "oncall@platform.example", time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // restartGateway stops the gateway and starts another on the same address, as a

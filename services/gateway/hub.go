@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,16 +17,22 @@ import (
 )
 
 // Frame is one websocket message. The first is always a snapshot; then live changes.
+// Every frame is built for one viewer (a firm or the operator): see view.go.
 type Frame struct {
 	Type string `json:"type"` // snapshot, status, result, config, health
 	// Snapshot
 	Jobs   []Card  `json:"jobs,omitempty"`
 	Health *Health `json:"health,omitempty"`
 	// Changes
-	Job    string           `json:"job,omitempty"`
-	Status *events.Status   `json:"status,omitempty"`
-	Result *events.Result   `json:"result,omitempty"`
-	Config *jobstate.Config `json:"config,omitempty"`
+	Job    string         `json:"job,omitempty"`
+	Status *events.Status `json:"status,omitempty"`
+	Result *events.Result `json:"result,omitempty"`
+	// Config is a change of the job's settings; ForFirm says it is one firm's own (a
+	// firm's pause: the viewer's, or for the operator the firm TenantID) rather than
+	// what holds for every firm.
+	Config   *jobstate.Config `json:"config,omitempty"`
+	ForFirm  bool             `json:"for_firm,omitempty"`
+	TenantID string           `json:"tenant_id,omitempty"`
 	// Summary is the toast text for a result, in the guide's words.
 	Summary    string    `json:"summary,omitempty"`
 	ServerTime time.Time `json:"server_time"`
@@ -40,8 +47,8 @@ type hub struct {
 }
 
 type client struct {
-	// tenant is the viewer's firm: frames are scoped to it (see scope.go).
-	tenant string
+	// viewer is whose frames the client gets (see view.go).
+	viewer Viewer
 	send   chan []byte
 	once   sync.Once
 	gone   chan struct{}
@@ -51,8 +58,8 @@ const clientQueue = 256
 
 func newHub() *hub { return &hub{clients: map[*client]struct{}{}} }
 
-func (h *hub) add(tenant string) *client {
-	c := &client{tenant: tenant, send: make(chan []byte, clientQueue), gone: make(chan struct{})}
+func (h *hub) add(v Viewer) *client {
+	c := &client{viewer: v, send: make(chan []byte, clientQueue), gone: make(chan struct{})}
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	h.mu.Unlock()
@@ -72,26 +79,48 @@ func (h *hub) count() int {
 	return len(h.clients)
 }
 
-// broadcast sends every client the frame as its firm may see it: view builds the
-// frame for one firm and is called once per firm present.
-func (h *hub) broadcast(view func(tenant string) Frame) {
-	encoded := map[string][]byte{}
+// viewers lists one viewer per group present (each firm, the operators).
+func (h *hub) viewers() []Viewer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[string]Viewer{}
+	for c := range h.clients {
+		seen[c.viewer.key()] = c.viewer
+	}
+	out := make([]Viewer, 0, len(seen))
+	for _, v := range seen {
+		out = append(out, v)
+	}
+	return out
+}
+
+// broadcast sends every client the frame as its viewer may see it: view builds the
+// frame for one viewer group and is called once per group present; ok false sends
+// that group nothing.
+func (h *hub) broadcast(view func(v Viewer) (Frame, bool)) {
+	type built struct {
+		data []byte
+		ok   bool
+	}
+	encoded := map[string]built{}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.clients {
-		data, ok := encoded[c.tenant]
-		if !ok {
-			var err error
-			if data, err = json.Marshal(view(c.tenant)); err != nil {
-				data = nil
+		k := c.viewer.key()
+		b, done := encoded[k]
+		if !done {
+			f, ok := view(c.viewer)
+			if ok {
+				data, err := json.Marshal(f)
+				b = built{data: data, ok: err == nil}
 			}
-			encoded[c.tenant] = data
+			encoded[k] = b
 		}
-		if data == nil {
+		if !b.ok {
 			continue
 		}
 		select {
-		case c.send <- data:
+		case c.send <- b.data:
 		default:
 			delete(h.clients, c)
 			c.once.Do(func() { close(c.gone) })
@@ -99,96 +128,242 @@ func (h *hub) broadcast(view func(tenant string) Frame) {
 	}
 }
 
-// subscribeLive feeds the hub from NATS: every status and result (core subscriptions,
-// so every gateway replica sees every event) and every config change.
+// pendingSlices holds the slices of runs whose result has not arrived yet: a run
+// publishes its firms' slices, then its result, and the result frame each firm gets
+// is its own slice of it. Bounded: a run whose result never comes is forgotten.
+type pendingSlices struct {
+	runs map[string]*pendingRun
+}
+
+type pendingRun struct {
+	attempt int
+	at      time.Time
+	parts   map[int]bool
+	tenants map[string]*events.TenantSlice
+}
+
+const (
+	pendingMaxRuns = 256
+	pendingMaxAge  = 10 * time.Minute
+)
+
+func (p *pendingSlices) add(s events.Slices, now time.Time) {
+	if p.runs == nil {
+		p.runs = map[string]*pendingRun{}
+	}
+	pr := p.runs[s.RunID]
+	if pr == nil || s.Attempt > pr.attempt {
+		if len(p.runs) >= pendingMaxRuns {
+			p.expire(now, true)
+		}
+		pr = &pendingRun{attempt: s.Attempt, at: now, parts: map[int]bool{}, tenants: map[string]*events.TenantSlice{}}
+		p.runs[s.RunID] = pr
+	}
+	if s.Attempt < pr.attempt {
+		return
+	}
+	pr.parts[s.Part] = true
+	for i := range s.Tenants {
+		pr.tenants[s.Tenants[i].TenantID] = &s.Tenants[i]
+	}
+}
+
+// take returns and forgets the slices of a run's attempt.
+func (p *pendingSlices) take(runID string, attempt int) map[string]*events.TenantSlice {
+	pr := p.runs[runID]
+	delete(p.runs, runID)
+	if pr == nil || pr.attempt != attempt {
+		return nil
+	}
+	return pr.tenants
+}
+
+// expire drops runs older than pendingMaxAge, or the oldest when full.
+func (p *pendingSlices) expire(now time.Time, full bool) {
+	var oldest string
+	for id, pr := range p.runs {
+		if now.Sub(pr.at) > pendingMaxAge {
+			delete(p.runs, id)
+			full = false
+			continue
+		}
+		if oldest == "" || pr.at.Before(p.runs[oldest].at) {
+			oldest = id
+		}
+	}
+	if full && oldest != "" {
+		delete(p.runs, oldest)
+	}
+}
+
+// subscribeLive feeds the hub from NATS: every status, slices and result event (core
+// subscriptions, so every gateway replica sees every event) and every config change.
+// The three subjects share one channel read by one goroutine, so a run's slices are
+// handled before its result, in the order its worker published them. Nothing on this
+// path reads the database or a bucket.
 func (g *Gateway) subscribeLive(ctx context.Context) ([]*nats.Subscription, jetstream.KeyWatcher, error) {
+	ch := make(chan *nats.Msg, 8192)
 	var subs []*nats.Subscription
-	st, err := g.cfg.NC.Subscribe(events.PrefixStatus+">", func(m *nats.Msg) {
-		s, err := events.DecodeStatus(m.Data)
+	for _, subject := range []string{events.PrefixStatus + ">", events.PrefixSlices + ">", events.PrefixResult + ">"} {
+		sub, err := g.cfg.NC.ChanSubscribe(subject, ch)
 		if err != nil {
-			return
-		}
-		g.waiters.deliver(s)
-		if g.hub.count() == 0 {
-			return
-		}
-		owner := g.statusOwner(ctx, s)
-		now := g.cfg.Clock.Now()
-		g.hub.broadcast(func(tenant string) Frame {
-			v := scopeStatus(s, owner, tenant)
-			return Frame{Type: "status", Job: s.JobName, Status: &v, ServerTime: now}
-		})
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	subs = append(subs, st)
-	rs, err := g.cfg.NC.Subscribe(events.PrefixResult+">", func(m *nats.Msg) {
-		r, err := events.DecodeResult(m.Data)
-		if err != nil {
-			return
-		}
-		if g.hub.count() == 0 {
-			return
-		}
-		ids := make([]string, 0, len(r.Triggers)+1)
-		ids = append(ids, r.TriggerID)
-		for _, t := range r.Triggers {
-			ids = append(ids, t.ID)
-		}
-		o := g.triggerOwners(ctx, ids)
-		now := g.cfg.Clock.Now()
-		g.hub.broadcast(func(tenant string) Frame {
-			v := scopeResult(r, o, tenant)
-			return Frame{Type: "result", Job: r.JobName, Result: &v, Summary: r.Summary(), ServerTime: now}
-		})
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	subs = append(subs, rs)
-	w, err := g.buckets.Config.WatchAll(ctx, jetstream.UpdatesOnly())
-	if err != nil {
-		return nil, nil, err
-	}
-	go func() {
-		for e := range w.Updates() {
-			if e == nil {
-				continue
+			for _, s := range subs {
+				_ = s.Unsubscribe()
 			}
-			var cfg jobstate.Config
-			if json.Unmarshal(e.Value(), &cfg) == nil {
-				// Who changed it is a person at some firm; the audit log keeps the name.
-				cfg.UpdatedBy = ""
-				frame := Frame{Type: "config", Job: e.Key(), Config: &cfg, ServerTime: g.cfg.Clock.Now()}
-				g.hub.broadcast(func(string) Frame { return frame })
-			}
+			return nil, nil, err
 		}
-	}()
+		_ = sub.SetPendingLimits(-1, 64<<20)
+		subs = append(subs, sub)
+	}
+	go g.live(ch)
+	w, err := g.buckets.Config.WatchAll(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	go g.watchConfig(w)
 	return subs, w, nil
 }
 
-// statusOwner is the firm whose person's name and reason a status carries: the
-// trigger's for a queued status, the run's first trigger's for running and heartbeats.
-func (g *Gateway) statusOwner(ctx context.Context, s events.Status) string {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if s.State == events.StateQueued && s.TriggerID != "" {
-		owner := g.triggerOwners(ctx, []string{s.TriggerID})[s.TriggerID]
-		if !s.Coalesced && s.RunID != "" && owner != unknownOwner {
-			g.auth.owners.put("run:"+s.RunID, owner)
+// live turns events into frames until the gateway stops.
+func (g *Gateway) live(ch <-chan *nats.Msg) {
+	var pending pendingSlices
+	for {
+		var m *nats.Msg
+		select {
+		case <-g.done:
+			return
+		case m = <-ch:
 		}
-		return owner
+		now := g.cfg.Clock.Now()
+		switch {
+		case strings.HasPrefix(m.Subject, events.PrefixStatus):
+			s, err := events.DecodeStatus(m.Data)
+			if err != nil {
+				continue
+			}
+			g.waiters.deliver(s)
+			g.hub.broadcast(func(v Viewer) (Frame, bool) {
+				seen, ok := viewStatus(s, v)
+				return Frame{Type: "status", Job: s.JobName, Status: &seen, ServerTime: now}, ok
+			})
+		case strings.HasPrefix(m.Subject, events.PrefixSlices):
+			s, err := events.DecodeSlices(m.Data)
+			if err != nil {
+				continue
+			}
+			pending.add(s, now)
+		case strings.HasPrefix(m.Subject, events.PrefixResult):
+			r, err := events.DecodeResult(m.Data)
+			if err != nil {
+				continue
+			}
+			slices := pending.take(r.RunID, r.Attempt)
+			pending.expire(now, false)
+			g.hub.broadcast(func(v Viewer) (Frame, bool) {
+				seen, ok := viewResult(r, slices[v.TenantID], v)
+				return Frame{Type: "result", Job: r.JobName, Result: &seen, Summary: seen.Summary(), ServerTime: now}, ok
+			})
+		}
 	}
-	if s.RequestedBy == "" && s.Reason == "" {
-		return ""
+}
+
+// watchConfig keeps the count of firms' pauses for the operator's cards and sends
+// every config change to the viewers it concerns.
+func (g *Gateway) watchConfig(w jetstream.KeyWatcher) {
+	initial := true
+	for e := range w.Updates() {
+		if e == nil {
+			initial = false
+			continue
+		}
+		var cfg jobstate.Config
+		if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &cfg) != nil {
+			continue
+		}
+		g.configs.set(e.Key(), cfg.Paused)
+		if initial {
+			continue
+		}
+		// Who changed it is a person at some firm; the audit log keeps the name.
+		cfg.UpdatedBy = ""
+		key := e.Key()
+		now := g.cfg.Clock.Now()
+		g.hub.broadcast(func(v Viewer) (Frame, bool) {
+			job, tenant, ok := viewConfig(key, v)
+			c := cfg
+			f := Frame{Type: "config", Job: job, Config: &c, ForFirm: tenant != "", ServerTime: now}
+			if v.Operator {
+				f.TenantID = tenant
+			}
+			return f, ok
+		})
 	}
-	return g.runOwner(ctx, s.JobName, s.RunID)
+}
+
+// pauses counts, per job, the firms that paused it (for the operator's cards).
+type pauses struct {
+	mu     sync.Mutex
+	paused map[string]bool // config key of a firm → paused
+}
+
+func (p *pauses) set(key string, paused bool) {
+	job, tenant := jobstate.SplitConfigKey(key)
+	if tenant == "" || job == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused == nil {
+		p.paused = map[string]bool{}
+	}
+	if paused {
+		p.paused[key] = true
+	} else {
+		delete(p.paused, key)
+	}
+}
+
+func (g *Gateway) pausedFirms(job string) int {
+	g.configs.mu.Lock()
+	defer g.configs.mu.Unlock()
+	n := 0
+	for key := range g.configs.paused {
+		if j, _ := jobstate.SplitConfigKey(key); j == job {
+			n++
+		}
+	}
+	return n
 }
 
 // HealthEvery is how often a connected dashboard gets a health frame; a dashboard that
 // hears nothing for much longer knows its connection is dead.
 const HealthEvery = 20 * time.Second
+
+// healthLoop computes, every HealthEvery, the health of each viewer group connected
+// (each firm, the operator) once, and sends it to that group's dashboards. It runs
+// apart from the live feed: a slow or absent database delays health frames, never
+// status and result frames.
+func (g *Gateway) healthLoop() {
+	t := time.NewTicker(HealthEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.done:
+			return
+		case <-t.C:
+		}
+		for _, v := range g.hub.viewers() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			h := g.health(ctx, v)
+			cancel()
+			key := v.key()
+			now := g.cfg.Clock.Now()
+			g.hub.broadcast(func(w Viewer) (Frame, bool) {
+				return Frame{Type: "health", Health: &h, ServerTime: now}, w.key() == key
+			})
+		}
+	}
+}
 
 // Close codes the dashboard acts on.
 const (
@@ -221,17 +396,14 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer conn.Close()
 	_ = conn.NetConn().SetDeadline(time.Time{})
-	c := g.hub.add(p.TenantID)
+	c := g.hub.add(p.Viewer())
 	defer g.hub.remove(c)
 	g.metrics.wsClients.Inc()
 	defer g.metrics.wsClients.Dec()
 
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	cards, err := g.Cards(ctx)
-	if err == nil {
-		cards = g.scopeCards(ctx, cards, p.TenantID)
-	}
-	health := g.health(ctx)
+	cards, err := g.Cards(ctx, p.Viewer())
+	health := g.healthFromCards(ctx, cards, err, p.Viewer())
 	cancel()
 	if err != nil {
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, "snapshot failed"), time.Now().Add(time.Second))
@@ -256,8 +428,6 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}()
 	ping := time.NewTicker(25 * time.Second)
 	defer ping.Stop()
-	healthTick := time.NewTicker(HealthEvery)
-	defer healthTick.Stop()
 	var expired <-chan time.Time
 	if !p.ExpiresAt.IsZero() {
 		t := g.cfg.Clock.NewTimer(g.cfg.Clock.Until(p.ExpiresAt.Add(clockSkew)))
@@ -266,13 +436,6 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	for {
 		select {
-		case <-healthTick.C:
-			hctx, hcancel := context.WithTimeout(r.Context(), 10*time.Second)
-			h := g.health(hctx)
-			hcancel()
-			if err := writeJSON(conn, Frame{Type: "health", Health: &h, ServerTime: g.cfg.Clock.Now()}); err != nil {
-				return
-			}
 		case <-expired:
 			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeSessionExpired, "session expired: sign in again"), time.Now().Add(time.Second))
 			return

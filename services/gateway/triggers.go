@@ -71,20 +71,28 @@ var (
 	errBadRequest = errors.New("bad request")
 )
 
-// Requester identifies who pressed Run Now.
+// Requester identifies who pressed Run Now: a firm's person, or the platform operator.
 type Requester struct {
 	UserID   string
 	TenantID string
 	Name     string
+	Operator bool
 }
 
 // RunNow stores a trigger for job and waits up to wait for the run it starts or joins.
 // The trigger row in audit_log (who, why, when) is committed before the trigger is sent.
+// The trigger goes on jobs.trigger.<job>.api with the verified requester: a firm's
+// person's Run Now runs the job for their firm, the operator's for every firm.
 func (g *Gateway) RunNow(ctx context.Context, job, reason string, who Requester, wait time.Duration) (Accepted, error) {
 	if _, ok := catalog.Lookup(job); !ok {
 		return Accepted{}, fmt.Errorf("%w %q: known jobs are %s", errUnknownJob, job, strings.Join(catalog.Names(), ", "))
 	}
-	t := events.Trigger{Reason: reason, RequestedBy: who.Name}
+	t := events.Trigger{Reason: reason, RequestedBy: who.Name, Requester: &events.Requester{
+		TenantID: who.TenantID, ProfileID: who.UserID, Name: who.Name, Operator: who.Operator,
+	}}
+	if who.Operator {
+		t.Requester.TenantID, t.Requester.ProfileID = "", ""
+	}
 	if err := t.Validate(); err != nil {
 		return Accepted{}, fmt.Errorf("%w: %v", errBadRequest, strings.TrimPrefix(err.Error(), events.ErrInvalidPayload.Error()+": "))
 	}
@@ -92,13 +100,14 @@ func (g *Gateway) RunNow(ctx context.Context, job, reason string, who Requester,
 	row := auditRow{
 		action: ActionTrigger, job: job, dedupeKey: "trigger:" + triggerID, at: g.cfg.Clock.Now(),
 		details: map[string]any{
-			"job_name": job, "trigger_id": triggerID, "requested_by": who.Name, "reason": reason, "source": "api",
+			"job_name": job, "trigger_id": triggerID, "requested_by": who.Name, "reason": reason, "source": events.SourceAPI,
+			"operator": who.Operator,
 		},
 	}
-	if who.UserID != "" {
+	if who.UserID != "" && !who.Operator {
 		row.userID = &who.UserID
 	}
-	if who.TenantID != "" {
+	if who.TenantID != "" && !who.Operator {
 		row.tenantID = &who.TenantID
 	}
 	if err := writeAudit(ctx, g.cfg.Pool, row); err != nil {
@@ -107,7 +116,7 @@ func (g *Gateway) RunNow(ctx context.Context, job, reason string, who Requester,
 	answer, done := g.waiters.add(triggerID)
 	defer done()
 	data, _ := json.Marshal(t)
-	if _, err := g.cfg.JS.Publish(ctx, events.TriggerSubject(job), data, jetstream.WithMsgID(triggerID)); err != nil {
+	if _, err := g.cfg.JS.Publish(ctx, events.APITriggerSubject(job), data, jetstream.WithMsgID(triggerID)); err != nil {
 		return Accepted{}, fmt.Errorf("gateway: store trigger: %w", err)
 	}
 	acc := Accepted{JobName: job, TriggerID: triggerID, State: "accepted",
@@ -134,7 +143,10 @@ func (g *Gateway) RunNow(ctx context.Context, job, reason string, who Requester,
 func (g *Gateway) answerUnknownJobs() (*nats.Subscription, error) {
 	return g.cfg.NC.QueueSubscribe(events.PrefixTrigger+">", "gateway-unknown-jobs", func(m *nats.Msg) {
 		job := events.JobFromSubject(m.Subject)
-		if _, ok := catalog.Lookup(job); ok {
+		if _, ok := catalog.Lookup(job); ok && (m.Subject == events.TriggerSubject(job) || m.Subject == events.APITriggerSubject(job)) {
+			return
+		}
+		if job == "" || strings.ContainsAny(job, "*>") {
 			return
 		}
 		body := string(m.Data)

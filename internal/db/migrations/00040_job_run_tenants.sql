@@ -10,13 +10,14 @@
 -- Rows are written by the gateway from the run's jobs.slices.<job> events (and, for a
 -- run that failed before it could compute any firm's part, one failed row per covered
 -- firm from its result), keyed by (run_id, tenant_id): a redelivered event writes
--- nothing twice; a later attempt of the same run replaces an earlier one's rows.
+-- nothing twice; a later attempt of the same run replaces an earlier one's rows. A firm
+-- a run skipped (it had paused the job) has no row: the run did none of its work.
 CREATE TABLE job_run_tenants (
     tenant_id     uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
     run_id        uuid NOT NULL,
     job_name      text NOT NULL,
     attempt       integer NOT NULL DEFAULT 1,
-    status        text NOT NULL CHECK (status IN ('success', 'failed', 'skipped')),
+    status        text NOT NULL CHECK (status IN ('success', 'failed')),
     -- The contract's results keys for this firm alone (the same keys as the run's).
     results       jsonb NOT NULL DEFAULT '{}'::jsonb,
     errors        jsonb NOT NULL DEFAULT '[]'::jsonb,

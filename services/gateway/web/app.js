@@ -209,6 +209,14 @@
     return c.last_run ? c.last_run.status : "pending";
   }
 
+  const operator = () => Boolean(state.me && state.me.user && state.me.user.operator);
+
+  function pausedWords(c) {
+    if (operator()) return c.paused_for_everyone ? "Paused for every firm" : "";
+    if (c.paused_for_everyone) return "Paused for every firm";
+    return c.paused_for_firm ? "Paused for your firm" : "";
+  }
+
   function tipFor(c) {
     const tip = TIPS[c.name] || c.description;
     return `${tip} It should run at least every ${within(c.max_age_seconds)}; the card warns after ${within(c.stale_after_seconds)}. Click the card for its history.`;
@@ -226,7 +234,9 @@
     setText(v.desc, c.description);
     setText(v.freq, c.frequency);
     setAttr(v.freq, "title", `${c.schedule} (${tzLabel()})`);
-    show(v.paused, c.paused);
+    const chip = pausedWords(c) || (operator() && c.paused_firms ? `${c.paused_firms} ${c.paused_firms === 1 ? "firm" : "firms"} paused` : "");
+    show(v.paused, chip !== "");
+    setText(v.paused, chip);
     setBadge(v.badge, status);
     setAttr(v.el, "data-status", status);
 
@@ -246,7 +256,9 @@
     const nextAt = ms(c.next_run_at);
     if (c.paused) {
       setText(v.next, "Paused");
-      setAttr(v.next, "title", "Scheduled runs are off until an admin resumes them; Run Now still works");
+      setAttr(v.next, "title", c.paused_for_everyone
+        ? "Scheduled runs are off for every firm until the platform operator resumes them; Run Now still works"
+        : "Scheduled runs skip your firm until an admin resumes them; Run Now still works");
       setAttr(v.next, "datetime", null);
     } else if (isNaN(nextAt)) {
       setText(v.next, "—");
@@ -356,7 +368,7 @@
         onResult(f.job, f.result, f.summary);
         break;
       case "config":
-        onConfig(f.job, f.config);
+        onConfig(f.job, f.config, f.for_firm);
         break;
       case "health":
         setHealth(f.health);
@@ -393,7 +405,7 @@
 
   function runFromResult(r) {
     return {
-      run_id: r.run_id, job_name: r.job_name, status: r.status, trigger: r.trigger,
+      run_id: r.run_id, job_name: r.job_name, status: r.status, trigger: r.trigger, source: r.source,
       requested_by: r.requested_by, reason: r.reason, execution_time_ms: r.execution_time_ms,
       results: r.results, errors: r.errors, error_message: r.error_message, error_details: r.error_details,
       started_at: r.started_at, finished_at: r.finished_at, triggers: r.triggers, timestamp: r.finished_at,
@@ -438,10 +450,13 @@
     refreshHealth();
   }
 
-  function onConfig(job, cfg) {
+  function onConfig(job, cfg, forFirm) {
     const c = state.cards.get(job);
     if (!c || !cfg) return;
-    c.paused = cfg.paused;
+    if (!forFirm) c.paused_for_everyone = cfg.paused;
+    else if (!operator()) c.paused_for_firm = cfg.paused;
+    // (For the operator a firm's pause changes only the count, which the refresh brings.)
+    c.paused = Boolean(c.paused_for_everyone || c.paused_for_firm);
     renderCard(job);
     if (state.history && state.history.job === job) renderControls();
     refreshCard(job, 0); // frequency words and the next run come from the server
@@ -694,16 +709,24 @@
     }
   }
 
+  // Who asked, as the server lets this viewer see it: a developer's client is named by
+  // what it is (its requested_by is whatever it typed: the operator sees it, marked so).
+  function who(t) {
+    if (t.source === "nats" && operator() && t.requested_by) return `${t.requested_by} (typed into a developer's client, not verified)`;
+    if (t.operator && !operator()) return "the platform operator";
+    return t.requested_by || "someone";
+  }
+
   function triggerWords(r) {
     let s;
     if (r.trigger === "manual") {
-      s = `Manual: ${r.requested_by || "someone"}`;
+      s = `Manual: ${who(r)}`;
       if (r.reason) s += `, “${r.reason}”`;
     } else if (r.trigger === "schedule") s = "Scheduled";
     else s = r.trigger || "Unknown trigger";
     const others = (r.triggers || []).slice(1).filter((t) => t.kind === "manual");
     if (others.length) {
-      s += `. Also requested by ${others.map((t) => t.requested_by || "someone").join(", ")}`;
+      s += `. Also requested by ${others.map(who).join(", ")}`;
     }
     return s;
   }
@@ -753,6 +776,11 @@
       }
       show(ul, true);
     }
+    if (operator() && r.run_id) {
+      const firms = $(".run-firms", li);
+      show(firms, true);
+      firms.addEventListener("toggle", () => loadFirms(firms, h.job, r.run_id), { once: true });
+    }
     const list = $("#runs");
     if (atTop) {
       li.classList.add("fresh");
@@ -761,24 +789,59 @@
     show($("#runs-empty"), false);
   }
 
+  // loadFirms fills an operator's run entry with every firm's slice, on first open.
+  async function loadFirms(box, job, runID) {
+    const list = $(".firms-list", box);
+    try {
+      const data = await api("GET", `/api/jobs/${encodeURIComponent(job)}/runs/${encodeURIComponent(runID)}/firms`);
+      const order = (state.cards.get(job) || {}).result_keys || [];
+      for (const f of data.firms) {
+        const item = document.createElement("li");
+        const head = document.createElement("strong");
+        head.textContent = `${f.tenant}: ${f.status}`;
+        item.append(head);
+        const nums = order.filter((k) => k in (f.results || {})).map((k) => `${humanKey(k)} ${typeof f.results[k] === "object" ? JSON.stringify(f.results[k]) : f.results[k]}`);
+        if (nums.length) item.append(document.createTextNode(` · ${nums.join(" · ")}`));
+        for (const e of [f.error_message, ...(f.errors || [])].filter(Boolean)) {
+          const p = document.createElement("div");
+          p.className = "firm-error";
+          p.textContent = e;
+          item.append(p);
+        }
+        list.append(item);
+      }
+      if (!data.firms.length) list.append(Object.assign(document.createElement("li"), { textContent: "No firm's part of this run is recorded." }));
+    } catch (err) {
+      list.append(Object.assign(document.createElement("li"), { textContent: `Cannot load the firms: ${err.message}` }));
+    }
+  }
+
   function renderControls() {
     const h = state.history;
     const c = h && state.cards.get(h.job);
     if (!c) return;
-    setText($("#history-sub"), `${c.frequency} · ${c.paused ? "schedule paused" : "schedule on"} · times in ${tzLabel()}`);
+    const op = operator();
+    const firm = (state.me && state.me.user && state.me.user.tenant_name) || "your firm";
+    setText($("#history-sub"), `${c.frequency} · ${c.paused ? pausedWords(c).toLowerCase() || "schedule paused" : "schedule on"} · times in ${tzLabel()}`);
     const admin = Boolean(state.me && state.me.permissions.pause_resume);
     show($("#admin-controls"), admin);
     const note = $("#admin-note");
     if (!admin) {
       const admins = (state.me && state.me.admins) || [];
       const ask = admins.length ? ` Ask ${admins.map((a) => (a.email ? `${a.name} (${a.email})` : a.name)).join(" or ")}.` : "";
-      setText(note, `Only admins can pause, resume or reschedule a job.${ask}`);
+      setText(note, `Only admins can pause or resume a job for the firm.${ask}`);
     }
     show(note, !admin);
     if (!admin) return;
-    setText($("#admin-summary"), `Schedule settings: ${c.frequency}${c.paused ? ", paused" : ""}`);
-    setText($("#pause-btn"), c.paused ? "Resume schedule" : "Pause schedule");
-    setText($("#pause-hint"), c.paused ? "Scheduled runs are off; Run Now still works." : "Scheduled runs are on.");
+    const mine = op ? c.paused_for_everyone : c.paused_for_firm;
+    setText($("#admin-summary"), op ? `Schedule settings for every firm: ${c.frequency}${c.paused_for_everyone ? ", paused" : ""}` : `Schedule settings for ${firm}${mine ? ": paused" : ""}`);
+    setText($("#pause-btn"), mine ? (op ? "Resume for every firm" : `Resume for ${firm}`) : (op ? "Pause for every firm" : `Pause for ${firm}`));
+    let hint = mine ? "Scheduled runs are off; Run Now still works." : "Scheduled runs are on.";
+    if (!op && c.paused_for_everyone) hint = "The platform operator has paused this job for every firm; your own pause takes effect when they resume it.";
+    if (op && c.paused_firms) hint += ` ${c.paused_firms} ${c.paused_firms === 1 ? "firm has" : "firms have"} paused it for themselves.`;
+    setText($("#pause-hint"), hint);
+    show($("#schedule-form"), Boolean(state.me.permissions.change_schedule));
+    show($("#schedule-note"), !state.me.permissions.change_schedule);
     const input = $("#schedule-input");
     if (document.activeElement !== input && !input.dataset.dirty) input.value = c.schedule;
     setText($("#schedule-help"), `Now: ${c.frequency} (${c.schedule}); default: ${c.default_schedule}. Five fields: minute hour day-of-month month day-of-week.`);
@@ -788,17 +851,22 @@
   let confirmAction = null;
   function confirmPause() {
     const c = state.cards.get(state.history.job);
-    const pausing = !c.paused;
+    const op = operator();
+    const firm = (state.me && state.me.user && state.me.user.tenant_name) || "your firm";
+    const pausing = !(op ? c.paused_for_everyone : c.paused_for_firm);
     setText($("#confirm-title"), `${pausing ? "Pause" : "Resume"} ${c.title}?`);
     setText($("#confirm-text"), pausing
-      ? "Scheduled runs stop for every firm until an admin resumes them. Run Now keeps working. This is recorded in the audit log."
-      : `Scheduled runs start again: ${c.frequency}. This is recorded in the audit log.`);
+      ? (op ? "Scheduled runs stop for every firm until you resume them. Run Now keeps working. This is recorded in the audit log."
+        : `Scheduled runs stop doing ${firm}'s work until an admin resumes them; other firms are not affected. Run Now keeps working. This is recorded in the audit log.`)
+      : `Scheduled runs ${op ? "" : `for ${firm} `}start again: ${c.frequency}. This is recorded in the audit log.`);
     setText($("#confirm-ok"), pausing ? "Pause schedule" : "Resume schedule");
     $("#confirm-reason").value = "";
     show($("#confirm-error"), false);
     confirmAction = async (reason) => {
-      const cfg = await api("POST", `/api/jobs/${encodeURIComponent(c.name)}/${pausing ? "pause" : "resume"}`, { reason });
-      c.paused = cfg.paused;
+      const res = await api("POST", `/api/jobs/${encodeURIComponent(c.name)}/${pausing ? "pause" : "resume"}`, { reason });
+      if (res.for === "everyone") c.paused_for_everyone = res.paused;
+      else c.paused_for_firm = res.paused;
+      c.paused = Boolean(c.paused_for_everyone || c.paused_for_firm);
       renderCard(c.name);
       renderControls();
       refreshCard(c.name, 0);
@@ -934,8 +1002,9 @@
     try {
       state.me = await api("GET", "/api/me");
       const u = state.me.user;
-      const role = { admin: "Admin", partner: "Partner" }[u.role] || u.role;
-      setText($("#me"), `${u.name} · ${role} · ${u.tenant_name}`);
+      const role = { admin: "Admin", partner: "Partner", platform_operator: "Platform operator" }[u.role] || u.role;
+      setText($("#me"), u.operator ? `${u.name} · ${role} · every firm` : `${u.name} · ${role} · ${u.tenant_name}`);
+      document.body.dataset.viewer = u.operator ? "operator" : "firm";
       setTimezone(state.me.timezone);
     } catch (err) {
       if (err.status === 403) {
