@@ -242,7 +242,11 @@ func TestPlain(t *testing.T) {
 func TestPackageNamesAreKnown(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.Name}}", "github.com/lexhq/gstjobs/...").Output()
 	if err != nil {
-		t.Fatalf("go list: %v", err)
+		var stderr []byte
+		if exit, ok := err.(*exec.ExitError); ok {
+			stderr = exit.Stderr
+		}
+		t.Fatalf("go list, to learn the workspace's package names: %v\n%s", err, stderr)
 	}
 	for _, name := range strings.Fields(string(out)) {
 		if name != "main" && !slices.Contains(packageNames, name) {
