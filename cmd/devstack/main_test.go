@@ -166,10 +166,12 @@ func TestStartupProblemsNameTheSetting(t *testing.T) {
 func TestPostgresStartProblems(t *testing.T) {
 	cfg := config{dataDir: "/home/dev/gstjobs/.data", pgPort: 5433}
 	inData := localpg.Placement{Dir: "/home/dev/gstjobs/.data/pg"}
+	moved := localpg.Placement{Dir: "/var/lib/gstjobs/0123456789abcdef/pg", Why: "the OS user postgres, which runs PostgreSQL, cannot enter /home/dev (mode 0700)"}
 	tests := []struct {
-		name string
-		err  error
-		want []string
+		name  string
+		err   error
+		moved bool // PostgreSQL's files are outside DATA_DIR
+		want  []string
 	}{
 		{
 			name: "port taken between the check and the start",
@@ -206,10 +208,20 @@ func TestPostgresStartProblems(t *testing.T) {
 			err:  fmt.Errorf("localpg: initdb: %w", errors.New("exit status 1")),
 			want: []string{"the private PostgreSQL did not start on port 5433 (PG_PORT) with its files in /home/dev/gstjobs/.data/pg, from DATA_DIR=/home/dev/gstjobs/.data: initdb: exit status 1; to start afresh, set DATA_DIR to a new directory"},
 		},
+		{
+			name:  "anything else, with the files outside DATA_DIR",
+			err:   fmt.Errorf("localpg: create data directory: %w", &os.PathError{Op: "mkdir", Path: "/var/lib/gstjobs", Err: syscall.EROFS}),
+			moved: true,
+			want:  []string{"with its files in /var/lib/gstjobs/0123456789abcdef/pg, from DATA_DIR=/home/dev/gstjobs/.data: create data directory: mkdir /var/lib/gstjobs: read-only file system; or set DATA_DIR to a directory the postgres user can reach"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			msg := message(pgStartProblem(cfg, inData, tt.err))
+			p := inData
+			if tt.moved {
+				p = moved
+			}
+			msg := message(pgStartProblem(cfg, p, tt.err))
 			for _, want := range tt.want {
 				if !strings.Contains(msg, want) {
 					t.Errorf("message:\n%s\nwant it to contain:\n%s", msg, want)

@@ -135,7 +135,11 @@ func pgStartProblem(cfg config, p localpg.Placement, err error) error {
 	case errors.Is(err, localpg.ErrAlreadyRunning), errors.Is(err, localpg.ErrNotACluster):
 		return fmt.Errorf("the private PostgreSQL of DATA_DIR=%s cannot start: %s; or set DATA_DIR to another directory", cfg.dataDir, plain(err))
 	default:
-		return fmt.Errorf("the private PostgreSQL did not start on port %d (PG_PORT) with its files in %s, from DATA_DIR=%s: %s%s", cfg.pgPort, p.Dir, cfg.dataDir, plain(err), afresh)
+		remedy := afresh
+		if p.Moved() { // such as /var/lib being read-only
+			remedy = "; or set DATA_DIR to a directory the postgres user can reach (not under a 0700 one), to keep PostgreSQL's files there"
+		}
+		return fmt.Errorf("the private PostgreSQL did not start on port %d (PG_PORT) with its files in %s, from DATA_DIR=%s: %s%s", cfg.pgPort, p.Dir, cfg.dataDir, plain(err), remedy)
 	}
 }
 
