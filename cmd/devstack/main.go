@@ -68,9 +68,8 @@ type config struct {
 	jwtSecret string
 	devMode   bool
 
-	// Filled in as the servers start.
-	natsGiven, dbGiven bool
-	pg                 localpg.Placement // where the private PostgreSQL keeps its files
+	natsGiven, dbGiven bool              // NATS_URL, DATABASE_URL set: start no server of our own
+	pg                 localpg.Placement // where the private PostgreSQL keeps its files, once started
 }
 
 func loadConfig() (config, error) {
