@@ -29,10 +29,7 @@ import (
 func TestMakeRunAndTheNatsCLI(t *testing.T) {
 	natsBin := natsCLI(t)
 	bin := filepath.Join(t.TempDir(), "devstack")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/devstack")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/devstack: %v\n%s", err, out)
-	}
+	buildDevstack(t, bin)
 	dataDir, err := localpg.MkdirTemp("devstack-e2e-*")
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +109,16 @@ func TestMakeRunAndTheNatsCLI(t *testing.T) {
 	second.interrupt(t)
 }
 
+// buildDevstack builds the launcher of this working tree into path, as `make run`
+// builds it into bin/devstack.
+func buildDevstack(t *testing.T, path string) {
+	t.Helper()
+	build := exec.Command("go", "build", "-o", path, "../cmd/devstack")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/devstack: %v\n%s", err, out)
+	}
+}
+
 type devstack struct {
 	cmd     *exec.Cmd
 	out     *syncBuffer
@@ -119,14 +126,21 @@ type devstack struct {
 	url     string
 	natsURL string
 	dbURL   string
+	pgDir   string // where the private PostgreSQL keeps its files
+	dataDir string // DATA_DIR, as the launcher resolved it
 }
 
 func (d *devstack) output() string { return d.out.String() }
 
-func startDevstack(t *testing.T, bin string, env []string) *devstack {
+// startDevstack starts the launcher bin with env, after setup (if any) has had its say
+// on the command (directory, OS user), and waits for its banner.
+func startDevstack(t *testing.T, bin string, env []string, setup ...func(*exec.Cmd)) *devstack {
 	t.Helper()
 	d := &devstack{cmd: exec.Command(bin), out: &syncBuffer{}, exited: make(chan error, 1)}
 	d.cmd.Env = env
+	for _, f := range setup {
+		f(d.cmd)
+	}
 	pr, pw := io.Pipe()
 	d.cmd.Stdout, d.cmd.Stderr = pw, pw
 	if err := d.cmd.Start(); err != nil {
@@ -156,6 +170,10 @@ func startDevstack(t *testing.T, bin string, env []string) *devstack {
 				d.natsURL = field("NATS:")
 			case strings.HasPrefix(trimmed, "PostgreSQL:"):
 				d.dbURL = field("PostgreSQL:")
+			case strings.HasPrefix(trimmed, "files in "):
+				d.pgDir = field("files in ")
+			case strings.HasPrefix(trimmed, "Data:"):
+				d.dataDir = field("Data:")
 			case strings.HasPrefix(trimmed, "Press Ctrl-C"):
 				once.Do(func() { close(banner) })
 			}

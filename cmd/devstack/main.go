@@ -1,18 +1,22 @@
 // Command devstack is `make run`: the whole system in one process for development. It
 // starts an embedded NATS server with JetStream and, unless DATABASE_URL is given, a
-// private PostgreSQL under .data/; applies the migrations; loads the demo data once;
-// runs the ticker, the three job services and the gateway in-process; and prints the
-// dashboard's address. Ctrl-C stops everything within seconds; the next start keeps
-// the data.
+// private PostgreSQL, both keeping their data in DATA_DIR (.data); applies the
+// migrations; loads the demo data once; runs the ticker, the three job services and
+// the gateway in-process; and prints the dashboard's address. Ctrl-C stops everything
+// within seconds; the next start keeps the data.
+//
+// As root, PostgreSQL runs as the postgres OS user, which cannot enter a checkout in
+// a 0700 home; its files then live in /var/lib/gstjobs/<hash of DATA_DIR>/pg instead
+// (see rootPGHome), and the banner says so. Every start-up error names the setting to
+// change (see problems.go).
 package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,21 +52,24 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, log); err != nil {
-		fmt.Fprintln(os.Stderr, "\nmake run failed:", err)
+		fmt.Fprintln(os.Stderr, "\nmake run failed:", message(err))
 		os.Exit(1)
 	}
 }
 
 type config struct {
 	dataDir   string
-	natsURL   string
+	natsURL   string // given: use that server; empty: start one on natsPort
 	natsPort  int
-	dbURL     string
+	dbURL     string // given: use that server; empty: start one on pgPort
 	pgPort    int
 	httpAddr  string
 	tz        *time.Location
 	jwtSecret string
 	devMode   bool
+
+	natsGiven, dbGiven bool              // NATS_URL, DATABASE_URL set: start no server of our own
+	pg                 localpg.Placement // where the private PostgreSQL keeps its files, once started
 }
 
 func loadConfig() (config, error) {
@@ -76,6 +83,12 @@ func loadConfig() (config, error) {
 		httpAddr: env.String("HTTP_ADDR", ":8080"),
 		devMode:  env.Bool("GATEWAY_DEV_MODE", true),
 	}
+	c.natsGiven, c.dbGiven = c.natsURL != "", c.dbURL != ""
+	env.Check(checkPort("NATS_PORT", c.natsPort))
+	env.Check(checkPort("PG_PORT", c.pgPort))
+	if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {
+		env.Check(fmt.Errorf("HTTP_ADDR=%q is not host:port: set HTTP_ADDR to, for example, :8080 or 127.0.0.1:8080", c.httpAddr))
+	}
 	var err error
 	c.tz, err = catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))
 	env.Check(err)
@@ -85,72 +98,86 @@ func loadConfig() (config, error) {
 	}
 	abs, err := filepath.Abs(c.dataDir)
 	if err != nil {
-		return c, err
+		return c, dataDirProblem(c.dataDir, "cannot be made absolute", err)
 	}
 	c.dataDir = abs
 	return c, nil
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
-	// Configuration.
+	// Configuration, and everything that would stop a server from starting, before
+	// any starts.
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
-		return fmt.Errorf("cannot create %s (DATA_DIR): %w", cfg.dataDir, err)
+	lock, err := claimDataDir(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := checkAddresses(cfg); err != nil {
+		return err
 	}
 	if cfg.jwtSecret == "" {
-		if cfg.jwtSecret, err = devSecret(filepath.Join(cfg.dataDir, "jwt-secret")); err != nil {
+		if cfg.jwtSecret, err = devSecret(cfg.dataDir); err != nil {
 			return err
 		}
 	}
 
 	// Dependencies: NATS and PostgreSQL, started here unless given.
-	if cfg.natsURL == "" {
-		ns, err := natsembed.Start(natsembed.Config{Host: "127.0.0.1", Port: cfg.natsPort, StoreDir: filepath.Join(cfg.dataDir, "nats"), ServerName: "gstjobs-dev"})
+	if !cfg.natsGiven {
+		store := filepath.Join(cfg.dataDir, "nats")
+		ns, err := natsembed.Start(natsembed.Config{Host: "127.0.0.1", Port: cfg.natsPort, StoreDir: store, ServerName: "gstjobs-dev"})
 		if err != nil {
-			return err
+			return natsStartProblem(cfg, err)
 		}
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 		cfg.natsURL = ns.ClientURL()
-		log.Info("embedded NATS with JetStream started", "url", cfg.natsURL, "store", filepath.Join(cfg.dataDir, "nats"))
+		log.Info("embedded NATS with JetStream started", "url", cfg.natsURL, "store", store)
 	}
-	if cfg.dbURL == "" {
-		pg, err := localpg.Start(ctx, localpg.Config{DataDir: filepath.Join(cfg.dataDir, "pg"), Port: cfg.pgPort, Database: "gstjobs", Log: log})
+	if !cfg.dbGiven {
+		pgDir, err := pgDataDir(cfg.dataDir)
 		if err != nil {
 			return err
+		}
+		pg, err := localpg.Start(ctx, localpg.Config{DataDir: pgDir.Dir, Port: cfg.pgPort, Database: "gstjobs", Log: log})
+		if err != nil {
+			return pgStartProblem(cfg, pgDir, err)
 		}
 		defer func() {
 			if err := pg.Stop(); err != nil {
 				log.Warn("postgres stop", "err", err)
 			}
 		}()
-		cfg.dbURL = pg.URL()
-		log.Info("private PostgreSQL started", "url", cfg.dbURL, "data", filepath.Join(cfg.dataDir, "pg"))
+		cfg.dbURL, cfg.pg = pg.URL(), pgDir
+		if pgDir.Moved() {
+			noteCheckout(pgDir, cfg.dataDir, log)
+		}
+		log.Info("private PostgreSQL started", "url", cfg.dbURL, "data", pgDir.Dir)
 	}
 	if err := db.Migrate(ctx, cfg.dbURL, log); err != nil {
-		return err
+		return cfg.dbProblem("apply the migrations", err)
 	}
 	pool, err := db.Open(ctx, cfg.dbURL)
 	if err != nil {
-		return err
+		return cfg.dbProblem("connect", err)
 	}
 	defer pool.Close()
 	freshDemo, err := demo.Load(ctx, pool)
 	if err != nil {
-		return err
+		return cfg.dbProblem("load the demo data", err)
 	}
 	if freshDemo {
 		log.Info("demo data loaded: two firms with users of every role, cases, hearings, tasks, rules")
 	}
 	nc, js, err := bus.Connect(ctx, cfg.natsURL, "devstack", log)
 	if err != nil {
-		return err
+		return cfg.natsProblem("connect", err)
 	}
 	defer nc.Close()
 	if err := bus.Ensure(ctx, js, bus.Options{}); err != nil {
-		return err
+		return cfg.natsProblem("declare the streams and buckets", err)
 	}
 
 	// Start every service in this process, each as it would run alone.
@@ -171,7 +198,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		d.Log = log.With("service", svc.name)
 		w, err := jobservice.Start(ctx, svc.name, d, svc.jobs)
 		if err != nil {
-			return err
+			return serviceProblem(svc.name, err)
 		}
 		stops = append(stops, w.Stop)
 	}
@@ -180,10 +207,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	tk, err := ticker.New(ticker.Config{JS: js, NC: nc, Location: cfg.tz, Clock: clock, Log: log.With("service", "ticker"), Registerer: reg})
 	if err != nil {
-		return err
+		return serviceProblem("ticker", err)
 	}
 	if err := tk.Start(ctx); err != nil {
-		return err
+		return serviceProblem("ticker", err)
 	}
 	stops = append(stops, tk.Stop)
 	gw, err := gateway.New(gateway.Config{
@@ -191,10 +218,13 @@ func run(ctx context.Context, log *slog.Logger) error {
 		Registry: reg, Addr: cfg.httpAddr, JWTSecret: []byte(cfg.jwtSecret), DevMode: cfg.devMode,
 	})
 	if err != nil {
-		return err
+		return serviceProblem("gateway", err)
 	}
 	if err := gw.Start(ctx); err != nil {
-		return err
+		if errors.Is(err, syscall.EADDRINUSE) { // taken since checkAddresses
+			return listenProblem("HTTP_ADDR", cfg.httpAddr, err)
+		}
+		return serviceProblem("gateway", err)
 	}
 	stops = append(stops, gw.Stop)
 
@@ -207,7 +237,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	var links map[string]string
 	if cfg.devMode {
 		if links, err = gw.SignInLinks(demo.UsersByRole, 12*time.Hour); err != nil {
-			return err
+			return serviceProblem("gateway", err)
 		}
 	}
 	printBanner(gw.URL(), cfg, links)
@@ -229,29 +259,19 @@ func triggerAll(ctx context.Context, js jetstream.JetStream) error {
 	return errors.Join(errs...)
 }
 
-// devSecret keeps one random signing key per checkout, so sign-in links printed by one
-// `make run` still work after the next.
-func devSecret(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
-		return strings.TrimSpace(string(b)), nil
-	}
-	buf := make([]byte, 32)
-	if _, err := rand.Read(buf); err != nil {
-		return "", err
-	}
-	s := hex.EncodeToString(buf)
-	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return s, nil
-}
-
 func printBanner(url string, cfg config, links map[string]string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n  Background Jobs Monitor is running.\n\n")
 	fmt.Fprintf(&b, "  Dashboard:  %s\n", url)
 	fmt.Fprintf(&b, "  NATS:       %s   (try: nats sub 'jobs.>')\n", cfg.natsURL)
 	fmt.Fprintf(&b, "  PostgreSQL: %s\n", db.Redact(cfg.dbURL))
+	if !cfg.dbGiven {
+		fmt.Fprintf(&b, "              files in %s\n", cfg.pg.Dir)
+		if cfg.pg.Moved() {
+			fmt.Fprintf(&b, "              not in DATA_DIR because %s\n", cfg.pg.Why)
+		}
+	}
+	fmt.Fprintf(&b, "  Data:       %s   (DATA_DIR)\n", cfg.dataDir)
 	fmt.Fprintf(&b, "  Time zone:  %s\n\n", cfg.tz)
 	if len(links) > 0 {
 		fmt.Fprintf(&b, "  Sign in as a demo user of Mehta & Associates (links valid 12 hours):\n")

@@ -27,21 +27,27 @@ func serverAccount() (*osAccount, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
-	u, err := user.Lookup("postgres")
+	a, err := lookupAccount(superuser)
 	var unknown user.UnknownUserError
 	if errors.As(err, &unknown) {
 		return nil, fmt.Errorf(`localpg: running as root, which PostgreSQL refuses, and %w to run it as: create one (useradd --system postgres; installing the postgresql package does this) or run as a normal user`, ErrNoPostgresUser)
 	}
+	return a, err
+}
+
+// lookupAccount returns the OS account called name, with its groups.
+func lookupAccount(name string) (*osAccount, error) {
+	u, err := user.Lookup(name)
 	if err != nil {
-		return nil, fmt.Errorf("localpg: look up OS user postgres: %w", err)
+		return nil, fmt.Errorf("localpg: look up OS user %s: %w", name, err)
 	}
 	uid, err := strconv.ParseUint(u.Uid, 10, 32)
 	if err != nil {
-		return nil, fmt.Errorf("localpg: OS user postgres: uid %q: %w", u.Uid, err)
+		return nil, fmt.Errorf("localpg: OS user %s: uid %q: %w", name, u.Uid, err)
 	}
 	gid, err := strconv.ParseUint(u.Gid, 10, 32)
 	if err != nil {
-		return nil, fmt.Errorf("localpg: OS user postgres: gid %q: %w", u.Gid, err)
+		return nil, fmt.Errorf("localpg: OS user %s: gid %q: %w", name, u.Gid, err)
 	}
 	a := &osAccount{name: u.Username, uid: uint32(uid), gid: uint32(gid), groups: []uint32{uint32(gid)}}
 	// Supplementary groups matter only for reaching directories; without them the
@@ -74,26 +80,46 @@ func (a *osAccount) chown(path string) error {
 }
 
 // checkReachable fails when some parent of dir cannot be searched by the account,
-// which initdb would report only as a bare "Permission denied". The usual culprit is
-// a 0700 temporary directory made by root, such as testing's t.TempDir. It reads
-// only the permission bits, not ACLs.
+// which initdb would report only as a bare "Permission denied". The usual culprits
+// are a 0700 home directory and a 0700 temporary directory made by root, such as
+// testing's t.TempDir. Parents that do not exist yet count as reachable: they are
+// made 0755. It reads only the permission bits, not ACLs.
 func (a *osAccount) checkReachable(dir string) error {
 	if a == nil {
 		return nil
 	}
 	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
-		if err != nil {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("localpg: data directory: %w", err)
 		}
-		if !a.canSearch(fi) {
-			return fmt.Errorf("localpg: OS user %s, which runs the server because we are root, cannot reach %s: %s is mode %#o: put the data directory somewhere it can reach (localpg.MkdirTemp makes one) or chmod o+x %s",
-				a.name, dir, p, fi.Mode().Perm(), p)
+		if err == nil && !a.canSearch(fi) {
+			return &unreachableError{account: a.name, dir: dir, blocker: p, mode: fi.Mode().Perm()}
 		}
 		if p == filepath.Dir(p) {
 			return nil
 		}
 	}
+}
+
+// unreachableError is [ErrUnreachable] with the directory in the way.
+type unreachableError struct {
+	account string
+	dir     string
+	blocker string // the parent the account cannot enter
+	mode    fs.FileMode
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("localpg: OS user %s, which runs the server because we are root, %v %s: %s",
+		e.account, ErrUnreachable, e.dir, e.reason())
+}
+
+func (e *unreachableError) Is(target error) bool { return target == ErrUnreachable }
+
+// reason says what is in the way and how to clear it.
+func (e *unreachableError) reason() string {
+	return fmt.Sprintf("%s is mode %#o (chmod o+x %s would let it through)", e.blocker, e.mode, e.blocker)
 }
 
 func (a *osAccount) canSearch(fi fs.FileInfo) bool {

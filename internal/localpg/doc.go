@@ -14,5 +14,7 @@
 //
 // PostgreSQL refuses to run as root. When we are root (containers, CI), initdb and
 // postgres run as the "postgres" OS account, which must be able to reach the data
-// directory; [MkdirTemp] makes a throwaway directory that satisfies this.
+// directory: a checkout in root's home, mode 0700, is out of its reach. [Place]
+// chooses between where a cluster belongs and a fallback that account can reach, and
+// keeps choosing the same one; [MkdirTemp] makes a throwaway directory for tests.
 package localpg

@@ -28,6 +28,13 @@ var (
 	ErrPortInUse        = errors.New("address already in use")
 	ErrAlreadyRunning   = errors.New("a PostgreSQL server is already running on this data directory")
 	ErrNoPostgresUser   = errors.New(`no "postgres" OS user`)
+	// ErrUnreachable means that the OS account the server runs as (postgres, when we
+	// are root) cannot enter some parent of the data directory. [Place] chooses a
+	// directory it can reach; [MkdirTemp] makes a throwaway one.
+	ErrUnreachable = errors.New("cannot reach the data directory")
+	// ErrNotACluster means the data directory is neither empty nor a cluster, which
+	// initdb would refuse.
+	ErrNotACluster = errors.New("holds no PostgreSQL cluster")
 )
 
 const (
@@ -325,7 +332,7 @@ func (s *Server) openLog() error {
 
 func (s *Server) initdb(ctx context.Context) error {
 	if entries, err := os.ReadDir(s.dataDir); err == nil && len(entries) > 0 {
-		return fmt.Errorf("localpg: %s is not empty but holds no PostgreSQL cluster (no PG_VERSION), perhaps from an interrupted first start: remove it, or point the data directory elsewhere", s.dataDir)
+		return fmt.Errorf("localpg: %s is not empty but %w (no PG_VERSION), perhaps from an interrupted first start: remove it, or point the data directory elsewhere", s.dataDir, ErrNotACluster)
 	}
 	s.log.Info("initialising PostgreSQL cluster", "data_dir", s.dataDir)
 	args := []string{"-D", s.dataDir, "-U", superuser, "--auth=trust", "-E", "UTF8", "--locale=C"}

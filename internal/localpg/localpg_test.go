@@ -262,14 +262,13 @@ func TestNonEmptyDirWithoutCluster(t *testing.T) {
 // user, with an account standing in for "postgres"; as root (CI), Start itself is tried.
 func TestUnreachableDataDir(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "data") // 0700, ours: nobody else can enter
-	stranger := &osAccount{name: "stranger", uid: 65533, gid: 65533, groups: []uint32{65533}}
+	parent := closedDir(t)
+	dir := filepath.Join(parent, "data")
 	err := stranger.checkReachable(dir)
-	if err == nil || !strings.Contains(err.Error(), "cannot reach") || !strings.Contains(err.Error(), "MkdirTemp") {
-		t.Fatalf("checkReachable = %v; want an error saying the account cannot reach the directory, with the remedy", err)
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), parent+" is mode 0700") || !strings.Contains(err.Error(), "chmod o+x "+parent) {
+		t.Fatalf("checkReachable = %v; want ErrUnreachable naming %s, its mode and the remedy", err, parent)
 	}
-	self := &osAccount{name: "self", uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()), groups: []uint32{uint32(os.Getegid())}}
-	if err := self.checkReachable(dir); err != nil {
+	if err := self().checkReachable(dir); err != nil {
 		t.Fatalf("the directory's owner can reach it, yet checkReachable = %v", err)
 	}
 	if os.Geteuid() != 0 {
@@ -280,8 +279,97 @@ func TestUnreachableDataDir(t *testing.T) {
 		s.Stop()
 		t.Fatal("Start in a directory the postgres account cannot reach succeeded")
 	}
-	if !strings.Contains(err.Error(), "cannot reach") {
-		t.Errorf("Start error %q does not say the data directory is unreachable", err)
+	if !errors.Is(err, ErrUnreachable) {
+		t.Errorf("Start error %q, want ErrUnreachable", err)
+	}
+}
+
+// closedDir makes a directory of mode 0700, ours: nobody else can enter it.
+func closedDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "home")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// stranger stands in for the postgres account: in no group of ours, owner of nothing.
+var stranger = &osAccount{name: "stranger", uid: 65533, gid: 65533, groups: []uint32{65533}}
+
+func self() *osAccount {
+	return &osAccount{name: "self", uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()), groups: []uint32{uint32(os.Getegid())}}
+}
+
+// What is tried: every combination that decides where a cluster lives (whether the
+// server's account can reach the preferred directory, and which of the two holds a
+// cluster already). What must hold: preferred unless the account cannot reach it, and
+// a cluster once made is found again at the next start.
+func TestPlace(t *testing.T) {
+	t.Parallel()
+	closed := filepath.Join(closedDir(t), "pg")
+	open, err := os.MkdirTemp("", "localpg-place-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(open) })
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name              string
+		account           *osAccount
+		preferred         string
+		clusterIn         []string // "preferred", "fallback"
+		noFallback        bool
+		wantFallback      bool
+		wantWhyContaining string
+	}{
+		{name: "as ourselves", account: nil, preferred: closed},
+		{name: "account that owns the directory", account: self(), preferred: closed},
+		{name: "account that cannot enter a parent", account: stranger, preferred: closed, wantFallback: true, wantWhyContaining: "OS user stranger, which runs PostgreSQL, cannot enter " + filepath.Dir(closed) + " (mode 0700)"},
+		{name: "unreachable cluster in preferred", account: stranger, preferred: closed, clusterIn: []string{"preferred"}, wantFallback: true, wantWhyContaining: "cannot enter"},
+		{name: "unreachable, no fallback given", account: stranger, preferred: closed, noFallback: true},
+		{name: "reachable", account: stranger, preferred: filepath.Join(open, "a", "pg")},
+		{name: "reachable, cluster in fallback from an earlier start", account: stranger, preferred: filepath.Join(open, "b", "pg"), clusterIn: []string{"fallback"}, wantFallback: true, wantWhyContaining: "earlier start"},
+		{name: "reachable, clusters in both", account: stranger, preferred: filepath.Join(open, "c", "pg"), clusterIn: []string{"preferred", "fallback"}},
+		{name: "unreachable, cluster in fallback", account: stranger, preferred: closed, clusterIn: []string{"fallback"}, wantFallback: true, wantWhyContaining: "cannot enter"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			preferred := tt.preferred
+			fallback := filepath.Join(open, fmt.Sprint("fallback", i), "pg")
+			for _, where := range tt.clusterIn {
+				dir := map[string]string{"preferred": preferred, "fallback": fallback}[where]
+				if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Mkdir(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.RemoveAll(dir) })
+			}
+			if tt.noFallback {
+				fallback = ""
+			}
+			got, err := place(tt.account, preferred, fallback)
+			if err != nil {
+				t.Fatalf("place: %v", err)
+			}
+			want := preferred
+			if tt.wantFallback {
+				want = fallback
+			}
+			if got.Dir != want || got.Moved() != tt.wantFallback {
+				t.Errorf("place = %+v, want Dir %s (moved: %t)", got, want, tt.wantFallback)
+			}
+			if !strings.Contains(got.Why, tt.wantWhyContaining) {
+				t.Errorf("place says why %q, want it to contain %q", got.Why, tt.wantWhyContaining)
+			}
+		})
 	}
 }
 
