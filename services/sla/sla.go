@@ -88,7 +88,7 @@ func newJobs(d jobservice.Deps, cfg config) map[string]worker.Func {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &service{deps: d, cfg: cfg, log: log.With("service", "sla")}
+	s := &service{deps: d, cfg: cfg, log: log}
 	return map[string]worker.Func{
 		catalog.CheckSLAAndOverdue:    s.checkSLAAndOverdue,
 		catalog.AutomationHealthCheck: s.automationHealthCheck,
