@@ -187,3 +187,8 @@ func jobName(run worker.Run, def string) string {
 	}
 	return def
 }
+
+// runLog names the run on each line a job logs about it, with the keys the worker uses.
+func (s *service) runLog(run worker.Run, def string) *slog.Logger {
+	return s.log.With("run_id", run.ID, "job_name", jobName(run, def))
+}
