@@ -119,7 +119,7 @@ func (t *Ticker) Start(ctx context.Context) error {
 	t.settleAll(loopCtx, t.started)
 	for _, j := range t.jobs {
 		next, _ := catalog.Next(j.expr, t.cfg.Location, t.started)
-		t.log.Info("job scheduled", "job", j.job.Name, "schedule", j.expr, "next_slot", next.UTC())
+		t.log.Info("job scheduled", "job_name", j.job.Name, "schedule", j.expr, "next_slot", next.UTC())
 	}
 
 	t.cancel, t.done = cancel, make(chan struct{})
@@ -190,7 +190,7 @@ func (t *Ticker) loop(ctx context.Context, watcher jetstream.KeyWatcher) {
 			if !ok {
 				watcher = nil
 			} else if e != nil {
-				t.log.Info("config changed", "job", e.Key(), "revision", e.Revision())
+				t.log.Info("config changed", "job_name", e.Key(), "revision", e.Revision())
 				applied = e.Revision()
 			}
 		}
