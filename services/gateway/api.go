@@ -354,7 +354,7 @@ func (g *Gateway) auditChange(r *http.Request, action, job string, details map[s
 		row.tenantID = &p.TenantID
 	}
 	if err := writeAudit(r.Context(), g.cfg.Pool, row); err != nil {
-		g.log.Error("cannot audit change", "action", action, "job", job, "err", err)
+		g.log.Error("cannot audit change", "action", action, "job_name", job, "err", err)
 	}
 }
 
