@@ -195,7 +195,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		jobs jobservice.Jobs
 	}{{"sla", sla.Jobs}, {"reminders", reminders.Jobs}, {"analytics", analytics.Jobs}} {
 		d := deps
-		d.Log = log.With("service", svc.name)
+		d.Log = ops.ForService(log, svc.name)
 		w, err := jobservice.Start(ctx, svc.name, d, svc.jobs)
 		if err != nil {
 			return serviceProblem(svc.name, err)
@@ -205,7 +205,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := deps.Env.Err(); err != nil {
 		return err
 	}
-	tk, err := ticker.New(ticker.Config{JS: js, NC: nc, Location: cfg.tz, Clock: clock, Log: log.With("service", "ticker"), Registerer: reg})
+	tk, err := ticker.New(ticker.Config{JS: js, NC: nc, Location: cfg.tz, Clock: clock, Log: ops.ForService(log, "ticker"), Registerer: reg})
 	if err != nil {
 		return serviceProblem("ticker", err)
 	}
@@ -214,7 +214,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	stops = append(stops, tk.Stop)
 	gw, err := gateway.New(gateway.Config{
-		Pool: pool, NC: nc, JS: js, Clock: clock, Location: cfg.tz, Log: log.With("service", "gateway"),
+		Pool: pool, NC: nc, JS: js, Clock: clock, Location: cfg.tz, Log: ops.ForService(log, "gateway"),
 		Registry: reg, Addr: cfg.httpAddr, JWTSecret: []byte(cfg.jwtSecret), DevMode: cfg.devMode,
 	})
 	if err != nil {

@@ -33,6 +33,8 @@ type Deps struct {
 	JS       jetstream.JetStream
 	Clock    clockwork.Clock
 	Location *time.Location
+	// Log already names the service (ops.NewLogger, ops.ForService); jobs add no
+	// service key of their own.
 	Log      *slog.Logger
 	Registry prometheus.Registerer
 	// Env lets a service read its own settings (SMTP_URL, thresholds) with the same

@@ -20,25 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// NewLogger builds the process logger: JSON by default (LOG_FORMAT=text for people),
-// level from LOG_LEVEL (debug, info, warn, error). Every line names the service, unless
-// service is "" (a process that runs several services names each one itself).
-func NewLogger(service string) *slog.Logger {
-	level := slog.LevelInfo
-	_ = level.UnmarshalText([]byte(os.Getenv("LOG_LEVEL")))
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler
-	if strings.EqualFold(os.Getenv("LOG_FORMAT"), "text") {
-		h = slog.NewTextHandler(os.Stderr, opts)
-	} else {
-		h = slog.NewJSONHandler(os.Stderr, opts)
-	}
-	if service == "" {
-		return slog.New(h)
-	}
-	return slog.New(h).With("service", service)
-}
-
 // Env reads configuration variables and collects every problem, so a misconfigured
 // service says everything that is wrong at once.
 type Env struct {

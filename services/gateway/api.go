@@ -492,7 +492,7 @@ func (g *Gateway) auditChange(r *http.Request, action, job, tenant string, detai
 		row.tenantID = &tenant
 	}
 	if err := writeAudit(r.Context(), g.cfg.Pool, row); err != nil {
-		g.log.Error("cannot audit change", "action", action, "job", job, "err", err)
+		g.log.Error("cannot audit change", "action", action, "job_name", job, "err", err)
 	}
 }
 

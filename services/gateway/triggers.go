@@ -168,8 +168,8 @@ func (g *Gateway) answerUnknownJobs() (*nats.Subscription, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if _, err := g.cfg.JS.Publish(ctx, events.ResultSubject(job), data, jetstream.WithMsgID("rejected:"+triggerID)); err != nil {
-			g.log.Warn("cannot answer trigger for unknown job", "job", job, "err", err)
+			g.log.Warn("cannot answer trigger for unknown job", "job_name", job, "err", err)
 		}
-		g.log.Warn("trigger for unknown job rejected", "job", job)
+		g.log.Warn("trigger for unknown job rejected", "job_name", job)
 	})
 }

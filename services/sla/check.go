@@ -334,11 +334,12 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 		}
 	}
 	backlog := max(last.pending-last.queued, 0)
+	log := s.runLog(run, catalog.CheckSLAAndOverdue)
 	if backlog > 0 {
-		s.log.Warn("rule fires left for the next runs", "run_id", run.ID, "backlog", backlog, "max_per_run", s.cfg.maxFires, "setting", envMaxFires)
+		log.Warn("rule fires left for the next runs", "backlog", backlog, "max_per_run", s.cfg.maxFires, "setting", envMaxFires)
 	}
 
-	s.log.Info("sla check done", "run_id", run.ID, "firms", len(last.tenants), "overdue", last.overdue, "sla_violations", last.sla,
+	log.Info("sla check done", "firms", len(last.tenants), "overdue", last.overdue, "sla_violations", last.sla,
 		"fired", total.fired, "failed", total.failed, "notified", total.notified, "escalated", total.escalated, "backlog", backlog)
 	return worker.Report{
 		Results: map[string]any{
@@ -358,8 +359,9 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 func (s *service) checkPass(ctx context.Context, tx pgx.Tx, run worker.Run, runID uuid.UUID, pass int, budget int64) (checkPass, error) {
 	var p checkPass
 	start := time.Now()
+	log := s.runLog(run, catalog.CheckSLAAndOverdue)
 	defer func() {
-		s.log.Debug("sla check pass", "run_id", run.ID, "pass", pass, "queued", p.queued, "fired", p.fired,
+		log.Debug("sla check pass", "pass", pass, "queued", p.queued, "fired", p.fired,
 			"notified", p.notified, "escalated", p.escalated, "scan", p.scanTook, "took", time.Since(start))
 	}()
 	if pass > 1 {
@@ -403,7 +405,7 @@ func (s *service) checkPass(ctx context.Context, tx pgx.Tx, run worker.Run, runI
 	if p.audited != p.notified {
 		// Every notification delivered has its audit row; a difference means a
 		// dedupe_key collision in audit_log written by someone else.
-		s.log.Warn("notifications without a new audit row", "run_id", run.ID, "notified", p.notified, "audited", p.audited)
+		log.Warn("notifications without a new audit row", "notified", p.notified, "audited", p.audited)
 	}
 	return p, nil
 }

@@ -404,7 +404,7 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 	if len(bad) > len(listed) {
 		results["rules_not_listed"] = len(bad) - len(listed)
 	}
-	s.log.Info("automation health checked", "run_id", run.ID, "health", health, "firms", len(covered), "rules", len(rules),
+	s.runLog(run, catalog.AutomationHealthCheck).Info("automation health checked", "health", health, "firms", len(covered), "rules", len(rules),
 		"unhealthy_rules", len(bad), "stale_jobs", stale, "incidents_opened", opened, "incidents_closed", closed)
 	return worker.Report{Results: results, Errors: problems.list(), Tenants: firms.slices()}, nil
 }

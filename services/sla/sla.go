@@ -91,7 +91,7 @@ func newJobs(d jobservice.Deps, cfg config) map[string]worker.Func {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &service{deps: d, cfg: cfg, log: log.With("service", "sla")}
+	s := &service{deps: d, cfg: cfg, log: log}
 	return map[string]worker.Func{
 		catalog.CheckSLAAndOverdue:    s.checkSLAAndOverdue,
 		catalog.AutomationHealthCheck: s.automationHealthCheck,
@@ -253,4 +253,9 @@ func jobName(run worker.Run, def string) string {
 		return run.Job.Name
 	}
 	return def
+}
+
+// runLog names the run on each line a job logs about it, with the keys the worker uses.
+func (s *service) runLog(run worker.Run, def string) *slog.Logger {
+	return s.log.With("run_id", run.ID, "job_name", jobName(run, def))
 }

@@ -129,7 +129,7 @@ func (t *Ticker) settle(ctx context.Context, j *jobTicker, now time.Time) {
 	if err := errors.Join(t.settleSlot(ctx, j, now), t.flushAnnouncements(ctx, j)); err != nil {
 		j.attempt++
 		j.lookAgain = now.Add(backoff(j.attempt))
-		t.log.Warn("job not settled, will retry", "job", j.job.Name, "retry_at", j.lookAgain, "attempt", j.attempt, "err", err)
+		t.log.Warn("job not settled, will retry", "job_name", j.job.Name, "retry_at", j.lookAgain, "attempt", j.attempt, "err", err)
 		return
 	}
 	j.attempt = 0
@@ -185,12 +185,12 @@ func (t *Ticker) useSchedule(j *jobTicker, override string) {
 			expr = override
 		} else if override != j.override {
 			// The gateway validates overrides; this is a hand-written key. Say so once.
-			t.log.Error("schedule override ignored, using the default", "job", j.job.Name, "override", override, "default", expr, "err", err)
+			t.log.Error("schedule override ignored, using the default", "job_name", j.job.Name, "override", override, "default", expr, "err", err)
 		}
 	}
 	j.override = override
 	if expr != j.expr {
-		t.log.Info("schedule in effect", "job", j.job.Name, "schedule", expr, "description", catalog.Describe(expr))
+		t.log.Info("schedule in effect", "job_name", j.job.Name, "schedule", expr, "description", catalog.Describe(expr))
 		j.expr = expr
 	}
 }
@@ -198,7 +198,7 @@ func (t *Ticker) useSchedule(j *jobTicker, override string) {
 // apply carries out a plan. done reports that the slot is decided; false with a nil
 // error means another ticker wrote first and the caller decides again.
 func (t *Ticker) apply(ctx context.Context, j *jobTicker, p plan, rec record, rev uint64, slot, now time.Time, cfg jobstate.Config) (done bool, err error) {
-	log := t.log.With("job", j.job.Name, "slot", slot)
+	log := t.log.With("job_name", j.job.Name, "slot", slot)
 	switch p.step {
 	case stepNone, stepSkip:
 		return true, nil
@@ -276,13 +276,13 @@ func (t *Ticker) superseded(j *jobTicker, prev record, slot, now time.Time) {
 		return
 	}
 	if !j.failing.IsZero() && prev.Slot.Equal(j.failing) {
-		t.log.Warn("slot never published before the next one came due", "job", j.job.Name, "slot", prev.Slot)
+		t.log.Warn("slot never published before the next one came due", "job_name", j.job.Name, "slot", prev.Slot)
 		j.failing = time.Time{}
 		t.missed(j, prev.Slot, now)
 		return
 	}
 	t.log.Warn("an older claim was never marked published; the newer slot replaces it",
-		"job", j.job.Name, "claimed_slot", prev.Slot, "claimed_by", prev.By, "slot", slot)
+		"job_name", j.job.Name, "claimed_slot", prev.Slot, "claimed_by", prev.By, "slot", slot)
 }
 
 // skipped records the slots that fell due while no ticker ran and that catch-up does
@@ -309,7 +309,7 @@ func (t *Ticker) skipped(j *jobTicker, rec record, rev uint64, slot, now time.Ti
 	if n == 0 {
 		return
 	}
-	t.log.Warn("slots missed while no ticker was running", "job", j.job.Name, "count", n, "from", floor, "latest_missed", last, "fired_instead", slot)
+	t.log.Warn("slots missed while no ticker was running", "job_name", j.job.Name, "count", n, "from", floor, "latest_missed", last, "fired_instead", slot)
 	t.missed(j, last, now)
 }
 
@@ -340,7 +340,7 @@ func (t *Ticker) lostRace(j *jobTicker, slot time.Time) {
 	}
 	j.lost = slot
 	t.metrics.slots.WithLabelValues(j.job.Name, outcomeLostRace).Inc()
-	t.log.Debug("slot taken by another ticker", "job", j.job.Name, "slot", slot)
+	t.log.Debug("slot taken by another ticker", "job_name", j.job.Name, "slot", slot)
 }
 
 // write is the compare-and-set on the job's record: Create when rev is 0, else Update

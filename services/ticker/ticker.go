@@ -27,7 +27,9 @@ type Config struct {
 	Location *time.Location
 	// Clock decides when slots come due; tests use a fake one. Default: the real clock.
 	Clock clockwork.Clock
-	Log   *slog.Logger
+	// Log already names the service (ops.NewLogger, ops.ForService); the ticker adds
+	// only its instance.
+	Log *slog.Logger
 	// Instance names this ticker in logs and in the records it writes; default host-pid.
 	Instance string
 	// Registerer exports gstjobs_ticker_slots_total; nil: not exported.
@@ -83,7 +85,7 @@ func New(cfg Config) (*Ticker, error) {
 	}
 	t := &Ticker{
 		cfg:     cfg,
-		log:     cfg.Log.With("component", "ticker", "instance", cfg.Instance),
+		log:     cfg.Log.With("instance", cfg.Instance),
 		metrics: newMetrics(cfg.Registerer),
 	}
 	for _, job := range catalog.All() {
@@ -117,7 +119,7 @@ func (t *Ticker) Start(ctx context.Context) error {
 	t.settleAll(loopCtx, t.started)
 	for _, j := range t.jobs {
 		next, _ := catalog.Next(j.expr, t.cfg.Location, t.started)
-		t.log.Info("job scheduled", "job", j.job.Name, "schedule", j.expr, "next_slot", next.UTC())
+		t.log.Info("job scheduled", "job_name", j.job.Name, "schedule", j.expr, "next_slot", next.UTC())
 	}
 
 	t.cancel, t.done = cancel, make(chan struct{})
@@ -188,7 +190,7 @@ func (t *Ticker) loop(ctx context.Context, watcher jetstream.KeyWatcher) {
 			if !ok {
 				watcher = nil
 			} else if e != nil {
-				t.log.Info("config changed", "job", e.Key(), "revision", e.Revision())
+				t.log.Info("config changed", "job_name", e.Key(), "revision", e.Revision())
 				applied = e.Revision()
 			}
 		}
