@@ -34,7 +34,7 @@ func TestComposeStackIsConsistent(t *testing.T) {
 		"sla":       {"NATS_URL", "DATABASE_URL"},
 		"reminders": {"NATS_URL", "DATABASE_URL", "SMTP_URL", "SMTP_FROM"},
 		"analytics": {"NATS_URL", "DATABASE_URL"},
-		"gateway":   {"NATS_URL", "DATABASE_URL", "AUTH_JWT_SECRET", "HTTP_ADDR"},
+		"gateway":   {"NATS_URL", "DATABASE_URL", "AUTH_JWT_SECRET", "OPERATOR_JWT_SECRET", "HTTP_ADDR"},
 	}
 	dockerfile, err := os.ReadFile("../Dockerfile")
 	if err != nil {

@@ -80,8 +80,8 @@ func noteCheckout(p localpg.Placement, dataDir string, log *slog.Logger) {
 
 // devSecret keeps one random signing key per DATA_DIR, so sign-in links printed by
 // one `make run` still work after the next.
-func devSecret(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "jwt-secret")
+func devSecret(dataDir, name string) (string, error) {
+	path := filepath.Join(dataDir, name)
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
 		return strings.TrimSpace(string(b)), nil
 	}

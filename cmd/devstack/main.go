@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -66,6 +67,8 @@ type config struct {
 	httpAddr  string
 	tz        *time.Location
 	jwtSecret string
+	// operatorSecret signs the platform operator's sign-in (OPERATOR_JWT_SECRET).
+	operatorSecret string
 	devMode   bool
 
 	natsGiven, dbGiven bool              // NATS_URL, DATABASE_URL set: start no server of our own
@@ -93,6 +96,7 @@ func loadConfig() (config, error) {
 	c.tz, err = catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))
 	env.Check(err)
 	c.jwtSecret = os.Getenv("AUTH_JWT_SECRET")
+	c.operatorSecret = os.Getenv("OPERATOR_JWT_SECRET")
 	if err := env.Err(); err != nil {
 		return c, err
 	}
@@ -120,7 +124,12 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	if cfg.jwtSecret == "" {
-		if cfg.jwtSecret, err = devSecret(cfg.dataDir); err != nil {
+		if cfg.jwtSecret, err = devSecret(cfg.dataDir, "jwt-secret"); err != nil {
+			return err
+		}
+	}
+	if cfg.operatorSecret == "" {
+		if cfg.operatorSecret, err = devSecret(cfg.dataDir, "operator-secret"); err != nil {
 			return err
 		}
 	}
@@ -215,7 +224,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	stops = append(stops, tk.Stop)
 	gw, err := gateway.New(gateway.Config{
 		Pool: pool, NC: nc, JS: js, Clock: clock, Location: cfg.tz, Log: ops.ForService(log, "gateway"),
-		Registry: reg, Addr: cfg.httpAddr, JWTSecret: []byte(cfg.jwtSecret), DevMode: cfg.devMode,
+		Registry: reg, Addr: cfg.httpAddr, JWTSecret: []byte(cfg.jwtSecret), OperatorSecret: []byte(cfg.operatorSecret), DevMode: cfg.devMode,
 	})
 	if err != nil {
 		return serviceProblem("gateway", err)
@@ -236,7 +245,12 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	var links map[string]string
 	if cfg.devMode {
-		if links, err = gw.SignInLinks(demo.UsersByRole, 12*time.Hour); err != nil {
+		users := maps.Clone(demo.UsersByRole)
+		users["iyer-admin"] = demo.UserIyerAdmin
+		if links, err = gw.SignInLinks(users, 12*time.Hour); err != nil {
+			return serviceProblem("gateway", err)
+		}
+		if links["operator"], err = gw.OperatorSignInLink(12 * time.Hour); err != nil {
 			return serviceProblem("gateway", err)
 		}
 	}
@@ -280,7 +294,9 @@ func printBanner(url string, cfg config, links map[string]string) {
 				fmt.Fprintf(&b, "    %-9s %s\n", role+":", l)
 			}
 		}
-		fmt.Fprintf(&b, "  Only admin and partner may use the dashboard; the others see why not.\n\n")
+		fmt.Fprintf(&b, "  Only admin and partner may use the dashboard; the others see why not.\n")
+		fmt.Fprintf(&b, "  Iyer Tax Chambers' admin, who sees only Iyer's part of every run:\n    %-9s %s\n", "admin:", links["iyer-admin"])
+		fmt.Fprintf(&b, "  The platform operator, who sees every firm (not a firm's role; development only):\n    %-9s %s\n\n", "operator:", links["operator"])
 	}
 	fmt.Fprintf(&b, "  Press Ctrl-C to stop.\n")
 	fmt.Println(b.String())

@@ -60,6 +60,15 @@ func run(ctx context.Context, log *slog.Logger) error {
 			env.Check(fmt.Errorf("AUTH_JWT_SECRET is %d bytes: use the product's JWT secret, at least %d bytes", len(secret), gateway.MinSecretLen))
 		}
 	}
+	// The platform operator's sign-in: optional; without it nobody can sign in as the
+	// operator (outside development).
+	operatorSecret := env.String("OPERATOR_JWT_SECRET", "")
+	if operatorSecret != "" && len(operatorSecret) < gateway.MinSecretLen && !devMode {
+		env.Check(fmt.Errorf("OPERATOR_JWT_SECRET is %d bytes: use at least %d random bytes (openssl rand -hex 32)", len(operatorSecret), gateway.MinSecretLen))
+	}
+	if operatorSecret != "" && operatorSecret == secret {
+		env.Check(fmt.Errorf("OPERATOR_JWT_SECRET must differ from AUTH_JWT_SECRET: whoever holds the product's secret must not be able to sign in as the platform operator"))
+	}
 	var origins []string
 	for _, o := range strings.Split(env.String("ALLOWED_ORIGINS", ""), ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -70,7 +79,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	log.Info("starting", "nats_url", natsURL, "database", db.Redact(dbURL), "http_addr", addr, "jobs_timezone", loc.String(),
-		"gateway_dev_mode", devMode, "auth_jwt_secret", mask(secret), "allowed_origins", origins)
+		"gateway_dev_mode", devMode, "auth_jwt_secret", mask(secret), "operator_jwt_secret", mask(operatorSecret), "allowed_origins", origins)
+	if operatorSecret == "" && !devMode {
+		log.Warn("OPERATOR_JWT_SECRET is not set: nobody can sign in as the platform operator (pause for every firm, schedules, every firm's results)")
+	}
 
 	// Dependencies.
 	pool, nc, js, closeAll, err := jobservice.Connect(ctx, "gateway", natsURL, dbURL, replicas, log)
@@ -83,7 +95,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	g, err := gateway.New(gateway.Config{
 		Pool: pool, NC: nc, JS: js, Clock: clockwork.NewRealClock(), Location: loc, Log: log,
 		Registry: ops.NewRegistry(), Addr: addr,
-		JWTSecret: []byte(secret), DevMode: devMode, AllowedOrigins: origins,
+		JWTSecret: []byte(secret), OperatorSecret: []byte(operatorSecret), DevMode: devMode, AllowedOrigins: origins,
 	})
 	if err != nil {
 		return err
@@ -99,6 +111,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 		}
 		for _, role := range []string{"admin", "partner", "manager", "ca", "advocate", "user"} {
 			log.Info("development sign-in link", "role", role, "url", links[role])
+		}
+		if link, err := g.OperatorSignInLink(12 * time.Hour); err == nil {
+			log.Info("development sign-in link", "role", gateway.RoleOperator, "url", link)
 		}
 	}
 
