@@ -69,7 +69,7 @@ type config struct {
 	jwtSecret string
 	// operatorSecret signs the platform operator's sign-in (OPERATOR_JWT_SECRET).
 	operatorSecret string
-	devMode   bool
+	devMode        bool
 
 	natsGiven, dbGiven bool              // NATS_URL, DATABASE_URL set: start no server of our own
 	pg                 localpg.Placement // where the private PostgreSQL keeps its files, once started

@@ -24,7 +24,7 @@ import (
 var packageNames = []string{
 	"analytics", "bus", "catalog", "db", "demo", "e2e", "events", "gateway", "jobservice",
 	"jobstate", "localpg", "natsembed", "natstest", "notify", "ops", "pgtest", "reminders",
-	"sla", "smtptest", "ticker", "worker",
+	"sla", "smtptest", "tenancy", "ticker", "worker",
 }
 
 var packageLabel = regexp.MustCompile(`(^|: |; |\(|\n)(` + strings.Join(packageNames, "|") + `): `)
