@@ -19,6 +19,7 @@ import (
 	"github.com/lexhq/gstjobs/internal/demo"
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobstate"
+	"github.com/lexhq/gstjobs/services/gateway"
 )
 
 // The browser tests drive the real dashboard in headless Chromium against a running
@@ -273,6 +274,30 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("Last run after the run = %q, want 'just now'", got)
 		}
 		p.screenshot("03-run-now-success-toast.png")
+	})
+
+	t.Run("another firm's admin gets its own run, its own toast, and sees nothing of Mehta's", func(t *testing.T) {
+		iyerLinks, err := gateway.SignInLinks(testSecret, s.URL, map[string]string{"admin": iyerAdmin}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := newTab(t, browser)
+		p.do("sign in as Iyer Tax Chambers' admin", chromedp.Navigate(iyerLinks["admin"]), chromedp.WaitVisible(chromedp.CSS("#cards .card")))
+		p.until("Iyer's header and its own cards", hasText(`document.querySelector('#me').textContent`, "Lakshmi Iyer · Admin · Iyer Tax Chambers"))
+		if got := p.eval(card(sla, ".last")); got != "Never" {
+			t.Errorf("Mehta's Run Now was Mehta's run; Iyer's SLA card says last run %q, want Never", got)
+		}
+		p.do("press Run Now on the SLA card", chromedp.Click(chromedp.CSS("#job-"+sla+" .run-now")), chromedp.WaitVisible(chromedp.CSS("#run-dialog")),
+			chromedp.Click(chromedp.CSS("#run-confirm")))
+		s.release(t)
+		p.until("Iyer's own toast", hasText(toasts, "Job executed successfully - 2 overdue tasks found"))
+		page := p.eval(`document.body.innerText`)
+		for _, w := range []string{"Mehta", "anjali@", "GST/APL/2026/0077", "before client meeting"} {
+			if strings.Contains(page, w) {
+				t.Errorf("Iyer's dashboard shows %q, which is Mehta's", w)
+			}
+		}
+		p.screenshot("03b-other-firm-toast.png")
 	})
 
 	t.Run("clicking the card shows the run in its history", func(t *testing.T) {
