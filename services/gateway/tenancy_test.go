@@ -316,3 +316,105 @@ func TestLiveFramesWithoutTheDatabase(t *testing.T) {
 		t.Errorf("the result frame took %s with the database away, want it as fast as with it (the live path waits on nothing)", took)
 	}
 }
+
+// What is tried: a run for 10,000 firms, published as a worker publishes it (every
+// firm's slice in parts, then the result), with Iyer among them.
+// What must hold: every message stays far below NATS's default 1 MB payload limit, and
+// Iyer's dashboard gets its own slice of the run live.
+func TestTenThousandFirmsStayUnderThePayloadLimit(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	ws := s.connectWS(t, token(t, iyerAdmin))
+	ws.next("the snapshot", func(f gateway.Frame, _ string) bool { return f.Type == "snapshot" })
+	const firms = 10_000
+	runID := "10000000-0000-4000-8000-000000010000"
+	var all []events.TenantSlice
+	for i := range firms {
+		id := fmt.Sprintf("%08x-0000-4000-8000-%012x", 0xf1, i)
+		results := map[string]any{"overdue_tasks": i % 17, "sla_violations": i % 5, "automation_rules_triggered": i % 3}
+		all = append(all, events.TenantSlice{TenantID: id, Status: events.StatusSuccess, Results: results,
+			Errors: []string{fmt.Sprintf("automation rule \"Rule %d\" could not act on 1 task(s): task has no assignee", i%4)}})
+	}
+	all[4321] = events.TenantSlice{TenantID: demo.TenantIyer, Status: events.StatusSuccess,
+		Results: map[string]any{"overdue_tasks": 2, "sla_violations": 1, "automation_rules_triggered": 1}}
+	parts := events.SplitSlices(all)
+	now := time.Now()
+	ctx := context.Background()
+	for i, p := range parts {
+		data, _ := json.Marshal(events.Slices{RunID: runID, JobName: catalog.CheckSLAAndOverdue, Attempt: 1, Part: i, Parts: len(parts), FinishedAt: now, Tenants: p})
+		if len(data) > 256<<10 {
+			t.Errorf("slices part %d is %d bytes, want far below 1 MB", i, len(data))
+		}
+		if _, err := s.NATS.JS.Publish(ctx, events.SlicesSubject(catalog.CheckSLAAndOverdue), data); err != nil {
+			t.Fatalf("publish part %d of %d (%d bytes): %v", i, len(parts), len(data), err)
+		}
+	}
+	res := events.Result{RunID: runID, JobName: catalog.CheckSLAAndOverdue, Status: events.StatusSuccess, Scope: &events.Scope{All: true},
+		Results: map[string]any{"overdue_tasks": 80000}, Slices: firms, SliceParts: len(parts), Attempt: 1, Trigger: events.KindSchedule,
+		Triggers: []events.TriggerRef{{ID: "slot", Kind: events.KindSchedule, Source: events.SourceSchedule, At: now}}, StartedAt: now, FinishedAt: now}
+	data, _ := json.Marshal(res)
+	if len(data) > 16<<10 {
+		t.Errorf("the result of a 10,000-firm run is %d bytes: it carries totals, not slices", len(data))
+	}
+	if _, err := s.NATS.JS.Publish(ctx, events.ResultSubject(catalog.CheckSLAAndOverdue), data); err != nil {
+		t.Fatal(err)
+	}
+	fr := ws.resultFrame("Iyer's admin", nil, runID)
+	if fr.Summary != "Job executed successfully - 2 overdue tasks found" || fr.Result.Results["sla_violations"] != float64(1) {
+		t.Errorf("Iyer's frame of the 10,000-firm run = %q %v, want its own slice", fr.Summary, fr.Result.Results)
+	}
+	t.Logf("10,000 firms: %d slices parts, largest %d KB; result %d bytes", len(parts), maxPart(parts)>>10, len(data))
+}
+
+func maxPart(parts [][]events.TenantSlice) int {
+	m := 0
+	for _, p := range parts {
+		b, _ := json.Marshal(p)
+		m = max(m, len(b))
+	}
+	return m
+}
+
+// What is tried: 1,000 firms, each with 200 runs of the SLA check in job_run_tenants
+// (200,000 slices) and the runs' audit rows; the planner's view of one firm's history.
+// What must hold: one range of the index job_run_tenants_history and a probe of
+// audit_log's unique key per row; no sequential scan, no sort, nothing of another firm.
+func TestFirmHistoryIsOneIndexedRead(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO tenants (id, name) SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(f), 12, '0'))::uuid, 'Firm ' || f FROM generate_series(1, 1000) f`,
+		`INSERT INTO audit_log (action_type, entity_type, entity_id, details, dedupe_key, "timestamp")
+		 SELECT 'background_job_execution', 'background_job', 'check-sla-and-overdue',
+		        jsonb_build_object('job_name', 'check-sla-and-overdue', 'run_id', r.id, 'status', 'success', 'results', '{}'::jsonb),
+		        'execution:' || r.id, now() - r.n * interval '15 minutes'
+		 FROM (SELECT n, ('10000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid AS id FROM generate_series(1, 200) n) r`,
+		`INSERT INTO job_run_tenants (tenant_id, run_id, job_name, status, results, finished_at)
+		 SELECT t.id, ('10000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid, 'check-sla-and-overdue', 'success',
+		        '{"overdue_tasks": 3}', now() - n * interval '15 minutes'
+		 FROM tenants t, generate_series(1, 200) n`,
+		`ANALYZE tenants, audit_log, job_run_tenants`,
+	} {
+		if _, err := s.Pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%v\n%s", err, q)
+		}
+	}
+	rows, err := s.Pool.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "+gateway.FirmHistoryQuery,
+		demo.TenantIyer, catalog.CheckSLAAndOverdue, time.Now().Add(time.Hour), "ffffffff-ffff-ffff-ffff-ffffffffffff", 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	text := strings.Join(plan, "\n")
+	t.Logf("a firm's history, 1,000 firms × 200 runs:\n%s", text)
+	if !strings.Contains(text, "Index Scan using job_run_tenants_history on job_run_tenants") ||
+		strings.Contains(text, "Seq Scan") || strings.Contains(text, "Sort") || !strings.Contains(text, "audit_log_dedupe_key_key") {
+		t.Errorf("a firm's history should be one range of job_run_tenants_history and a probe of audit_log's unique key per row; plan:\n%s", text)
+	}
+}

@@ -25,7 +25,7 @@ CREATE TABLE job_run_tenants (
     finished_at   timestamptz NOT NULL,
     PRIMARY KEY (run_id, tenant_id)
 );
-CREATE INDEX job_run_tenants_history ON job_run_tenants (tenant_id, job_name, finished_at DESC, run_id);
+CREATE INDEX job_run_tenants_history ON job_run_tenants (tenant_id, job_name, finished_at DESC, run_id DESC);
 
 -- +goose Down
 DROP TABLE job_run_tenants;
