@@ -3,6 +3,7 @@ package analytics
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,28 @@ func BenchmarkCapture(b *testing.B) {
 				}
 				report(b, pool)
 			})
+			// The same nightly statement as it was before firms' slices: no scope
+			// filter, totals only. The ratio of the two is what the slices cost.
+			b.Run("nightly_totals_only", func(b *testing.B) {
+				ctx := b.Context()
+				for b.Loop() {
+					b.StopTimer()
+					if _, err := pool.Exec(ctx, `DELETE FROM analytics_snapshots`); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := pool.Exec(ctx, `VACUUM analytics_snapshots`); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					var tenants, rows int64
+					if err := pool.QueryRow(ctx, totalsOnlySQL(b), pgx.NamedArgs{
+						"snapshot_date": runDate, "now": runNow, "day_start": dayStart, "prev_day_start": prevStart, "week_end": weekEnd,
+					}).Scan(&tenants, &rows); err != nil {
+						b.Fatal(err)
+					}
+				}
+				report(b, pool)
+			})
 			b.Run("rerun", func(b *testing.B) {
 				ctx := b.Context()
 				captureAllFirms(ctx, b, job) // the nightly run before it
@@ -69,6 +92,17 @@ func BenchmarkCapture(b *testing.B) {
 			})
 		})
 	}
+}
+
+// totalsOnlySQL is capture.sql as it was before each firm got its slice: every
+// covered(...) filter true and the last statement counting the rows written in all.
+func totalsOnlySQL(b *testing.B) string {
+	const perFirm = "SELECT coalesce(array_agg(tenant_id::text ORDER BY tenant_id), '{}'), coalesce(array_agg(n ORDER BY tenant_id), '{}')\nFROM (SELECT tenant_id, count(*) AS n FROM written GROUP BY tenant_id) w;"
+	if !strings.Contains(captureFile, perFirm) {
+		b.Fatal("capture.sql no longer ends with the per-firm count this baseline replaces")
+	}
+	sql := strings.Replace(captureFile, perFirm, "SELECT count(DISTINCT tenant_id), count(*) FROM written;", 1)
+	return regexp.MustCompile(`\bcovered\([a-z_.]+\)`).ReplaceAllString(sql, "true")
 }
 
 // captureAllFirms runs the job once and checks that it covered every firm.

@@ -6,7 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/internal/tenancy"
 	"github.com/lexhq/gstjobs/services/reminders"
 )
 
@@ -63,6 +67,37 @@ func (w *world) scanMillis(sql string, args ...any) float64 {
 		best = min(best, time.Since(start))
 	}
 	return float64(best.Microseconds()) / 1000
+}
+
+// reportCounts times a job's counts statement as it is (one line per covered firm)
+// and as it was before firms' slices (totals only), best of five each, on the same
+// data, and reports both and their ratio: what the per-firm counts cost.
+func reportCounts(b *testing.B, w *world, job string, args pgx.NamedArgs) {
+	b.Helper()
+	perFirm, totalsOnly := reminders.CountsSQL(job)
+	args = tenancy.With(args, events.ScopeAll())
+	best := func(sql string) float64 {
+		d := time.Duration(1 << 62)
+		for range 5 {
+			start := time.Now()
+			rows, err := w.pool.Query(context.Background(), sql, args)
+			if err != nil {
+				b.Fatalf("counts: %v", err)
+			}
+			for rows.Next() {
+			}
+			if err := rows.Err(); err != nil {
+				b.Fatalf("counts: %v", err)
+			}
+			rows.Close()
+			d = min(d, time.Since(start))
+		}
+		return float64(d.Microseconds()) / 1000
+	}
+	withMs, withoutMs := best(perFirm), best(totalsOnly)
+	b.ReportMetric(withMs, "counts_ms")
+	b.ReportMetric(withoutMs, "counts_totals_only_ms")
+	b.ReportMetric(withMs/withoutMs, "x_counts_totals_only")
 }
 
 // timeRuns runs job b.N times with the timer on only for the run itself, and
@@ -122,6 +157,7 @@ func BenchmarkHearingReminders(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(want), "notifications/op")
+	reportCounts(b, w, "hearings", pgx.NamedArgs{"now": now, "until": now.Add(reminders.ReminderWindow), "max_listed": 100, "parts": 1, "part": 0})
 }
 
 // BenchmarkDeadlineAlerts: open tasks (80%; the rest completed) due over the next 70
@@ -171,6 +207,7 @@ func BenchmarkDeadlineAlerts(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(want), "alerts/op")
+			reportCounts(b, w, "deadlines", pgx.NamedArgs{"now": now, "thresholds": []int{1, 3, 7}, "max_days": 7, "max_listed": 100})
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,6 +236,37 @@ func BenchmarkJobs(b *testing.B) {
 				b.ReportMetric(float64(num(b, rep, "overdue_tasks")), "overdue")
 				b.ReportMetric(float64(num(b, rep, "sla_violations")), "sla_viol")
 			})
+			// The steady state's one statement as it was before firms' slices: no scope
+			// filter, totals only, in the same transaction shape. check_steady over
+			// this is what the slices cost.
+			b.Run("check_steady_totals_only", func(b *testing.B) {
+				sql := scanTotalsOnlySQL(b)
+				e.timed(b, nil, func() worker.Report {
+					ctx := context.Background()
+					tx, err := e.pool.Begin(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer func() { _ = tx.Rollback(ctx) }()
+					for _, q := range []string{"SET LOCAL work_mem = '64MB'", createAttemptsSQL} {
+						if _, err := tx.Exec(ctx, q); err != nil {
+							b.Fatal(err)
+						}
+					}
+					var overdue, sla, pending, queued int64
+					var noPolicy, badZones []byte
+					if err := tx.QueryRow(ctx, sql, pgx.NamedArgs{"now": t0, "max_fires": int64(defaultMaxFires)}).Scan(&overdue, &sla, &pending, &queued, &noPolicy, &badZones); err != nil {
+						b.Fatal(err)
+					}
+					if queued != 0 {
+						b.Fatalf("steady state queued %d fires", queued)
+					}
+					if err := tx.Commit(ctx); err != nil {
+						b.Fatal(err)
+					}
+					return worker.Report{}
+				})
+			})
 			b.Run("health", func(b *testing.B) {
 				rep := e.timed(b, nil, func() worker.Report {
 					return e.run(b, e.jobs, catalog.AutomationHealthCheck, t0.Add(time.Minute))
@@ -246,6 +278,25 @@ func BenchmarkJobs(b *testing.B) {
 			})
 		})
 	}
+}
+
+// scanTotalsOnlySQL is the SLA check's scan as it was before each firm got its slice:
+// the same breaches and candidates, no scope filter, and totals instead of per-firm
+// counts.
+func scanTotalsOnlySQL(b *testing.B) string {
+	cut := strings.Index(scanSQL, "-- Each covered firm's counts")
+	if cut < 0 {
+		b.Fatal("the scan no longer has the per-firm part this baseline removes")
+	}
+	sql := strings.TrimRight(scanSQL[:cut], " \n,") + `
+SELECT (SELECT count(*) FROM breaches WHERE kind = 'overdue'), (SELECT count(*) FROM breaches WHERE kind = 'sla'),
+       (SELECT count(*) FROM candidates), (SELECT count(*) FROM queued),
+       (` + noPolicySQL + `) AS no_policy,
+       (SELECT coalesce(jsonb_agg(x ORDER BY x.tenant), '[]') FROM (
+           SELECT t.id AS tenant_id, t.name AS tenant, t.timezone
+           FROM tenants t
+           JOIN (SELECT timezone FROM tenants GROUP BY timezone HAVING NOT valid_timezone(timezone)) v USING (timezone)) x) AS bad_zones`
+	return strings.ReplaceAll(sql, tenantsCovered, "true")
 }
 
 // benchLog shows the jobs' debug log (time per pass) when BENCH_LOG is set.

@@ -1,0 +1,23 @@
+package reminders
+
+import (
+	"strings"
+
+	"github.com/lexhq/gstjobs/internal/tenancy"
+)
+
+// CountsSQL exposes each job's counts statement to the benchmarks, with, as the
+// baseline, the same statement as it was before firms' slices: no scope filter and
+// totals instead of one line per firm.
+func CountsSQL(job string) (perFirm, totalsOnly string) {
+	perFirm = map[string]string{"hearings": hearingCountsSQL, "deadlines": deadlineCountsSQL}[job]
+	cut := strings.Index(perFirm, "per_firm AS (")
+	body := perFirm[:cut]
+	perFirmBody := perFirm[cut+len("per_firm AS (") : strings.Index(perFirm, "GROUP BY")]
+	totalsOnly = strings.TrimRight(body, " \n,") + "\n" + strings.Replace(perFirmBody, "SELECT d.tenant_id, ", "SELECT ", 1)
+	totalsOnly = strings.Replace(totalsOnly, "SELECT dl.tenant_id, ", "SELECT ", 1)
+	for _, col := range []string{"h.tenant_id", "t.tenant_id", "c.tenant_id", "t.id"} {
+		totalsOnly = strings.ReplaceAll(totalsOnly, tenancy.Filter(col), "true")
+	}
+	return perFirm, totalsOnly
+}
