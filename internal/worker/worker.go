@@ -80,9 +80,25 @@ type Config struct {
 	ShutdownGrace time.Duration
 	Metrics       *Metrics
 
+	// SweepEvery is how often the worker looks, for each of its jobs, for a queued run
+	// whose order was lost; default 5s.
+	SweepEvery time.Duration
+	// ResendAfter is how long a run may wait queued with nothing executing ahead of it
+	// before the sweep sends its order again, and again every ResendAfter while that
+	// lasts; default 10s.
+	ResendAfter time.Duration
+	// StuckAfter is how long the sweep goes on sending a queued run's order again before
+	// it logs an error and counts the run as stuck (it goes on sending); default 2m.
+	StuckAfter time.Duration
+
 	// wrapRuns lets a test stand between the worker and the runs bucket.
 	wrapRuns func(jobstate.Bucket) jobstate.Bucket
 }
+
+// silentAfter is how long a current run's executor may go without a start or heartbeat
+// before the sweep stops counting on it: well past a redelivery after bus.RunAckWait,
+// which resumes the run and beats again.
+const silentAfter = 2 * bus.RunAckWait
 
 // Worker runs a set of jobs. Start it once; Stop is safe to call twice.
 type Worker struct {
@@ -135,6 +151,15 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 5 * time.Second
+	}
+	if cfg.ResendAfter <= 0 {
+		cfg.ResendAfter = 10 * time.Second
+	}
+	if cfg.StuckAfter <= 0 {
+		cfg.StuckAfter = 2 * time.Minute
+	}
 	return &Worker{cfg: cfg, log: cfg.Log.With("component", "worker")}, nil
 }
 
@@ -176,6 +201,11 @@ func (w *Worker) Start(ctx context.Context) error {
 			w.executeLoop(job, fn, exec)
 		}()
 	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.sweepLoop()
+	}()
 	w.log.Info("worker started", "jobs", len(w.cfg.Jobs), "instance", w.cfg.Instance)
 	return nil
 }
