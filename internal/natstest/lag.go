@@ -83,3 +83,35 @@ func (l *LaggingReads) Create(ctx context.Context, key string, value []byte, opt
 func (l *LaggingReads) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
 	return l.inner.Update(ctx, key, value, revision)
 }
+
+// MostBehind wraps a bucket whose Get is a direct get (a jetstream.KeyValue) so that
+// each read is answered by the replica furthest behind among n asked: it makes n direct
+// gets and returns the oldest revision. Every replica answers direct gets, one picked
+// at random per request; a follower behind answers only some of them. With MostBehind
+// it answers nearly all, as when only a lagging follower is close to the reader.
+func MostBehind(kv jetstream.KeyValue, n int) jobstate.Bucket { return &mostBehind{kv, n} }
+
+type mostBehind struct {
+	jetstream.KeyValue
+	n int
+}
+
+func (m *mostBehind) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	var oldest jetstream.KeyValueEntry
+	var missing bool
+	for range m.n {
+		e, err := m.KeyValue.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			missing = true
+		case err != nil:
+			return nil, err
+		case oldest == nil || e.Revision() < oldest.Revision():
+			oldest = e
+		}
+	}
+	if missing || oldest == nil {
+		return nil, jetstream.ErrKeyNotFound
+	}
+	return oldest, nil
+}
