@@ -210,12 +210,15 @@ func OpenBuckets(ctx context.Context, js jetstream.JetStream) (Buckets, error) {
 	return b, nil
 }
 
-// IsConflict reports a lost compare-and-set: another writer got there first.
+// IsConflict reports a lost compare-and-set: another writer got there first. A
+// replicated (R>1) stream reports it with its own code (10164, also sent while another
+// write of the same key is in flight), not the 10071 of a single server.
 func IsConflict(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err)
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isWrongLastSeq(err)
 }
 
 func isWrongLastSeq(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

@@ -1,9 +1,13 @@
 // Package jobstate holds the small per-job records kept in JetStream key-value buckets
-// and the compare-and-set loop every writer uses on them.
+// and the compare-and-set loops every writer uses on them.
 //
 // Runs bucket: which run of a job is executing and which one is queued behind it; the
-// worker runtime writes it, the gateway reads it for its snapshot. Config bucket: the
-// operator's pause flag and schedule override; the gateway writes it, the ticker reads it.
+// worker runtime writes it, the gateway reads it for its snapshot. Its transitions (Join,
+// Claim, Beat, Finish, NeedsResend in runs.go) are pure functions of the record that
+// return what they decided; the worker applies them with Decide, which checks every
+// decision, even one that changes nothing, with a compare-and-set on the revision read.
+// Config bucket: the operator's pause flag and schedule override; the gateway writes it,
+// the ticker reads it.
 package jobstate
 
 import (
@@ -22,16 +26,20 @@ import (
 
 // RunInfo is one run as the runs bucket knows it.
 type RunInfo struct {
-	RunID       string              `json:"run_id"`
-	Trigger     string              `json:"trigger"`
-	RequestedBy string              `json:"requested_by,omitempty"`
-	Reason      string              `json:"reason,omitempty"`
-	Slot        time.Time           `json:"slot,omitzero"`
-	QueuedAt    time.Time           `json:"queued_at"`
-	StartedAt   time.Time           `json:"started_at,omitzero"`
-	HeartbeatAt time.Time           `json:"heartbeat_at,omitzero"`
-	Attempt     int                 `json:"attempt,omitempty"`
-	Triggers    []events.TriggerRef `json:"triggers"`
+	RunID       string    `json:"run_id"`
+	Trigger     string    `json:"trigger"`
+	RequestedBy string    `json:"requested_by,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Slot        time.Time `json:"slot,omitzero"`
+	QueuedAt    time.Time `json:"queued_at"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	HeartbeatAt time.Time `json:"heartbeat_at,omitzero"`
+	Attempt     int       `json:"attempt,omitempty"`
+	// OrderSeq is the stream sequence of the run order the current run was started
+	// with: a redelivery of that message resumes the run, another message for the same
+	// run is a duplicate.
+	OrderSeq uint64              `json:"order_seq,omitempty"`
+	Triggers []events.TriggerRef `json:"triggers"`
 	// Scope is the firms the run is for: the union of its triggers' scopes.
 	Scope events.Scope `json:"scope"`
 }
@@ -100,8 +108,18 @@ type Config struct {
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
+// Bucket is what jobstate needs of a key-value bucket. A jetstream.KeyValue is one; so
+// is LeaderReads, whose Get never comes from a replica that is behind; a test may wrap
+// either to serve what a lagging replica would.
+type Bucket interface {
+	Bucket() string
+	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
+	Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error)
+	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
+}
+
 // Get reads a record; a missing key is the zero record at revision 0.
-func Get[T any](ctx context.Context, kv jetstream.KeyValue, key string) (T, uint64, error) {
+func Get[T any](ctx context.Context, kv Bucket, key string) (T, uint64, error) {
 	var v T
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -122,8 +140,8 @@ var ErrNoChange = errors.New("jobstate: no change")
 // Update applies fn to the current record and writes it back only if nobody wrote in
 // between; on a conflict it reads again and retries. fn must be a pure function of its
 // input, as it may run more than once. It returns the record as written (or as read, if
-// fn returned ErrNoChange).
-func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(*T) error) (T, error) {
+// fn returned ErrNoChange: that decision rests on the read alone; see Decide).
+func Update[T any](ctx context.Context, kv Bucket, key string, fn func(*T) error) (T, error) {
 	for attempt := 0; ; attempt++ {
 		v, rev, err := Get[T](ctx, kv, key)
 		if err != nil {
@@ -135,23 +153,80 @@ func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn fu
 			}
 			return v, err
 		}
-		data, err := json.Marshal(v)
-		if err != nil {
-			return v, fmt.Errorf("jobstate: encode %s/%s: %w", kv.Bucket(), key, err)
-		}
-		if rev == 0 {
-			_, err = kv.Create(ctx, key, data)
-		} else {
-			_, err = kv.Update(ctx, key, data, rev)
-		}
+		err = put(ctx, kv, key, v, rev)
 		if err == nil {
 			return v, nil
 		}
 		if !bus.IsConflict(err) {
-			return v, fmt.Errorf("jobstate: write %s/%s: %w", kv.Bucket(), key, err)
+			return v, err
 		}
-		if ctx.Err() != nil {
-			return v, ctx.Err()
+		if err := backOff(ctx, attempt); err != nil {
+			return v, err
 		}
+	}
+}
+
+// Decide applies decide to the latest record and writes the record back with a
+// compare-and-set on the revision it read, even when decide changed nothing. A decision
+// therefore stands only if it was taken on the latest record: one taken on a stale read
+// (a replica behind the stream leader answered the get) or overtaken by another writer
+// fails the compare-and-set and is taken again on a fresh read. decide must be a pure
+// function of the record, as it may run more than once. Decide returns the decision and
+// the record as written.
+func Decide[T, D any](ctx context.Context, kv Bucket, key string, decide func(*T) D) (D, T, error) {
+	for attempt := 0; ; attempt++ {
+		var none D
+		v, rev, err := Get[T](ctx, kv, key)
+		if err != nil {
+			return none, v, err
+		}
+		d := decide(&v)
+		err = put(ctx, kv, key, v, rev)
+		if err == nil {
+			return d, v, nil
+		}
+		if !bus.IsConflict(err) {
+			return none, v, err
+		}
+		if err := backOff(ctx, attempt); err != nil {
+			return none, v, err
+		}
+	}
+}
+
+// put writes v if the key is still at rev (0: if it does not exist yet).
+func put[T any](ctx context.Context, kv Bucket, key string, v T, rev uint64) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("jobstate: encode %s/%s: %w", kv.Bucket(), key, err)
+	}
+	if rev == 0 {
+		_, err = kv.Create(ctx, key, data)
+	} else {
+		_, err = kv.Update(ctx, key, data, rev)
+	}
+	if err != nil {
+		return fmt.Errorf("jobstate: write %s/%s: %w", kv.Bucket(), key, err)
+	}
+	return nil
+}
+
+// backOff waits a little before the next read after a lost compare-and-set: nothing
+// the first two times (another writer got there first), then longer, so that a replica
+// that keeps answering from behind is not asked in a tight loop.
+func backOff(ctx context.Context, attempt int) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if attempt < 2 {
+		return nil
+	}
+	t := time.NewTimer(min(time.Duration(attempt-1)*10*time.Millisecond, 250*time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }

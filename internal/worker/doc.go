@@ -4,14 +4,38 @@
 // durable JetStream consumers per job:
 //
 //   - intake (trigger-<job>): schedule slots and triggers. Each one is answered at once
-//     with the run it starts or joins: if a run is already queued, the trigger joins it
-//     (coalescing); otherwise it queues a new run and publishes a run order. The answer
-//     is a `queued` status event naming the run, and the decision is a compare-and-set on
-//     the job's key in the runs bucket, so any number of replicas agree.
+//     with the run it starts or joins (jobstate.Runs.Join): if a run is already queued,
+//     the trigger joins it (coalescing); otherwise it queues a new run and publishes a
+//     run order. The answer is a `queued` status event naming the run.
 //   - executor (run-<job>): run orders, with MaxAckPending 1, so JetStream itself keeps
-//     runs of one job serial across every replica. The order is kept in progress by
-//     heartbeats while the job runs; if the executor dies, the order is redelivered
-//     after bus.RunAckWait and another replica runs it again (jobs are idempotent).
+//     runs of one job serial across every replica. Each order is claimed
+//     (jobstate.Runs.Claim): the queued run it names starts, a redelivery of the order
+//     the current run started with resumes it, anything else is a duplicate and is acked
+//     unrun. The order is kept in progress by heartbeats while the job runs; if the
+//     executor dies, the order is redelivered after bus.RunAckWait and another replica
+//     runs it again (jobs are idempotent).
+//
+// No decision is taken on a stale read. The runs bucket is replicated, and a
+// jetstream.KeyValue Get is a direct get that any replica answers, a follower that has
+// not applied the latest write included: an executor once dropped the order of a run
+// queued 6 ms earlier as a "duplicate" and the run stayed queued for good. So the worker
+// reads the bucket from its stream leader (jobstate.LeaderReads), and every transition,
+// even one that changes nothing, such as a drop, is applied with jobstate.Decide, which
+// writes the record back with a compare-and-set on the revision it read: a decision
+// taken on a stale record fails that check and is taken again on the latest. The
+// transitions themselves are pure functions in package jobstate; the worker only
+// publishes and acks around them.
+//
+// No queued run is left behind. Every SweepEvery (5s) each worker reads, from the
+// leader, the runs record of each of its jobs (jobstate.Runs.NeedsResend): a run queued
+// for longer than ResendAfter (10s) with nothing executing ahead of it (no current run,
+// or one whose executor has been silent for twice the ack wait) gets its order sent
+// again, every ResendAfter while that lasts. The re-sent order has the run id as its
+// message id, so within the stream's 10-minute dedupe window it is stored once; after
+// it, it is a second message, which Claim drops once the run has started from the
+// first (the current run records the stream sequence of its order). A run still
+// waiting StuckAfter (2m) after a worker began re-sending its order is logged as an
+// error and counted in gstjobs_job_runs_stuck_total, once per run and process.
 //
 // Each run publishes `running` and `heartbeat` statuses and exactly one result (message
 // id result:<run>, so a re-publish is stored once). Errors, panics and timeouts become a

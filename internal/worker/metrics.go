@@ -12,6 +12,9 @@ type Metrics struct {
 	triggers *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight *prometheus.GaugeVec
+	resent   *prometheus.CounterVec
+	stuck    *prometheus.CounterVec
+	dropped  *prometheus.CounterVec
 }
 
 // NewMetrics registers the series with reg (nil: not exported). Registering twice with
@@ -31,12 +34,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gstjobs_job_runs_in_flight", Help: "Job runs executing in this process.",
 		}, []string{"job"}),
+		resent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gstjobs_job_orders_resent_total", Help: "Run orders the sweep sent again for queued runs that had not started.",
+		}, []string{"job"}),
+		stuck: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gstjobs_job_runs_stuck_total", Help: "Queued runs still not started StuckAfter after the sweep began sending their order again (once per run and process).",
+		}, []string{"job"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gstjobs_job_orders_dropped_total", Help: "Duplicate run orders dropped: on the latest record their run was neither queued nor current.",
+		}, []string{"job"}),
 	}
 	if reg != nil {
 		m.runs = register(reg, m.runs)
 		m.triggers = register(reg, m.triggers)
 		m.duration = register(reg, m.duration)
 		m.inFlight = register(reg, m.inFlight)
+		m.resent = register(reg, m.resent)
+		m.stuck = register(reg, m.stuck)
+		m.dropped = register(reg, m.dropped)
 	}
 	return m
 }

@@ -94,12 +94,34 @@ type Config struct {
 	// back to JetStream for another replica; default 20s.
 	ShutdownGrace time.Duration
 	Metrics       *Metrics
+
+	// SweepEvery is how often the worker looks, for each of its jobs, for a queued run
+	// whose order was lost; default 5s.
+	SweepEvery time.Duration
+	// ResendAfter is how long a run may wait queued with nothing executing ahead of it
+	// before the sweep sends its order again, and again every ResendAfter while that
+	// lasts; default 10s.
+	ResendAfter time.Duration
+	// StuckAfter is how long the sweep goes on sending a queued run's order again before
+	// it logs an error and counts the run as stuck (it goes on sending); default 2m.
+	StuckAfter time.Duration
+
+	// wrapRuns lets a test stand between the worker and the runs bucket.
+	wrapRuns func(jobstate.Bucket) jobstate.Bucket
 }
+
+// silentAfter is how long a current run's executor may go without a start or heartbeat
+// before the sweep stops counting on it: well past a redelivery after bus.RunAckWait,
+// which resumes the run and beats again.
+const silentAfter = 2 * bus.RunAckWait
 
 // Worker runs a set of jobs. Start it once; Stop is safe to call twice.
 type Worker struct {
-	cfg    Config
-	runs   jetstream.KeyValue
+	cfg Config
+	// runs is the runs bucket, read from its stream leader (jobstate.LeaderReads); every
+	// decision taken from it is also checked by a compare-and-set (jobstate.Decide).
+	runs jobstate.Bucket
+	// pauses knows which firms paused which job.
 	pauses *firmPauses
 	log    *slog.Logger
 
@@ -146,6 +168,15 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 5 * time.Second
+	}
+	if cfg.ResendAfter <= 0 {
+		cfg.ResendAfter = 10 * time.Second
+	}
+	if cfg.StuckAfter <= 0 {
+		cfg.StuckAfter = 2 * time.Minute
+	}
 	return &Worker{cfg: cfg, log: cfg.Log.With("component", "worker")}, nil
 }
 
@@ -155,7 +186,10 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: open runs bucket: %w", err)
 	}
-	w.runs = kv
+	w.runs = jobstate.LeaderReads(w.cfg.JS, kv)
+	if w.cfg.wrapRuns != nil {
+		w.runs = w.cfg.wrapRuns(w.runs)
+	}
 	cfgKV, err := w.cfg.JS.KeyValue(ctx, bus.BucketConfig)
 	if err != nil {
 		return fmt.Errorf("worker: open config bucket: %w", err)
@@ -191,6 +225,11 @@ func (w *Worker) Start(ctx context.Context) error {
 			w.executeLoop(job, fn, exec)
 		}()
 	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.sweepLoop()
+	}()
 	w.log.Info("worker started", "jobs", len(w.cfg.Jobs), "instance", w.cfg.Instance)
 	return nil
 }
@@ -231,7 +270,7 @@ func (w *Worker) timeout(job catalog.Job) time.Duration {
 func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 	ctx, cancel := context.WithTimeout(w.loopCtx, 10*time.Second)
 	defer cancel()
-	log := w.log.With("job", job.Name)
+	log := w.log.With("job_name", job.Name)
 	md, err := msg.Metadata()
 	if err != nil {
 		log.Error("intake: no metadata", "err", err)
@@ -267,46 +306,19 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 
 	now := w.cfg.Clock.Now()
 	newID := uuid.NewString()
-	var runID string
-	var created, coalesced, answeredBefore bool
-	state, err := jobstate.Update(ctx, w.runs, job.Name, func(r *jobstate.Runs) error {
-		created, coalesced, answeredBefore = false, false, false
-		if id, ok := r.AnswerFor(triggerID); ok {
-			runID, answeredBefore = id, true
-			return jobstate.ErrNoChange
-		}
-		if r.Next != nil {
-			runID = r.Next.RunID
-			// Coalesced: the queued run was already going to do this trigger's work.
-			coalesced = r.Next.Scope.Includes(scope)
-			r.Next.Scope = r.Next.Scope.Union(scope)
-			if len(r.Next.Triggers) < jobstate.MaxTriggersPerRun {
-				r.Next.Triggers = append(r.Next.Triggers, ref)
-			}
-		} else {
-			runID, created = newID, true
-			r.Next = &jobstate.RunInfo{
-				RunID: newID, Trigger: ref.Kind, RequestedBy: ref.RequestedBy, Reason: ref.Reason,
-				Slot: ref.Slot, QueuedAt: now, Triggers: []events.TriggerRef{ref}, Scope: scope,
-			}
-		}
-		r.Remember(triggerID, runID)
-		return nil
+	joined, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) jobstate.Joined {
+		return r.Join(ref, scope, newID, now)
 	})
 	if err != nil {
 		log.Warn("intake: cannot record trigger, will retry", "trigger_id", triggerID, "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	// The order is (re)sent when the run is new, when this trigger is a redelivery (the
-	// first delivery may have died before sending it), or when the queued run looks
-	// forgotten. Duplicates are harmless: same message id, and the executor drops an
-	// order for a run that is neither queued nor current.
-	if next := state.Next; next != nil && next.RunID == runID &&
-		(created || answeredBefore || now.Sub(next.QueuedAt) > time.Minute) {
-		order := events.RunOrder{RunID: runID, JobName: job.Name, First: next.Triggers[0], QueuedAt: next.QueuedAt}
-		if err := w.publish(ctx, events.RunSubject(job.Name), runID, order); err != nil {
-			log.Warn("intake: cannot send run order, will retry", "run_id", runID, "err", err)
+	runID := joined.RunID
+	log = log.With("run_id", runID)
+	if joined.Send {
+		if err := w.sendOrder(ctx, job.Name, *joined.Queued); err != nil {
+			log.Warn("intake: cannot send run order, will retry", "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
@@ -314,16 +326,16 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 	status := events.Status{
 		RunID: runID, JobName: job.Name, State: events.StateQueued, Trigger: ref.Kind,
 		TriggerID: triggerID, Source: ref.Source, TenantID: ref.TenantID, RequestedBy: ref.RequestedBy, Reason: ref.Reason,
-		Coalesced: coalesced || (answeredBefore && !created), Slot: ref.Slot, At: now, Instance: w.cfg.Instance,
+		Coalesced: joined.Coalesced(), Slot: ref.Slot, At: now, Instance: w.cfg.Instance,
 		Scope: &scope,
 	}
-	if next := state.Next; next != nil && next.RunID == runID {
-		status.QueuedAt = next.QueuedAt
-		sc := next.Scope
+	if joined.Queued != nil {
+		status.QueuedAt = joined.Queued.QueuedAt
+		sc := joined.Queued.Scope
 		status.Scope = &sc
 	}
 	if err := w.publish(ctx, events.StatusSubject(job.Name), "queued:"+triggerID, status); err != nil {
-		log.Warn("intake: cannot publish queued status, will retry", "run_id", runID, "err", err)
+		log.Warn("intake: cannot publish queued status, will retry", "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
@@ -331,11 +343,11 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 		log.Warn("intake: ack failed; the redelivery will get the same answer", "err", err)
 	}
 	outcome := "new"
-	if !created {
+	if joined.Coalesced() {
 		outcome = "coalesced"
 	}
 	w.cfg.Metrics.triggers.WithLabelValues(job.Name, outcome).Inc()
-	log.Info("trigger accepted", "trigger_id", triggerID, "kind", ref.Kind, "source", ref.Source, "run_id", runID, "coalesced", !created)
+	log.Info("trigger accepted", "trigger_id", triggerID, "kind", ref.Kind, "source", ref.Source, "coalesced", joined.Coalesced())
 }
 
 // reject answers a trigger that can never be processed, then terminates it so it is
@@ -353,13 +365,13 @@ func (w *Worker) reject(ctx context.Context, job catalog.Job, msg jetstream.Msg,
 		TriggerID:    triggerID, FinishedAt: now, Instance: w.cfg.Instance,
 	}
 	if err := w.publish(ctx, events.ResultSubject(job.Name), "rejected:"+triggerID, res); err != nil {
-		w.log.Warn("reject: cannot publish rejection, will retry", "job", job.Name, "err", err)
+		w.log.Warn("reject: cannot publish rejection, will retry", "job_name", job.Name, "trigger_id", triggerID, "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
 	_ = msg.TermWithReason(res.ErrorMessage)
 	w.cfg.Metrics.triggers.WithLabelValues(job.Name, "rejected").Inc()
-	w.log.Warn("trigger rejected", "job", job.Name, "trigger_id", triggerID, "reason", res.ErrorMessage)
+	w.log.Warn("trigger rejected", "job_name", job.Name, "trigger_id", triggerID, "reason", res.ErrorMessage)
 }
 
 func (w *Worker) executeLoop(job catalog.Job, fn Func, cons jetstream.Consumer) {
@@ -370,7 +382,7 @@ func (w *Worker) executeLoop(job catalog.Job, fn Func, cons jetstream.Consumer) 
 		// order would sit unacknowledged, blocking the job for a whole ack wait.
 		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
-			w.log.Warn("executor: fetch failed", "job", job.Name, "err", err)
+			w.log.Warn("executor: fetch failed", "job_name", job.Name, "err", err)
 			select {
 			case <-w.loopCtx.Done():
 			case <-time.After(time.Second):
@@ -390,7 +402,7 @@ func (w *Worker) executeLoop(job catalog.Job, fn Func, cons jetstream.Consumer) 
 
 // execute performs one run order.
 func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
-	log := w.log.With("job", job.Name)
+	log := w.log.With("job_name", job.Name)
 	order, err := events.DecodeRunOrder(msg.Data())
 	if err != nil {
 		log.Error("executor: unreadable run order terminated", "err", err)
@@ -407,35 +419,27 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 	ctx := w.runCtx
 	now := w.cfg.Clock.Now()
 
-	var info jobstate.RunInfo
-	proceed := false
-	_, err = jobstate.Update(ctx, w.runs, job.Name, func(r *jobstate.Runs) error {
-		proceed = false
-		switch {
-		case r.Next != nil && r.Next.RunID == order.RunID:
-			info = *r.Next
-			info.StartedAt, info.HeartbeatAt, info.Attempt = now, now, attempt
-			r.Current, r.Next = &info, nil
-		case r.Current != nil && r.Current.RunID == order.RunID:
-			// A redelivery: the executor that had it stopped or died. Run it again.
-			r.Current.Attempt, r.Current.HeartbeatAt = attempt, now
-			info = *r.Current
-		default:
-			return jobstate.ErrNoChange
-		}
-		proceed = true
-		return nil
+	// The claim, and above all a drop, is decided on the latest record only: Decide
+	// writes the record back with the revision it read, and a read from behind (another
+	// replica's write not yet seen) fails that check and is read again.
+	claimCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	claim, _, err := jobstate.Decide(claimCtx, w.runs, job.Name, func(r *jobstate.Runs) jobstate.Claimed {
+		return r.Claim(jobstate.Order{RunID: order.RunID, Seq: md.Sequence.Stream}, attempt, now)
 	})
+	cancel()
 	if err != nil {
 		log.Warn("executor: cannot claim run, will retry", "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	if !proceed {
-		log.Info("executor: dropping order for a run that is neither queued nor current (duplicate)")
+	if claim.Verdict == jobstate.Drop {
+		log.Info("executor: dropping a duplicate order: on the latest record its run is neither queued nor current under this order",
+			"order_seq", md.Sequence.Stream, "attempt", attempt)
+		w.cfg.Metrics.dropped.WithLabelValues(job.Name).Inc()
 		_ = msg.Ack()
 		return
 	}
+	info := claim.Run
 	run := Run{
 		ID: info.RunID, Job: job, Trigger: info.Trigger, RequestedBy: info.RequestedBy, Reason: info.Reason,
 		Slot: info.Slot, Attempt: attempt, Triggers: info.Triggers, Now: now, Scope: w.runScope(job.Name, info),
@@ -457,7 +461,7 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 	if err := w.publish(ctx, events.StatusSubject(job.Name), fmt.Sprintf("running:%s:%d", run.ID, attempt), running); err != nil {
 		log.Warn("executor: cannot publish running status", "err", err)
 	}
-	log.Info("run started", "trigger", run.Trigger, "attempt", attempt)
+	log.Info("run started", "trigger", run.Trigger, "attempt", attempt, "claim", claim.Verdict.String())
 	w.cfg.Metrics.inFlight.WithLabelValues(job.Name).Inc()
 	defer w.cfg.Metrics.inFlight.WithLabelValues(job.Name).Dec()
 
@@ -537,7 +541,7 @@ func (w *Worker) call(job catalog.Job, fn Func, run Run) (Report, error) {
 			}
 			return o.report, o.err
 		case <-time.After(2 * time.Second):
-			w.log.Error("job ignored its context; abandoning it", "job", job.Name, "run_id", run.ID)
+			w.log.Error("job ignored its context; abandoning it", "job_name", job.Name, "run_id", run.ID)
 			return Report{}, Fail(fmt.Sprintf("Job timed out after %s", timeout), fmt.Errorf("the job did not stop within 2s of its deadline: %w", ctx.Err()))
 		}
 	}
@@ -559,19 +563,17 @@ func (w *Worker) heartbeat(job catalog.Job, msg jetstream.Msg, running events.St
 			case <-t.C:
 			}
 			if err := msg.InProgress(); err != nil {
-				w.log.Warn("heartbeat: in-progress failed", "job", job.Name, "run_id", running.RunID, "err", err)
+				w.log.Warn("heartbeat: in-progress failed", "job_name", job.Name, "run_id", running.RunID, "err", err)
 			}
 			now := w.cfg.Clock.Now()
 			beat := running
 			beat.State, beat.At = events.StateHeartbeat, now
 			_ = w.publish(ctx, events.StatusSubject(job.Name), fmt.Sprintf("beat:%s:%d:%d", running.RunID, running.Attempt, n), beat)
-			_, _ = jobstate.Update(ctx, w.runs, job.Name, func(r *jobstate.Runs) error {
-				if r.Current == nil || r.Current.RunID != running.RunID {
-					return jobstate.ErrNoChange
-				}
-				r.Current.HeartbeatAt = now
-				return nil
-			})
+			if _, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) bool {
+				return r.Beat(running.RunID, now)
+			}); err != nil && ctx.Err() == nil {
+				w.log.Warn("heartbeat: cannot record it in the runs bucket", "job_name", job.Name, "run_id", running.RunID, "err", err)
+			}
 		}
 	}()
 	return func() { cancel(); wg.Wait() }
@@ -581,7 +583,7 @@ func (w *Worker) heartbeat(job catalog.Job, msg jetstream.Msg, running events.St
 // order, in that order: a crash between steps repeats the run or the publish, and the
 // result's message id and the audit row's key make the repeat harmless.
 func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt time.Time, report Report, runErr error) {
-	log := w.log.With("job", job.Name, "run_id", run.ID)
+	log := w.log.With("job_name", job.Name, "run_id", run.ID)
 	finished := w.cfg.Clock.Now()
 	first := firstRef(run.Triggers)
 	scope := run.Scope
@@ -620,14 +622,12 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 		_ = msg.Nak()
 		return
 	}
-	if _, err := jobstate.Update(ctx, w.runs, job.Name, func(r *jobstate.Runs) error {
-		if r.Current == nil || r.Current.RunID != run.ID {
-			return jobstate.ErrNoChange
-		}
-		r.Current = nil
-		return nil
-	}); err != nil {
-		log.Warn("cannot clear current run", "err", err)
+	cleared, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) bool { return r.Finish(run.ID) })
+	switch {
+	case err != nil:
+		log.Warn("cannot clear current run; the next run to start replaces it", "err", err)
+	case !cleared:
+		log.Info("run was no longer the current run; nothing to clear")
 	}
 	if err := msg.DoubleAck(ctx); err != nil {
 		log.Warn("ack of run order failed; a redelivery will be dropped or re-run idempotently", "err", err)
@@ -709,6 +709,16 @@ func describe(err error) (message, details string) {
 		return "Job failed: " + msg[:i], msg
 	}
 	return "Job failed: " + msg, msg
+}
+
+// sendOrder sends the order of a queued run. Its message id is the run id, so a repeat
+// within the stream's dedupe window is stored once; one after it is dropped by Claim.
+func (w *Worker) sendOrder(ctx context.Context, job string, run jobstate.RunInfo) error {
+	order := events.RunOrder{RunID: run.RunID, JobName: job, QueuedAt: run.QueuedAt}
+	if len(run.Triggers) > 0 {
+		order.First = run.Triggers[0]
+	}
+	return w.publish(ctx, events.RunSubject(job), run.RunID, order)
 }
 
 func (w *Worker) publish(ctx context.Context, subject, msgID string, v any) error {

@@ -1,0 +1,168 @@
+package jobstate
+
+import (
+	"time"
+
+	"github.com/lexhq/gstjobs/internal/events"
+)
+
+// The transitions of a job's runs record. Each is a pure function of the record (and
+// of what it is given): it changes the record in place and returns what it decided. The
+// worker applies them with Decide, so that each decision is checked by a
+// compare-and-set, and does only the publishing and acking around them.
+
+// Joined is what Join decided for one schedule slot or trigger.
+type Joined struct {
+	// RunID is the run that answers the trigger.
+	RunID string
+	// Created: the trigger queued a new run. Otherwise it joined the run already queued,
+	// or it had been answered before (Again).
+	Created bool
+	// Again: the trigger was answered before (it is a redelivery) and gets the same answer.
+	Again bool
+	// Queued is the answering run as it waits to start; nil if it has started since.
+	Queued *RunInfo
+	// Send: the run order must be sent, because the run is new, or because the trigger is
+	// a redelivery whose first delivery may have died before sending it. Sending it twice
+	// is harmless (same message id, and Claim drops what it must not run).
+	Send bool
+	// Widened: the trigger joined the queued run and added firms to it (a firm's Run Now
+	// joining another firm's queued run); the run was not already going to do its work.
+	Widened bool
+}
+
+// Coalesced reports a trigger whose work the run answering it was already going to
+// do: it neither started the run nor widened it.
+func (j Joined) Coalesced() bool { return !j.Created && !j.Widened }
+
+// Join answers a trigger for scope with the run it starts or joins: the run it was given
+// before if it is a redelivery; else the run already queued, if any (coalescing: the
+// run's scope becomes the union of both, and at most MaxTriggersPerRun triggers are
+// remembered by name); else a new run newID for scope, queued at now.
+func (r *Runs) Join(ref events.TriggerRef, scope events.Scope, newID string, now time.Time) Joined {
+	if id, ok := r.AnswerFor(ref.ID); ok {
+		j := Joined{RunID: id, Again: true}
+		if r.Next != nil && r.Next.RunID == id {
+			q := *r.Next
+			j.Queued, j.Send = &q, true
+		}
+		return j
+	}
+	var j Joined
+	if r.Next != nil {
+		j.RunID = r.Next.RunID
+		j.Widened = !r.Next.Scope.Includes(scope)
+		r.Next.Scope = r.Next.Scope.Union(scope)
+		if len(r.Next.Triggers) < MaxTriggersPerRun {
+			r.Next.Triggers = append(r.Next.Triggers, ref)
+		}
+	} else {
+		r.Next = &RunInfo{
+			RunID: newID, Trigger: ref.Kind, RequestedBy: ref.RequestedBy, Reason: ref.Reason,
+			Slot: ref.Slot, QueuedAt: now, Triggers: []events.TriggerRef{ref}, Scope: scope,
+		}
+		j.RunID, j.Created, j.Send = newID, true, true
+	}
+	r.Remember(ref.ID, j.RunID)
+	q := *r.Next
+	j.Queued = &q
+	return j
+}
+
+// Order is one delivery of a run order: the run it asks for, and the stream sequence of
+// the message, which tells a redelivery of the order a run was started with (same
+// sequence) from another message for the same run (a re-sent order, stored again once
+// the stream's dedupe window had passed).
+type Order struct {
+	RunID string
+	Seq   uint64
+}
+
+// Verdict is what an executor does with a run order.
+type Verdict int
+
+const (
+	// Drop: the order's run is neither queued nor current under this order, so the
+	// order is a duplicate: ack it and run nothing.
+	Drop Verdict = iota
+	// Start: the run was queued; it is now the current run.
+	Start
+	// Resume: the order is a redelivery of the one the current run started with (its
+	// executor stopped or died); run it again.
+	Resume
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Start:
+		return "start"
+	case Resume:
+		return "resume"
+	default:
+		return "drop"
+	}
+}
+
+// Claimed is what Claim decided.
+type Claimed struct {
+	Verdict Verdict
+	// Run is the run to execute as now recorded (started, heartbeat, attempt); zero on Drop.
+	Run RunInfo
+}
+
+// Claim decides what to do with one delivery (attempt, counted by JetStream) of a run
+// order: start the queued run it names, resume the current run it started, or drop it.
+func (r *Runs) Claim(o Order, attempt int, now time.Time) Claimed {
+	switch {
+	case r.Next != nil && r.Next.RunID == o.RunID:
+		info := *r.Next
+		info.StartedAt, info.HeartbeatAt, info.Attempt, info.OrderSeq = now, now, attempt, o.Seq
+		r.Current, r.Next = &info, nil
+		return Claimed{Verdict: Start, Run: info}
+	case r.Current != nil && r.Current.RunID == o.RunID &&
+		// A record written before OrderSeq existed names no order: take it as this one.
+		(r.Current.OrderSeq == o.Seq || r.Current.OrderSeq == 0):
+		r.Current.Attempt, r.Current.HeartbeatAt, r.Current.OrderSeq = attempt, now, o.Seq
+		return Claimed{Verdict: Resume, Run: *r.Current}
+	}
+	return Claimed{Verdict: Drop}
+}
+
+// Beat records that the current run runID is alive at now; false if it is not current.
+func (r *Runs) Beat(runID string, now time.Time) bool {
+	if r.Current == nil || r.Current.RunID != runID {
+		return false
+	}
+	r.Current.HeartbeatAt = now
+	return true
+}
+
+// Finish clears the current run runID once its result is published; false if it was
+// not current.
+func (r *Runs) Finish(runID string) bool {
+	if r.Current == nil || r.Current.RunID != runID {
+		return false
+	}
+	r.Current = nil
+	return true
+}
+
+// NeedsResend finds a queued run whose order looks lost: queued for longer than after,
+// with nothing executing ahead of it, that is no current run, or one whose executor
+// has been silent (no start, no heartbeat) for longer than silent. Re-sending its order
+// is harmless if it was not lost after all.
+func (r *Runs) NeedsResend(now time.Time, after, silent time.Duration) (RunInfo, bool) {
+	if r.Next == nil || now.Sub(r.Next.QueuedAt) < after {
+		return RunInfo{}, false
+	}
+	if c := r.Current; c != nil {
+		last := c.HeartbeatAt
+		if c.StartedAt.After(last) {
+			last = c.StartedAt
+		}
+		if now.Sub(last) < silent {
+			return RunInfo{}, false
+		}
+	}
+	return *r.Next, true
+}
