@@ -371,6 +371,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		p := admin.with(t)
 		p.do("open the Deadline Alerts history and its schedule settings", chromedp.Click(chromedp.CSS("#job-"+catalog.CheckUpcomingDeadlines+" .title-btn")),
 			chromedp.Click(chromedp.CSS("#admin-summary")), chromedp.WaitVisible(chromedp.CSS("#pause-btn")))
+		// The history loads under the controls and may move them; press nothing until it has.
+		p.until("the history loaded", `!document.querySelector('#runs-empty').hidden || document.querySelectorAll('#runs .run').length > 0`)
 		if got := p.eval(`document.querySelector('#pause-btn').textContent`); got != "Pause for Mehta & Associates" {
 			t.Errorf("the pause button says %q, want it to name the firm", got)
 		}
