@@ -220,15 +220,44 @@ func (t Trigger) Scope() Scope {
 	return ScopeAll()
 }
 
-// Validate checks the limits a trigger must respect.
+// Validate checks the limits a trigger must respect: text PostgreSQL can store, of a
+// length a person types.
 func (t Trigger) Validate() error {
-	if utf8.RuneCountInString(t.Reason) > MaxReasonLen {
-		return fmt.Errorf("%w: reason is longer than %d characters", ErrInvalidPayload, MaxReasonLen)
+	if err := CheckText("reason", t.Reason, MaxReasonLen); err != nil {
+		return err
 	}
-	if utf8.RuneCountInString(t.RequestedBy) > MaxRequestedByLen {
-		return fmt.Errorf("%w: requested_by is longer than %d characters", ErrInvalidPayload, MaxRequestedByLen)
+	if err := CheckText("requested_by", t.RequestedBy, MaxRequestedByLen); err != nil {
+		return err
+	}
+	if rq := t.Requester; rq != nil {
+		if err := CheckText("requester.name", rq.Name, MaxRequestedByLen); err != nil {
+			return err
+		}
+		for _, id := range []struct{ field, v string }{{"requester.tenant_id", rq.TenantID}, {"requester.profile_id", rq.ProfileID}} {
+			if id.v != "" && !isUUID(id.v) {
+				return fmt.Errorf("%w: %s is not an id", ErrInvalidPayload, id.field)
+			}
+		}
 	}
 	return nil
+}
+
+// isUUID accepts the canonical form only (8-4-4-4-12 hexadecimal digits).
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'):
+			return false
+		}
+	}
+	return true
 }
 
 // DecodeSchedule validates a ticker message.
@@ -245,6 +274,9 @@ func DecodeSchedule(data []byte) (Schedule, error) {
 
 func decodeObject(data []byte, v any) error {
 	trimmed := bytes.TrimSpace(data)
+	if !utf8.Valid(trimmed) {
+		return fmt.Errorf("%w: body is not valid UTF-8 text", ErrInvalidPayload)
+	}
 	if !json.Valid(trimmed) {
 		return fmt.Errorf("%w: body is not valid JSON (send a JSON object such as {\"reason\":\"...\",\"requested_by\":\"...\"}, or nothing)", ErrInvalidPayload)
 	}
@@ -437,12 +469,40 @@ func DecodeSlices(data []byte) (Slices, error) {
 	if s.RunID == "" || s.JobName == "" || s.Parts < 1 || s.Part < 0 || s.Part >= s.Parts {
 		return Slices{}, fmt.Errorf("%w: a slices event needs run_id, job_name and a part of its parts", ErrInvalidPayload)
 	}
-	for _, t := range s.Tenants {
-		if t.TenantID == "" {
-			return Slices{}, fmt.Errorf("%w: a slice needs its tenant_id", ErrInvalidPayload)
+	for i, t := range s.Tenants {
+		if !isUUID(t.TenantID) {
+			return Slices{}, fmt.Errorf("%w: slice %d has no tenant_id", ErrInvalidPayload, i)
+		}
+		if err := CheckText("error_message", t.ErrorMessage, MaxErrorMessageLen); err != nil {
+			return Slices{}, err
+		}
+		if err := checkErrors("errors", t.Errors); err != nil {
+			return Slices{}, err
+		}
+		if err := checkValue("results", any(t.Results), 0); err != nil {
+			return Slices{}, err
 		}
 	}
 	return s, nil
+}
+
+// CleanJSON makes a service's own payload storable: a NUL or another control
+// character anywhere in its strings becomes U+FFFD (encoding/json writes them as
+// \u00XX escapes; it already turns invalid UTF-8 into U+FFFD). Payloads without such
+// an escape are returned as they are, which is nearly always.
+func CleanJSON(data []byte) []byte {
+	if !bytes.Contains(data, []byte(`\u000`)) && !bytes.Contains(data, []byte(`\u001`)) && bytes.IndexByte(data, 0x7f) < 0 {
+		return data
+	}
+	var v any
+	if json.Unmarshal(data, &v) != nil {
+		return data
+	}
+	out, err := json.Marshal(cleanValue(v, 0))
+	if err != nil {
+		return data
+	}
+	return out
 }
 
 // DecodeResult reads a result event.
@@ -457,7 +517,60 @@ func DecodeResult(data []byte) (Result, error) {
 	if r.Status != StatusRejected && r.RunID == "" {
 		return Result{}, fmt.Errorf("%w: a run result needs run_id", ErrInvalidPayload)
 	}
+	if err := r.checkText(); err != nil {
+		return Result{}, err
+	}
 	return r, nil
+}
+
+// checkText holds a result's words to what PostgreSQL stores and a page shows.
+func (r Result) checkText() error {
+	for _, f := range []struct {
+		field, v string
+		max      int
+	}{
+		{"job_name", r.JobName, 100}, {"status", r.Status, 20}, {"run_id", r.RunID, 100},
+		{"error_message", r.ErrorMessage, MaxErrorMessageLen}, {"error_details", r.ErrorDetails, MaxErrorDetailsLen},
+		{"requested_by", r.RequestedBy, MaxRequestedByLen}, {"reason", r.Reason, MaxReasonLen},
+		{"trigger_id", r.TriggerID, 200}, {"instance", r.Instance, 200}, {"trigger", r.Trigger, 20}, {"source", r.Source, 20},
+	} {
+		if err := CheckText(f.field, f.v, f.max); err != nil {
+			return err
+		}
+	}
+	if err := checkErrors("errors", r.Errors); err != nil {
+		return err
+	}
+	for i, t := range r.Triggers {
+		if err := t.checkText(fmt.Sprintf("triggers[%d]", i)); err != nil {
+			return err
+		}
+	}
+	return checkValue("results", any(r.Results), 0)
+}
+
+func (t TriggerRef) checkText(field string) error {
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"id", t.ID, 200}, {"requested_by", t.RequestedBy, MaxRequestedByLen}, {"reason", t.Reason, MaxReasonLen}} {
+		if err := CheckText(field+"."+f.name, f.v, f.max); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkErrors(field string, errs []string) error {
+	if len(errs) > MaxErrorsListed {
+		return fmt.Errorf("%w: %s lists %d problems, more than %d", ErrInvalidPayload, field, len(errs), MaxErrorsListed)
+	}
+	for i, e := range errs {
+		if err := CheckText(fmt.Sprintf("%s[%d]", field, i), e, MaxErrorLen); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DecodeStatus reads a status event.
@@ -468,6 +581,17 @@ func DecodeStatus(data []byte) (Status, error) {
 	}
 	if s.JobName == "" || s.State == "" {
 		return Status{}, fmt.Errorf("%w: a status needs job_name and state", ErrInvalidPayload)
+	}
+	for _, f := range []struct {
+		field, v string
+		max      int
+	}{
+		{"job_name", s.JobName, 100}, {"state", s.State, 20}, {"run_id", s.RunID, 100}, {"trigger_id", s.TriggerID, 200},
+		{"requested_by", s.RequestedBy, MaxRequestedByLen}, {"reason", s.Reason, MaxReasonLen}, {"instance", s.Instance, 200},
+	} {
+		if err := CheckText(f.field, f.v, f.max); err != nil {
+			return Status{}, err
+		}
 	}
 	return s, nil
 }

@@ -88,7 +88,8 @@ func TestDecodeTriggerRequester(t *testing.T) {
 		scope   Scope
 		wantErr string
 	}{
-		{"a firm's Run Now covers that firm", `{"reason":"r","requester":{"tenant_id":"t1","profile_id":"p1","name":"Anjali"}}`, true, Scope{Tenants: []string{"t1"}}, ""},
+		{"a firm's Run Now covers that firm", `{"reason":"r","requester":{"tenant_id":"11111111-1111-1111-1111-111111111111","profile_id":"a0000000-0000-0000-0000-000000000001","name":"Anjali"}}`, true, Scope{Tenants: []string{"11111111-1111-1111-1111-111111111111"}}, ""},
+		{"a requester's firm must be an id", `{"requester":{"tenant_id":"t1","name":"Anjali"}}`, true, Scope{}, "is not an id"},
 		{"the operator's Run Now covers every firm", `{"requester":{"name":"ops","operator":true}}`, true, Scope{All: true}, ""},
 		{"a developer's trigger covers every firm", `{"reason":"r","requested_by":"dev@firm"}`, false, Scope{All: true}, ""},
 		{"a developer may not claim a firm's person", `{"requester":{"tenant_id":"t1","name":"Anjali"}}`, false, Scope{}, "set by the gateway only"},
@@ -163,5 +164,68 @@ func TestSplitSlicesStaysUnderThePartLimit(t *testing.T) {
 	}
 	if n != len(all) || len(parts) < 2 {
 		t.Fatalf("10,000 slices split into %d parts holding %d slices, want every slice once over several parts", len(parts), n)
+	}
+}
+
+// What is tried: every text field a trigger, a status, a slice or a result can carry,
+// with a NUL (valid JSON, refused by PostgreSQL's jsonb), another control character,
+// invalid UTF-8 and over-long values. What must hold: each is refused with
+// ErrInvalidPayload and words that name the field, before anything is stored.
+func TestTextIsRefusedAtTheEdge(t *testing.T) {
+	long := strings.Repeat("x", MaxErrorMessageLen+1)
+	cases := []struct {
+		name, want string
+		decode     func() error
+	}{
+		{"NUL in a trigger's reason", "reason contains a NUL character", func() error { _, err := DecodeTrigger([]byte(`{"reason":"a\u0000b"}`), false); return err }},
+		{"a bell in requested_by", "control character U+0007", func() error { _, err := DecodeTrigger([]byte(`{"requested_by":"a\u0007"}`), false); return err }},
+		{"invalid UTF-8 in a body", "not valid UTF-8", func() error { _, err := DecodeTrigger([]byte("{\"reason\":\"\xff\xfe\"}"), false); return err }},
+		{"NUL in a result's results", "results.rules[0].name contains a NUL", func() error {
+			_, err := DecodeResult([]byte(`{"run_id":"r","job_name":"j","status":"success","results":{"rules":[{"name":"x\u0000"}]}}`))
+			return err
+		}},
+		{"NUL in a result's error", "errors[0] contains a NUL", func() error {
+			_, err := DecodeResult([]byte(`{"run_id":"r","job_name":"j","status":"failed","errors":["x\u0000"]}`))
+			return err
+		}},
+		{"over-long error_message", "error_message is longer than", func() error {
+			_, err := DecodeResult([]byte(`{"run_id":"r","job_name":"j","status":"failed","error_message":"` + long + `"}`))
+			return err
+		}},
+		{"NUL in a status's reason", "reason contains a NUL", func() error {
+			_, err := DecodeStatus([]byte(`{"job_name":"j","state":"queued","reason":"\u0000"}`))
+			return err
+		}},
+		{"NUL in a slice", "errors[0] contains a NUL", func() error {
+			_, err := DecodeSlices([]byte(`{"run_id":"r","job_name":"j","part":0,"parts":1,"tenants":[{"tenant_id":"11111111-1111-1111-1111-111111111111","results":{},"errors":["\u0000"]}]}`))
+			return err
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.decode()
+			if err == nil || !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error = %v, want ErrInvalidPayload saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+// A service's own payload with a NUL in it (a server's reply quoted in an error) is
+// made storable rather than refused later.
+func TestCleanJSONMakesAServicesPayloadStorable(t *testing.T) {
+	r := Result{RunID: "r", JobName: "j", Status: StatusFailed, ErrorMessage: "E-mail could not be sent",
+		ErrorDetails: "550 mailbox\x00 unavailable", Errors: []string{"a\x07b"}, Results: map[string]any{"who": "x\x00"}}
+	data, _ := json.Marshal(r)
+	got, err := DecodeResult(CleanJSON(data))
+	if err != nil {
+		t.Fatalf("a cleaned result is refused: %v", err)
+	}
+	if got.ErrorDetails != "550 mailbox\uFFFD unavailable" || got.Errors[0] != "a\uFFFDb" || got.Results["who"] != "x\uFFFD" {
+		t.Errorf("cleaned = %q %q %v", got.ErrorDetails, got.Errors, got.Results)
+	}
+	plain, _ := json.Marshal(Result{RunID: "r", JobName: "j", Status: StatusSuccess, Results: map[string]any{"firm": "Mehta & Associates"}})
+	if string(CleanJSON(plain)) != string(plain) {
+		t.Errorf("a payload with nothing to clean was rewritten")
 	}
 }

@@ -598,9 +598,12 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 	if res.Results == nil {
 		res.Results = map[string]any{}
 	}
+	res.Errors = capErrors(res.Errors)
 	if runErr != nil {
 		res.Status = events.StatusFailed
 		res.ErrorMessage, res.ErrorDetails = describe(runErr)
+		res.ErrorMessage = events.CleanText(res.ErrorMessage, events.MaxErrorMessageLen)
+		res.ErrorDetails = events.CleanText(res.ErrorDetails, events.MaxErrorDetailsLen)
 		res.DetailsPublic = detailsPublic(runErr)
 		log.Warn("run failed", "error_message", res.ErrorMessage, "error_details", res.ErrorDetails)
 	}
@@ -656,6 +659,17 @@ func (w *Worker) publishRetrying(ctx context.Context, log *slog.Logger, subject,
 	}
 }
 
+// capErrors keeps a run's problems within what a result may carry.
+func capErrors(errs []string) []string {
+	if len(errs) > events.MaxErrorsListed {
+		errs = append(errs[:events.MaxErrorsListed-1:events.MaxErrorsListed-1], fmt.Sprintf("… and %d more problems", len(errs)-events.MaxErrorsListed+1))
+	}
+	for i, e := range errs {
+		errs[i] = events.CleanText(e, events.MaxErrorLen)
+	}
+	return errs
+}
+
 // sliceStatuses gives every slice a status: its own, else the run's.
 func sliceStatuses(in []events.TenantSlice, status string) []events.TenantSlice {
 	out := make([]events.TenantSlice, len(in))
@@ -666,6 +680,8 @@ func sliceStatuses(in []events.TenantSlice, status string) []events.TenantSlice 
 		if s.Results == nil {
 			s.Results = map[string]any{}
 		}
+		s.Errors = capErrors(s.Errors)
+		s.ErrorMessage = events.CleanText(s.ErrorMessage, events.MaxErrorMessageLen)
 		out[i] = s
 	}
 	return out
@@ -721,11 +737,15 @@ func (w *Worker) sendOrder(ctx context.Context, job string, run jobstate.RunInfo
 	return w.publish(ctx, events.RunSubject(job), run.RunID, order)
 }
 
+// publish sends one event, its text made storable first (events.CleanJSON): what a job
+// reports (a server's reply, a firm's data) must never make a result the gateway can
+// never write.
 func (w *Worker) publish(ctx context.Context, subject, msgID string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("worker: encode %s: %w", subject, err)
 	}
+	data = events.CleanJSON(data)
 	pubCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := w.cfg.JS.Publish(pubCtx, subject, data, jetstream.WithMsgID(msgID)); err != nil {

@@ -257,6 +257,12 @@ func TestMalformedTriggersAreRejectedAndTerminated(t *testing.T) {
 		{`{"reason":`, "not valid JSON"},
 		{`[1,2,3]`, "must be a JSON object"},
 		{`{"reason":"` + strings.Repeat("x", 501) + `"}`, "longer than 500"},
+		// Valid JSON whose text PostgreSQL could never store: rejected here, not retried
+		// forever by the audit consumer.
+		{`{"reason":"a\u0000b"}`, "reason contains a NUL character"},
+		{"{\"requested_by\":\"\xff\"}", "not valid UTF-8"},
+		// Only the gateway speaks for a firm's person.
+		{`{"requester":{"tenant_id":"11111111-1111-1111-1111-111111111111","name":"Anjali"}}`, "set by the gateway only"},
 	} {
 		trigger(t, srv.JS, c.body)
 		r := nextResult(t, results)

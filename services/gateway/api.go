@@ -461,8 +461,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v reasoned) bool {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return false
 	}
-	if utf8.RuneCountInString(v.why()) > events.MaxReasonLen {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("reason is longer than %d characters", events.MaxReasonLen))
+	if err := events.CheckText("reason", v.why(), events.MaxReasonLen); err != nil {
+		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), events.ErrInvalidPayload.Error()+": "))
 		return false
 	}
 	return true
@@ -504,6 +504,9 @@ func readJSON(r *http.Request, v any) error {
 	if len(data) > MaxBody {
 		return fmt.Errorf("request body is larger than %d bytes", MaxBody)
 	}
+	if !utf8.Valid(data) {
+		return errors.New("request body is not valid UTF-8 text")
+	}
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil
 	}
@@ -524,8 +527,10 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "request cancelled")
 	default:
-		g.log.Error("request failed", "path", r.URL.Path, "err", err, "request_id", middleware.GetReqID(r.Context()))
-		writeError(w, http.StatusServiceUnavailable, "the service cannot answer right now: "+err.Error())
+		// The cause (a database's or NATS's words) is for the logs, not for the page.
+		id := middleware.GetReqID(r.Context())
+		g.log.Error("request failed", "path", r.URL.Path, "err", err, "request_id", id)
+		writeError(w, http.StatusServiceUnavailable, "The service cannot answer right now (its database or NATS is unavailable); try again in a minute. Reference: "+id)
 	}
 }
 

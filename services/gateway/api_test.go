@@ -40,6 +40,11 @@ func TestBadInput(t *testing.T) {
 		{"unknown field", "POST", sla + "/run", `{"reason":"x","priority":"high"}`, 400, `unknown field "priority"`},
 		{"reason too long", "POST", sla + "/run", `{"reason":"` + long + `"}`, 400, "reason is longer than 500 characters"},
 		{"pause reason too long", "POST", sla + "/pause", `{"reason":"` + long + `"}`, 400, "reason is longer than 500 characters"},
+		// Valid JSON that PostgreSQL's jsonb would refuse: answered 400 here, never a 503.
+		{"NUL in a reason", "POST", sla + "/run", `{"reason":"a\u0000b"}`, 400, "reason contains a NUL character"},
+		{"NUL in a pause reason", "POST", sla + "/pause", `{"reason":"\u0000"}`, 400, "reason contains a NUL character"},
+		{"a control character in a reason", "POST", sla + "/run", `{"reason":"ring \u0007"}`, 400, "control character U+0007"},
+		{"invalid UTF-8", "POST", sla + "/run", "{\"reason\":\"\xff\xfe\"}", 400, "not valid UTF-8"},
 		{"body too large", "POST", sla + "/run", `{"reason":"` + strings.Repeat("x", gateway.MaxBody) + `"}`, 400, "larger than"},
 		{"schedule not cron", "PUT", sla + "/schedule", `{"schedule":"every day"}`, 400, "not a five-field cron expression"},
 		{"schedule six fields", "PUT", sla + "/schedule", `{"schedule":"0 */5 * * * *"}`, 400, "five-field"},
