@@ -142,6 +142,22 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 		return fmt.Errorf("bus: declare stream %s: %w", StreamEvents, err)
 	}
 
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamDead,
+		Description: "Dead letters: messages a consumer terminated, with the reason, for an operator to read and replay",
+		Subjects:    []string{PrefixDead + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+		Duplicates:  10 * time.Minute,
+		MaxAge:      deadMaxAge,
+		MaxMsgs:     deadMaxMsgs,
+		MaxBytes:    deadMaxSize,
+		Discard:     jetstream.DiscardOld,
+	}); err != nil {
+		return fmt.Errorf("bus: declare stream %s: %w", StreamDead, err)
+	}
+
 	for _, b := range []jetstream.KeyValueConfig{
 		{Bucket: BucketTicker, Description: "last slot claimed per job", History: 5},
 		{Bucket: BucketRuns, Description: "current and queued run per job", History: 1},
@@ -161,7 +177,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 			FilterSubjects: []string{events.ScheduleSubject(j), events.TriggerSubject(j), events.APITriggerSubject(j)},
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        10 * time.Second,
-			MaxDeliver:     20,
+			MaxDeliver:     int(IntakeBound.Attempts) + 5, // the worker dead-letters at the bound; this is a backstop
 			MaxAckPending:  256,
 		}); err != nil {
 			return fmt.Errorf("bus: declare consumer %s: %w", TriggerConsumer(j), err)
@@ -186,7 +202,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 		FilterSubjects: []string{events.PrefixResult + ">", events.PrefixSlices + ">", events.PrefixStatus + ">"},
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        30 * time.Second,
-		MaxDeliver:     -1,
+		MaxDeliver:     int(AuditBound.Attempts) + 5, // the gateway dead-letters at the bound; this is a backstop
 		MaxAckPending:  512,
 	}); err != nil {
 		return fmt.Errorf("bus: declare consumer %s: %w", ConsumerGatewayEvents, err)

@@ -54,7 +54,7 @@ func Start(ctx context.Context, name string, d Deps, jobs Jobs, opts ...func(*wo
 	}
 	cfg := worker.Config{
 		NC: d.NC, JS: d.JS, Jobs: fns, Clock: d.Clock, Log: d.Log,
-		Metrics: worker.NewMetrics(d.Registry),
+		Metrics: worker.NewMetrics(d.Registry), DeadLetters: bus.NewDeadLetters(d.JS, d.Registry),
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -129,10 +129,17 @@ func Get[T any](ctx context.Context, kv Bucket, key string) (T, uint64, error) {
 		return v, 0, fmt.Errorf("jobstate: get %s/%s: %w", kv.Bucket(), key, err)
 	}
 	if err := json.Unmarshal(e.Value(), &v); err != nil {
-		return v, 0, fmt.Errorf("jobstate: decode %s/%s: %w", kv.Bucket(), key, err)
+		var zero T
+		return zero, e.Revision(), fmt.Errorf("%w: %s/%s at revision %d: %v", ErrUndecodable, kv.Bucket(), key, e.Revision(), err)
 	}
 	return v, e.Revision(), nil
 }
+
+// ErrUndecodable is returned by Get, with the zero record and the key's revision, for a
+// value that is not a record (written by hand, or by something that should not have).
+// It must stop no one: readers take the zero record (and say so once), and Update and
+// Decide write over it.
+var ErrUndecodable = errors.New("jobstate: the value is not a record")
 
 // ErrNoChange lets an update function say there is nothing to write.
 var ErrNoChange = errors.New("jobstate: no change")
@@ -144,7 +151,7 @@ var ErrNoChange = errors.New("jobstate: no change")
 func Update[T any](ctx context.Context, kv Bucket, key string, fn func(*T) error) (T, error) {
 	for attempt := 0; ; attempt++ {
 		v, rev, err := Get[T](ctx, kv, key)
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrUndecodable) {
 			return v, err
 		}
 		if err := fn(&v); err != nil {
@@ -177,7 +184,7 @@ func Decide[T, D any](ctx context.Context, kv Bucket, key string, decide func(*T
 	for attempt := 0; ; attempt++ {
 		var none D
 		v, rev, err := Get[T](ctx, kv, key)
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrUndecodable) {
 			return none, v, err
 		}
 		d := decide(&v)

@@ -88,6 +88,8 @@ type Config struct {
 	Instance string
 	// Heartbeat is how often a running order is kept in progress; default bus.HeartbeatEvery.
 	Heartbeat time.Duration
+	// DeadLetters keeps what the worker's consumers terminate; default: kept, not counted.
+	DeadLetters *bus.DeadLetters
 	// Timeouts override a job's catalog timeout (tests).
 	Timeouts map[string]time.Duration
 	// ShutdownGrace is how long Stop lets a run in progress finish before it is handed
@@ -167,6 +169,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.DeadLetters == nil {
+		cfg.DeadLetters = bus.NewDeadLetters(cfg.JS, nil)
 	}
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 5 * time.Second
@@ -310,16 +315,14 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 		return r.Join(ref, scope, newID, now)
 	})
 	if err != nil {
-		log.Warn("intake: cannot record trigger, will retry", "trigger_id", triggerID, "err", err)
-		_ = msg.NakWithDelay(time.Second)
+		w.retryIntake(ctx, log, job, msg, "cannot record trigger", err)
 		return
 	}
 	runID := joined.RunID
 	log = log.With("run_id", runID)
 	if joined.Send {
 		if err := w.sendOrder(ctx, job.Name, *joined.Queued); err != nil {
-			log.Warn("intake: cannot send run order, will retry", "err", err)
-			_ = msg.NakWithDelay(time.Second)
+			w.retryIntake(ctx, log, job, msg, "cannot send run order", err)
 			return
 		}
 	}
@@ -335,8 +338,7 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 		status.Scope = &sc
 	}
 	if err := w.publish(ctx, events.StatusSubject(job.Name), "queued:"+triggerID, status); err != nil {
-		log.Warn("intake: cannot publish queued status, will retry", "err", err)
-		_ = msg.NakWithDelay(time.Second)
+		w.retryIntake(ctx, log, job, msg, "cannot publish queued status", err)
 		return
 	}
 	if err := msg.Ack(); err != nil {
@@ -348,6 +350,20 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 	}
 	w.cfg.Metrics.triggers.WithLabelValues(job.Name, outcome).Inc()
 	log.Info("trigger accepted", "trigger_id", triggerID, "kind", ref.Kind, "source", ref.Source, "coalesced", joined.Coalesced())
+}
+
+// retryIntake hands a schedule slot or trigger back with a backoff after a temporary
+// failure, or, past the intake's bound, keeps it in JOBS_DEAD for an operator.
+func (w *Worker) retryIntake(ctx context.Context, log *slog.Logger, job catalog.Job, msg jetstream.Msg, what string, err error) {
+	dead, derr := w.cfg.DeadLetters.Failed(context.WithoutCancel(ctx), msg, bus.TriggerConsumer(job.Name), bus.IntakeBound, err)
+	switch {
+	case derr != nil:
+		log.Error("intake: "+what+" nor keep a dead letter; it will be delivered again", "err", err, "dead_letter_err", derr)
+	case dead:
+		log.Error("intake: "+what+"; kept in "+bus.StreamDead+" for an operator", "err", err)
+	default:
+		log.Warn("intake: "+what+", will retry", "err", err)
+	}
 }
 
 // reject answers a trigger that can never be processed, then terminates it so it is
@@ -365,8 +381,7 @@ func (w *Worker) reject(ctx context.Context, job catalog.Job, msg jetstream.Msg,
 		TriggerID:    triggerID, FinishedAt: now, Instance: w.cfg.Instance,
 	}
 	if err := w.publish(ctx, events.ResultSubject(job.Name), "rejected:"+triggerID, res); err != nil {
-		w.log.Warn("reject: cannot publish rejection, will retry", "job_name", job.Name, "trigger_id", triggerID, "err", err)
-		_ = msg.NakWithDelay(time.Second)
+		w.retryIntake(ctx, w.log.With("job_name", job.Name, "trigger_id", triggerID), job, msg, "cannot publish rejection", err)
 		return
 	}
 	_ = msg.TermWithReason(res.ErrorMessage)
@@ -405,8 +420,10 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 	log := w.log.With("job_name", job.Name)
 	order, err := events.DecodeRunOrder(msg.Data())
 	if err != nil {
-		log.Error("executor: unreadable run order terminated", "err", err)
-		_ = msg.TermWithReason(err.Error())
+		log.Error("executor: unreadable run order terminated and kept in "+bus.StreamDead, "err", err)
+		if _, derr := w.cfg.DeadLetters.Failed(w.runCtx, msg, bus.RunConsumer(job.Name), bus.ExecutorBound, err); derr != nil {
+			log.Error("executor: cannot keep the dead letter; the order will be delivered again", "err", derr)
+		}
 		return
 	}
 	log = log.With("run_id", order.RunID)
@@ -428,8 +445,15 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 	})
 	cancel()
 	if err != nil {
-		log.Warn("executor: cannot claim run, will retry", "err", err)
-		_ = msg.NakWithDelay(time.Second)
+		dead, derr := w.cfg.DeadLetters.Failed(ctx, msg, bus.RunConsumer(job.Name), bus.ExecutorBound, err)
+		switch {
+		case derr != nil:
+			log.Error("executor: cannot claim run nor keep a dead letter; the order will be delivered again", "err", err, "dead_letter_err", derr)
+		case dead:
+			log.Error("executor: cannot claim run; the order is kept in "+bus.StreamDead+" for an operator", "attempt", attempt, "err", err)
+		default:
+			log.Warn("executor: cannot claim run, will retry", "attempt", attempt, "err", err)
+		}
 		return
 	}
 	if claim.Verdict == jobstate.Drop {

@@ -32,6 +32,9 @@ type Health struct {
 	Failed  []string  `json:"failed_jobs"`
 	Problem string    `json:"problem,omitempty"`
 	Time    time.Time `json:"time"`
+	// DeadLetters is, for the operator, how many messages JOBS_DEAD holds: each one a
+	// message a consumer terminated, waiting to be read and perhaps replayed.
+	DeadLetters *int `json:"dead_letters,omitempty"`
 }
 
 // health is the viewer's: a firm's from its own cards (its last runs, its pauses), the
@@ -90,6 +93,11 @@ func (g *Gateway) healthFromCards(ctx context.Context, cards []Card, cardsErr er
 			}
 		}
 	}
+	if v.Operator && h.Checks["nats"] == "ok" {
+		if n := g.deadLetterCount(pctx); n >= 0 {
+			h.DeadLetters = &n
+		}
+	}
 	if len(problems) > 0 {
 		h.Status = "unhealthy"
 		h.Problem = strings.Join(problems, "; ")
@@ -113,6 +121,9 @@ func (g *Gateway) handleHealth(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h := g.health(r.Context(), v)
+	if raw, _ := tokenFrom(r); raw == "" {
+		h.DeadLetters = nil // the deployment's health for anyone: dependencies and jobs only
+	}
 	code := http.StatusOK
 	if h.Status != "healthy" {
 		code = http.StatusServiceUnavailable
@@ -173,6 +184,11 @@ func (g *Gateway) routes() http.Handler {
 			})
 		})
 		r.Get("/ws", g.serveWS)
+		r.Group(func(r chi.Router) {
+			r.Use(g.requireOperator("Dead letters hold messages of every firm, which are for the platform operator"))
+			r.Get("/api/dead-letters", g.handleDeadLetters)
+			r.Post("/api/dead-letters/{seq}/replay", g.handleReplayDeadLetter)
+		})
 	})
 	r.HandleFunc("/api/*", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)

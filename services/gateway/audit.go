@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/tenancy"
 )
@@ -130,13 +130,13 @@ func persist(ctx context.Context, pool *pgxpool.Pool, subject string, data []byt
 	case strings.HasPrefix(subject, events.PrefixSlices):
 		s, err := events.DecodeSlices(data)
 		if err != nil {
-			return errors.Join(errInvalid, err)
+			return err
 		}
 		return writeSlices(ctx, pool, s)
 	case strings.HasPrefix(subject, events.PrefixResult):
 		res, err := events.DecodeResult(data)
 		if err != nil {
-			return errors.Join(errInvalid, err)
+			return err
 		}
 		if res.Status == events.StatusRejected {
 			return writeAudit(ctx, pool, auditRow{
@@ -148,7 +148,7 @@ func persist(ctx context.Context, pool *pgxpool.Pool, subject string, data []byt
 	case strings.HasPrefix(subject, events.PrefixStatus):
 		st, err := events.DecodeStatus(data)
 		if err != nil {
-			return errors.Join(errInvalid, err)
+			return err
 		}
 		switch {
 		case st.State == events.StateQueued && st.Trigger == events.KindManual && st.Source != events.SourceAPI:
@@ -176,8 +176,6 @@ func persist(ctx context.Context, pool *pgxpool.Pool, subject string, data []byt
 	return nil
 }
 
-var errInvalid = errors.New("gateway: event can never be persisted")
-
 // consumeAudit persists events until ctx ends. A database outage naks with a growing
 // delay: nothing is lost, nothing is acked before its row is committed.
 func (g *Gateway) consumeAudit(ctx context.Context) (jetstream.ConsumeContext, error) {
@@ -189,26 +187,24 @@ func (g *Gateway) consumeAudit(ctx context.Context) (jetstream.ConsumeContext, e
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		err := persist(wctx, g.cfg.Pool, msg.Subject(), msg.Data())
-		switch {
-		case err == nil:
+		if err == nil {
 			if aerr := msg.DoubleAck(wctx); aerr != nil {
 				g.log.Warn("audit: ack failed; the redelivery will be a no-op", "err", aerr)
 			}
 			if strings.HasPrefix(msg.Subject(), events.PrefixResult) {
 				g.metrics.persisted.Inc()
 			}
-		case errors.Is(err, errInvalid):
-			g.log.Error("audit: unreadable event terminated", "subject", msg.Subject(), "err", err)
-			_ = msg.TermWithReason(err.Error())
+			return
+		}
+		g.metrics.persistErrors.Inc()
+		dead, sendErr := g.dead.Failed(wctx, msg, bus.ConsumerGatewayEvents, bus.AuditBound, err)
+		switch {
+		case sendErr != nil:
+			g.log.Error("audit: cannot keep a dead letter; the event will be delivered again", "subject", msg.Subject(), "err", sendErr, "cause", err)
+		case dead:
+			g.log.Error("audit: event terminated and kept in "+bus.StreamDead, "subject", msg.Subject(), "err", err)
 		default:
-			md, _ := msg.Metadata()
-			delay := time.Second
-			if md != nil {
-				delay = min(time.Duration(md.NumDelivered)*time.Second, 30*time.Second)
-			}
-			g.log.Warn("audit: cannot persist, will retry", "subject", msg.Subject(), "retry_in", delay, "err", err)
-			g.metrics.persistErrors.Inc()
-			_ = msg.NakWithDelay(delay)
+			g.log.Warn("audit: cannot persist, will retry", "subject", msg.Subject(), "err", err)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -216,18 +217,21 @@ func (g *Gateway) Card(ctx context.Context, name string, v Viewer) (Card, error)
 
 func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]RunView, v Viewer) (Card, error) {
 	now := g.cfg.Clock.Now()
+	// A value that is not a record (put by hand) shows as the defaults; the ticker and
+	// the worker read it the same way.
 	cfg, _, err := jobstate.Get[jobstate.Config](ctx, g.buckets.Config, job.Name)
-	if err != nil {
+	if err = readable(err); err != nil {
 		return Card{}, err
 	}
 	var firmCfg jobstate.Config
 	if !v.Operator && v.TenantID != "" {
-		if firmCfg, _, err = jobstate.Get[jobstate.Config](ctx, g.buckets.Config, jobstate.ConfigKey(job.Name, v.TenantID)); err != nil {
+		firmCfg, _, err = jobstate.Get[jobstate.Config](ctx, g.buckets.Config, jobstate.ConfigKey(job.Name, v.TenantID))
+		if err = readable(err); err != nil {
 			return Card{}, err
 		}
 	}
 	runs, _, err := jobstate.Get[jobstate.Runs](ctx, g.buckets.Runs, job.Name)
-	if err != nil {
+	if err = readable(err); err != nil {
 		return Card{}, err
 	}
 	schedule := job.Schedule
@@ -270,6 +274,14 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 		}
 	}
 	return c, nil
+}
+
+// readable lets an unreadable record pass as the zero record.
+func readable(err error) error {
+	if errors.Is(err, jobstate.ErrUndecodable) {
+		return nil
+	}
+	return err
 }
 
 // historyCursor pages a history: the last row's time and id ("<RFC 3339>_<id>").

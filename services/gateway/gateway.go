@@ -66,6 +66,7 @@ type Gateway struct {
 	opsHandler http.Handler
 	auth       *authState
 	configs    pauses
+	dead       *bus.DeadLetters
 
 	done     chan struct{}
 	listener net.Listener
@@ -123,6 +124,7 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: metrics: %w", err)
 		}
 	}
+	g.dead = bus.NewDeadLetters(cfg.JS, cfg.Registry)
 	g.opsHandler = ops.Handler(cfg.Registry,
 		ops.Check{Name: "database", Fn: cfg.Pool.Ping},
 		ops.Check{Name: "nats", Fn: func(context.Context) error {

@@ -46,6 +46,8 @@ type jobTicker struct {
 	// settled slot goes stale.
 	lookAgain time.Time
 	attempt   int
+	// badConfig is the last unreadable config reported, so it is logged once.
+	badConfig string
 	// lost is the latest slot counted as lost_race, so a slot is counted once.
 	lost time.Time
 	// failing is a slot this ticker claimed but could not publish yet: if a newer slot
@@ -142,6 +144,15 @@ func backoff(attempt int) time.Duration {
 
 func (t *Ticker) settleSlot(ctx context.Context, j *jobTicker, now time.Time) error {
 	cfg, _, err := jobstate.Get[jobstate.Config](ctx, t.buckets.Config, j.job.Name)
+	if errors.Is(err, jobstate.ErrUndecodable) {
+		// A value that is not a config (put by hand) must not stop the schedule: the
+		// defaults hold until someone writes a real one.
+		if j.badConfig != err.Error() {
+			t.log.Error("job config ignored, using the defaults (not paused, default schedule)", "job_name", j.job.Name, "err", err)
+			j.badConfig = err.Error()
+		}
+		err = nil
+	}
 	if err != nil {
 		return err
 	}
@@ -159,6 +170,11 @@ func (t *Ticker) settleSlot(ctx context.Context, j *jobTicker, now time.Time) er
 	// the winner wrote. Two rounds settle any race; the third is slack.
 	for range 3 {
 		rec, rev, err := jobstate.Get[record](ctx, t.buckets.Ticker, j.job.Name)
+		if errors.Is(err, jobstate.ErrUndecodable) {
+			// Decided as if no slot were recorded; the compare-and-set writes over it.
+			t.log.Error("ticker record unreadable; deciding as if it were empty", "job_name", j.job.Name, "err", err)
+			err = nil
+		}
 		if err != nil {
 			return err
 		}

@@ -1,9 +1,11 @@
 package ticker
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobstate"
@@ -303,6 +305,37 @@ func TestConfigChanges(t *testing.T) {
 		s := h.drain()
 		wantSlots(t, s, catalog.SendHearingReminders)
 		wantSlots(t, s, catalog.CheckSLAAndOverdue, "2026-03-10T03:15:00Z")
+	})
+
+	// What is tried: a config value and a ticker record that are not JSON at all, as a
+	// hand-written `nats kv put` would leave. What must hold: neither stops the
+	// schedule: the defaults hold and the slot fires once.
+	t.Run("a value that is not a config, or a record that is not one, stops nothing", func(t *testing.T) {
+		h := newHarness(t, "2026-03-10T02:29:30Z")
+		a := h.start("ticker-a")
+		ctx := context.Background()
+		cfgKV, err := h.srv.JS.KeyValue(ctx, bus.BucketConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, err := cfgKV.Put(ctx, catalog.SendHearingReminders, []byte("paused please"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for applied := uint64(0); applied < rev; {
+			applied = <-a.signals.applied
+		}
+		tickKV, err := h.srv.JS.KeyValue(ctx, bus.BucketTicker)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tickKV.Put(ctx, catalog.CheckSLAAndOverdue, []byte("{not json")); err != nil {
+			t.Fatal(err)
+		}
+		h.advanceTo("2026-03-10T02:30:00Z")
+		s := h.drain()
+		wantSlots(t, s, catalog.SendHearingReminders, "2026-03-10T02:30:00Z")
+		wantSlots(t, s, catalog.CheckSLAAndOverdue, "2026-03-10T02:30:00Z")
 	})
 
 	t.Run("an invalid override falls back to the default schedule", func(t *testing.T) {

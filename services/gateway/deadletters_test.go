@@ -1,0 +1,136 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/demo"
+	"github.com/lexhq/gstjobs/internal/events"
+)
+
+func (s *system) deadLetters(t *testing.T) uint64 {
+	t.Helper()
+	st, err := s.NATS.JS.Stream(context.Background(), bus.StreamDead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// What is tried: 600 events the audit consumer can never write (more than its 512
+// pending), published on the results, statuses and slices subjects as if by a broken
+// service: not JSON, a NUL in a result's text (valid JSON that jsonb refuses), a slice
+// whose status breaks the table's CHECK, and then one ordinary result.
+// What must hold: the poison is terminated and kept in JOBS_DEAD with its reason (none
+// is retried, none blocks), the ordinary result lands in audit_log, and the operator
+// can read the dead letters; a firm's admin cannot.
+func TestPoisonCannotStopTheAuditLog(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	ctx := context.Background()
+	js := s.NATS.JS
+	sla := catalog.CheckSLAAndOverdue
+	for i := range 600 {
+		var subject string
+		var data []byte
+		switch i % 3 {
+		case 0:
+			subject, data = events.ResultSubject(sla), []byte(`{"run_id": not json`)
+		case 1:
+			subject, data = events.ResultSubject(sla), []byte(fmt.Sprintf(`{"run_id":"%08d-0000-4000-8000-000000000000","job_name":"%s","status":"success","results":{"x":"a\u0000b"},"finished_at":"2026-01-01T00:00:00Z"}`, i, sla))
+		default:
+			subject, data = events.SlicesSubject(sla), []byte(fmt.Sprintf(`{"run_id":"%08d-0000-4000-8000-000000000001","job_name":"%s","attempt":1,"part":0,"parts":1,"finished_at":"2026-01-01T00:00:00Z","tenants":[{"tenant_id":"%s","status":"weird","results":{}}]}`, i, sla, demo.TenantMehta))
+		}
+		if _, err := js.Publish(ctx, subject, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := events.Result{RunID: "20000000-0000-4000-8000-000000000001", JobName: sla, Status: events.StatusSuccess, Scope: &events.Scope{All: true},
+		Results: map[string]any{"overdue_tasks": 7}, FinishedAt: time.Now()}
+	data, _ := json.Marshal(good)
+	start := time.Now()
+	if _, err := js.Publish(ctx, events.ResultSubject(sla), data); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the ordinary result in audit_log behind 600 poisoned events", 20*time.Second, func() bool { return s.executions(t, sla) == 1 })
+	t.Logf("the ordinary result landed %s after it was published, behind 600 poisoned events", time.Since(start).Round(time.Millisecond))
+	waitFor(t, "every poisoned event kept in JOBS_DEAD", 20*time.Second, func() bool { return s.deadLetters(t) == 600 })
+
+	res := s.do(t, request{method: "GET", path: "/api/dead-letters?limit=3", bearer: operatorToken(t)})
+	var page struct {
+		DeadLetters []struct {
+			Seq                              uint64
+			Consumer, Subject, Class, Reason string
+		} `json:"dead_letters"`
+		Total int `json:"total"`
+	}
+	if err := json.Unmarshal(res.body, &page); err != nil || res.code != 200 || page.Total != 600 || len(page.DeadLetters) != 3 {
+		t.Fatalf("the operator's dead letters = %d %s", res.code, res.body)
+	}
+	for _, d := range page.DeadLetters {
+		if d.Consumer != bus.ConsumerGatewayEvents || d.Class != bus.DeadPermanent || d.Reason == "" || !strings.HasPrefix(d.Subject, "jobs.") {
+			t.Errorf("dead letter %+v: want the consumer, the subject, class permanent and why", d)
+		}
+	}
+	if res := s.do(t, request{method: "GET", path: "/api/dead-letters", bearer: token(t, mehtaAdmin)}); res.code != 403 {
+		t.Errorf("a firm's admin reads the dead letters: %d", res.code)
+	}
+	var h struct {
+		DeadLetters *int `json:"dead_letters"`
+	}
+	_ = json.Unmarshal(s.do(t, request{method: "GET", path: "/api/health", bearer: operatorToken(t)}).body, &h)
+	if h.DeadLetters == nil || *h.DeadLetters != 600 {
+		t.Errorf("the operator's health says dead_letters %v, want 600", h.DeadLetters)
+	}
+}
+
+// What is tried: a result that went to JOBS_DEAD while the database was away for a
+// day (as the audit consumer does at its bound), then the operator's replay.
+// What must hold: the replay writes it to audit_log once, removes it from JOBS_DEAD and
+// records who replayed it; a second replay finds nothing.
+func TestOperatorReplaysADeadLetter(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	ctx := context.Background()
+	sla := catalog.CheckSLAAndOverdue
+	r := events.Result{RunID: "30000000-0000-4000-8000-000000000001", JobName: sla, Status: events.StatusSuccess, Scope: &events.Scope{All: true},
+		Results: map[string]any{"overdue_tasks": 3}, FinishedAt: time.Now()}
+	data, _ := json.Marshal(r)
+	m := &nats.Msg{Subject: bus.DeadSubject(bus.ConsumerGatewayEvents), Data: data, Header: nats.Header{}}
+	m.Header.Set(bus.HeaderDeadSubject, events.ResultSubject(sla))
+	m.Header.Set(bus.HeaderDeadConsumer, bus.ConsumerGatewayEvents)
+	m.Header.Set(bus.HeaderDeadClass, bus.DeadExhausted)
+	m.Header.Set(bus.HeaderDeadReason, "failed 3000 times, the last: connection refused")
+	ack, err := s.NATS.JS.PublishMsg(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := fmt.Sprintf("/api/dead-letters/%d/replay", ack.Sequence)
+	if res := s.do(t, request{method: "POST", path: path, body: `{"reason":"database back"}`, bearer: token(t, mehtaAdmin)}); res.code != 403 {
+		t.Errorf("a firm's admin replays a dead letter: %d", res.code)
+	}
+	if res := s.do(t, request{method: "POST", path: path, body: `{"reason":"database back"}`, bearer: operatorToken(t)}); res.code != 202 {
+		t.Fatalf("replay = %d %s", res.code, res.body)
+	}
+	waitFor(t, "the replayed result in audit_log", 20*time.Second, func() bool { return s.executions(t, sla) == 1 })
+	if n := s.deadLetters(t); n != 0 {
+		t.Errorf("JOBS_DEAD holds %d after the replay, want 0", n)
+	}
+	var who string
+	if err := s.Pool.QueryRow(ctx, `SELECT details->>'requested_by' FROM audit_log WHERE action_type = 'background_job_dead_letter_replayed'`).Scan(&who); err != nil || who != "oncall@platform.example" {
+		t.Errorf("the replay's audit row: %q, %v", who, err)
+	}
+	if res := s.do(t, request{method: "POST", path: path, body: `{}`, bearer: operatorToken(t)}); res.code != 404 {
+		t.Errorf("a second replay = %d %s, want 404", res.code, res.body)
+	}
+}
