@@ -53,6 +53,15 @@ const (
 	RunMaxDeliver = 5
 )
 
+// Limits of what JetStream keeps (see README, "Streams and their limits").
+const (
+	jobsMaxMsgs    = 200_000
+	jobsMaxBytes   = 256 << 20
+	eventsMaxMsgs  = 10_000_000
+	eventsMaxBytes = 4 << 30
+	bucketMaxBytes = 64 << 20
+)
+
 // Options tune the declarations.
 type Options struct {
 	// Replicas of each stream and bucket: 1 on one server, 3 on a cluster.
@@ -126,6 +135,12 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 		Replicas:    opts.Replicas,
 		Duplicates:  10 * time.Minute,
 		MaxAge:      7 * 24 * time.Hour,
+		// Work waiting is small (triggers coalesce); a queue this full is a flood, and
+		// new messages are refused (the publisher is told) rather than queued work lost.
+		MaxMsgs:    jobsMaxMsgs,
+		MaxBytes:   jobsMaxBytes,
+		MaxMsgSize: 256 << 10,
+		Discard:    jetstream.DiscardNew,
 	}); err != nil {
 		return fmt.Errorf("bus: declare stream %s: %w", StreamJobs, err)
 	}
@@ -138,6 +153,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 		Replicas:    opts.Replicas,
 		Duplicates:  10 * time.Minute,
 		MaxAge:      opts.EventsMaxAge,
+		// Events are replayable for a week, within these sizes; past them the oldest go
+		// first (the gateway persists events within seconds; its pending count alerts
+		// long before a backlog could reach them).
+		MaxMsgs:    eventsMaxMsgs,
+		MaxBytes:   eventsMaxBytes,
+		MaxMsgSize: 1 << 20,
+		Discard:    jetstream.DiscardOld,
 	}); err != nil {
 		return fmt.Errorf("bus: declare stream %s: %w", StreamEvents, err)
 	}
@@ -165,6 +187,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 	} {
 		b.Replicas = opts.Replicas
 		b.Storage = jetstream.FileStorage
+		b.MaxBytes, b.MaxValueSize = bucketMaxBytes, 1<<20
 		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
 			return fmt.Errorf("bus: declare bucket %s: %w", b.Bucket, err)
 		}

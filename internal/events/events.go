@@ -405,6 +405,11 @@ type Result struct {
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at"`
 	Instance   string    `json:"instance,omitempty"`
+	// A rejection is stored at most once per subject (Subject) and minute (Minute) per
+	// process, with how many triggers it answers (Count): see bus.Rejections.
+	Subject string    `json:"subject,omitempty"`
+	Minute  time.Time `json:"minute,omitzero"`
+	Count   int       `json:"count,omitempty"`
 }
 
 // TenantSlice is one firm's part of a run: the contract's results keys for that firm

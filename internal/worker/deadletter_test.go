@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/events"
@@ -65,4 +68,47 @@ func TestPoisonCannotStopTheWorker(t *testing.T) {
 		m.Header.Get(bus.HeaderDeadSubject) != events.RunSubject(job) || m.Header.Get(bus.HeaderDeadReason) == "" {
 		t.Errorf("dead letter headers = %v: want the consumer, class permanent, the subject and why", m.Header)
 	}
+}
+
+// What is tried: 50 unreadable triggers on one subject within a minute.
+// What must hold: one rejection is published at once (so whoever sent it sees why),
+// the other 49 are counted, and when the minute is over the minute's count (50) is
+// published once more: two stored events, not fifty.
+func TestRejectionsAreStoredOncePerSubjectPerMinute(t *testing.T) {
+	srv := natstest.Start(t)
+	results := natstest.Collect(t, srv.NC, events.ResultSubject(job))
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 3, 10, 8, 0, 10, 0, time.UTC))
+	startWorker(t, srv.URL, func(ctx context.Context, run worker.Run) (worker.Report, error) {
+		return worker.Report{}, nil
+	}, func(c *worker.Config) { c.Clock, c.SweepEvery = clock, 20*time.Millisecond })
+	for i := range 50 {
+		trigger(t, srv.JS, fmt.Sprintf(`{"reason": %d}`, i))
+	}
+	first := nextResult(t, results)
+	if first.Status != events.StatusRejected || first.Count != 1 || first.Subject != events.TriggerSubject(job) {
+		t.Fatalf("first answer = %+v, want a rejection sample with count 1 for the subject", first)
+	}
+	// All 50 have been taken in once the intake consumer has nothing pending.
+	waitConsumerIdle(t, srv, bus.StreamJobs, bus.TriggerConsumer(job))
+	noMore(t, results, "rejection in the same minute")
+	clock.Advance(time.Minute)
+	final := nextResult(t, results)
+	if final.Status != events.StatusRejected || final.Count != 50 || !final.Minute.Equal(time.Date(2026, 3, 10, 8, 0, 0, 0, time.UTC)) {
+		t.Fatalf("the minute's final word = %+v, want count 50 for 08:00", final)
+	}
+}
+
+func waitConsumerIdle(t *testing.T, srv *natstest.Server, stream, consumer string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := srv.JS.Consumer(context.Background(), stream, consumer)
+		if err == nil {
+			if ci, err := c.Info(context.Background()); err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 {
+				return
+			}
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	t.Fatalf("consumer %s still has messages pending after 15s", consumer)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobstate"
 )
 
@@ -30,6 +31,22 @@ func (w *Worker) sweepLoop() {
 		for name, l := range lost {
 			w.sweep(name, l)
 		}
+		w.flushRejections()
+	}
+}
+
+// flushRejections publishes the final counts of the minutes of rejections that are over.
+func (w *Worker) flushRejections() {
+	finals, ids, dropped := w.rejections.Due(w.cfg.Clock.Now())
+	ctx, cancel := context.WithTimeout(w.loopCtx, 10*time.Second)
+	defer cancel()
+	for i, f := range finals {
+		if err := w.publish(ctx, events.ResultSubject(f.JobName), ids[i], f); err != nil {
+			w.log.Warn("cannot publish a minute's count of rejected triggers; the metric has it", "job_name", f.JobName, "subject", f.Subject, "count", f.Count, "err", err)
+		}
+	}
+	if dropped > 0 {
+		w.log.Warn("rejected triggers on too many subjects in a minute: counted, not stored", "count", dropped)
 	}
 }
 

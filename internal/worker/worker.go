@@ -125,7 +125,9 @@ type Worker struct {
 	runs jobstate.Bucket
 	// pauses knows which firms paused which job.
 	pauses *firmPauses
-	log    *slog.Logger
+	// rejections keeps the answers to unreadable triggers to one per subject per minute.
+	rejections *bus.Rejections
+	log        *slog.Logger
 
 	// runCtx is cancelled when a run in progress must be abandoned (shutdown grace over).
 	runCtx    context.Context
@@ -182,7 +184,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.StuckAfter <= 0 {
 		cfg.StuckAfter = 2 * time.Minute
 	}
-	return &Worker{cfg: cfg, log: cfg.Log.With("component", "worker")}, nil
+	return &Worker{cfg: cfg, log: cfg.Log.With("component", "worker"), rejections: bus.NewRejections(cfg.Instance)}, nil
 }
 
 // Start begins consuming. The consumers and buckets must exist (bus.Ensure).
@@ -380,13 +382,15 @@ func (w *Worker) reject(ctx context.Context, job catalog.Job, msg jetstream.Msg,
 		ErrorDetails: fmt.Sprintf("subject %s, body %q", msg.Subject(), body),
 		TriggerID:    triggerID, FinishedAt: now, Instance: w.cfg.Instance,
 	}
-	if err := w.publish(ctx, events.ResultSubject(job.Name), "rejected:"+triggerID, res); err != nil {
-		w.retryIntake(ctx, w.log.With("job_name", job.Name, "trigger_id", triggerID), job, msg, "cannot publish rejection", err)
-		return
+	w.cfg.Metrics.triggers.WithLabelValues(job.Name, "rejected").Inc()
+	if sample, id, ok := w.rejections.Note(msg.Subject(), res, now); ok {
+		if err := w.publish(ctx, events.ResultSubject(job.Name), id, sample); err != nil {
+			w.retryIntake(ctx, w.log.With("job_name", job.Name, "trigger_id", triggerID), job, msg, "cannot publish rejection", err)
+			return
+		}
+		w.log.Warn("trigger rejected", "job_name", job.Name, "trigger_id", triggerID, "reason", res.ErrorMessage)
 	}
 	_ = msg.TermWithReason(res.ErrorMessage)
-	w.cfg.Metrics.triggers.WithLabelValues(job.Name, "rejected").Inc()
-	w.log.Warn("trigger rejected", "job_name", job.Name, "trigger_id", triggerID, "reason", res.ErrorMessage)
 }
 
 func (w *Worker) executeLoop(job catalog.Job, fn Func, cons jetstream.Consumer) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -249,9 +250,11 @@ func TestTimeoutFailsAStuckRun(t *testing.T) {
 func TestMalformedTriggersAreRejectedAndTerminated(t *testing.T) {
 	srv := natstest.Start(t)
 	results := natstest.Collect(t, srv.NC, events.ResultSubject(job))
+	// One rejection per subject and minute is published: each case gets a minute of its own.
+	clock := clockwork.NewFakeClock()
 	startWorker(t, srv.URL, func(ctx context.Context, run worker.Run) (worker.Report, error) {
 		return worker.Report{Results: map[string]any{"overdue_tasks": 1}}, nil
-	}, nil)
+	}, func(c *worker.Config) { c.Clock = clock })
 
 	for _, c := range []struct{ body, want string }{
 		{`{"reason":`, "not valid JSON"},
@@ -264,6 +267,7 @@ func TestMalformedTriggersAreRejectedAndTerminated(t *testing.T) {
 		// Only the gateway speaks for a firm's person.
 		{`{"requester":{"tenant_id":"11111111-1111-1111-1111-111111111111","name":"Anjali"}}`, "set by the gateway only"},
 	} {
+		clock.Advance(time.Minute)
 		trigger(t, srv.JS, c.body)
 		r := nextResult(t, results)
 		if r.Status != events.StatusRejected || !strings.Contains(r.ErrorMessage, c.want) || r.RunID != "" {

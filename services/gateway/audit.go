@@ -62,6 +62,35 @@ func writeAudit(ctx context.Context, pool execer, r auditRow) error {
 	return nil
 }
 
+// writeRejectionSQL keeps one row per subject and minute of rejected triggers: each
+// process's sample or final count lands in details.counts under its instance (the
+// larger wins, so a redelivery changes nothing) and details.count is their sum.
+const writeRejectionSQL = `
+INSERT INTO audit_log (action_type, entity_type, entity_id, details, dedupe_key, "timestamp")
+VALUES ('` + ActionTriggerRejected + `', 'background_job', @job, @details::jsonb || jsonb_build_object('counts', jsonb_build_object(@instance::text, @count::int), 'count', @count::int), @key, @at)
+ON CONFLICT (dedupe_key) DO UPDATE SET details = audit_log.details || (
+    SELECT jsonb_build_object('counts', c, 'count', (SELECT sum(value::bigint) FROM jsonb_each_text(c)))
+    FROM (SELECT coalesce(audit_log.details->'counts', '{}'::jsonb) || jsonb_build_object(@instance::text,
+                 greatest(@count::int, coalesce((audit_log.details->'counts'->>@instance::text)::int, 0))) AS c) x)`
+
+func writeRejection(ctx context.Context, pool *pgxpool.Pool, res events.Result) error {
+	minute, subject, count := res.Minute, res.Subject, max(res.Count, 1)
+	if minute.IsZero() { // a rejection published before they were counted
+		minute, subject = res.FinishedAt.UTC().Truncate(time.Minute), events.TriggerSubject(res.JobName)+"#"+res.TriggerID
+	}
+	details, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("audit: encode rejection: %w", err)
+	}
+	if _, err := pool.Exec(ctx, writeRejectionSQL, pgx.NamedArgs{
+		"job": res.JobName, "details": details, "instance": res.Instance, "count": count,
+		"key": "rejected:" + subject + ":" + minute.UTC().Format("2006-01-02T15:04Z"), "at": minute,
+	}); err != nil {
+		return fmt.Errorf("audit: insert rejection: %w", err)
+	}
+	return nil
+}
+
 // writeSlicesSQL stores a run's firm slices, one row per firm; a later attempt of the
 // run replaces an earlier one's rows, a redelivery of the same attempt changes nothing.
 // Slices of firms that no longer exist are dropped.
@@ -139,10 +168,7 @@ func persist(ctx context.Context, pool *pgxpool.Pool, subject string, data []byt
 			return err
 		}
 		if res.Status == events.StatusRejected {
-			return writeAudit(ctx, pool, auditRow{
-				action: ActionTriggerRejected, job: res.JobName, details: res,
-				dedupeKey: "rejected:" + res.JobName + ":" + res.TriggerID, at: res.FinishedAt,
-			})
+			return writeRejection(ctx, pool, res)
 		}
 		return writeExecution(ctx, pool, res)
 	case strings.HasPrefix(subject, events.PrefixStatus):

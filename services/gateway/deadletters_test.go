@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
@@ -133,4 +134,52 @@ func TestOperatorReplaysADeadLetter(t *testing.T) {
 	if res := s.do(t, request{method: "POST", path: path, body: `{}`, bearer: operatorToken(t)}); res.code != 404 {
 		t.Errorf("a second replay = %d %s, want 404", res.code, res.body)
 	}
+}
+
+// What is tried: 300 triggers for a job that does not exist, then two processes' samples
+// and final counts of one minute of rejections (one of them delivered twice).
+// What must hold: the gateway stores one rejection for the 300 in that minute; the
+// audit log keeps one row per subject and minute whose count is the sum of each
+// process's (a repeat changes nothing).
+func TestRejectionsAreStoredOncePerSubjectPerMinute(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	ctx := context.Background()
+	for range 300 {
+		if err := s.NATS.NC.Publish("jobs.trigger.send-invoices", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := func(job string) (n int, count float64) {
+		_ = s.Pool.QueryRow(ctx, `SELECT count(*), coalesce(max((details->>'count')::float8), 0) FROM audit_log
+			WHERE action_type = 'background_job_trigger_rejected' AND entity_id = $1`, job).Scan(&n, &count)
+		return n, count
+	}
+	waitFor(t, "the unknown job's rejection in audit_log", 20*time.Second, func() bool { n, _ := rows("send-invoices"); return n == 1 })
+	st, err := s.NATS.JS.Stream(ctx, "JOBS_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter("jobs.result.send-invoices"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.State.Subjects["jobs.result.send-invoices"]; got != 1 {
+		t.Errorf("JOBS_EVENTS stores %d rejections of 300 triggers in one minute, want 1", got)
+	}
+
+	minute := time.Date(2026, 3, 10, 8, 0, 0, 0, time.UTC)
+	publish := func(instance string, count int, id string) {
+		t.Helper()
+		r := events.Result{JobName: catalog.CheckSLAAndOverdue, Status: events.StatusRejected, ErrorMessage: "Trigger rejected: body is not valid JSON",
+			Subject: events.TriggerSubject(catalog.CheckSLAAndOverdue), Minute: minute, Count: count, Instance: instance, FinishedAt: minute.Add(time.Second)}
+		data, _ := json.Marshal(r)
+		if _, err := s.NATS.JS.Publish(ctx, events.ResultSubject(catalog.CheckSLAAndOverdue), data, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("sla-1", 1, "a1")
+	publish("sla-2", 1, "b1")
+	publish("sla-1", 50, "a-final")
+	publish("sla-1", 50, "a-final-again")
+	waitFor(t, "the minute's counts summed", 20*time.Second, func() bool { n, c := rows(catalog.CheckSLAAndOverdue); return n == 1 && c == 51 })
 }

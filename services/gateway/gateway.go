@@ -67,6 +67,7 @@ type Gateway struct {
 	auth       *authState
 	configs    pauses
 	dead       *bus.DeadLetters
+	rejections *bus.Rejections
 
 	done     chan struct{}
 	listener net.Listener
@@ -82,6 +83,7 @@ type gatewayMetrics struct {
 	persisted     prometheus.Counter
 	persistErrors prometheus.Counter
 	wsClients     prometheus.Gauge
+	rejected      prometheus.Counter
 	requests      *prometheus.CounterVec
 }
 
@@ -117,14 +119,16 @@ func New(cfg Config) (*Gateway, error) {
 		persisted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_results_persisted_total", Help: "Job results written to audit_log (including redeliveries that were no-ops)."}),
 		persistErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_persist_errors_total", Help: "Attempts to write an event to audit_log that failed and will be retried."}),
 		wsClients:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "gstjobs_gateway_websocket_clients", Help: "Connected dashboard websockets."}),
+		rejected:      prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_unknown_job_triggers_total", Help: "Triggers for jobs that do not exist, each answered with a rejection (stored at most once per subject per minute)."}),
 		requests:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"}),
 	}
-	for _, c := range []prometheus.Collector{g.metrics.persisted, g.metrics.persistErrors, g.metrics.wsClients, g.metrics.requests} {
+	for _, c := range []prometheus.Collector{g.metrics.persisted, g.metrics.persistErrors, g.metrics.wsClients, g.metrics.requests, g.metrics.rejected} {
 		if err := cfg.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: metrics: %w", err)
 		}
 	}
 	g.dead = bus.NewDeadLetters(cfg.JS, cfg.Registry)
+	g.rejections = bus.NewRejections(ops.Instance())
 	g.opsHandler = ops.Handler(cfg.Registry,
 		ops.Check{Name: "database", Fn: cfg.Pool.Ping},
 		ops.Check{Name: "nats", Fn: func(context.Context) error {
@@ -154,6 +158,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.subs, g.watcher = subs, watcher
 	go g.healthLoop()
+	go g.flushRejections()
 	unknown, err := g.answerUnknownJobs()
 	if err != nil {
 		g.Stop()

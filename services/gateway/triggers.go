@@ -136,6 +136,41 @@ func (g *Gateway) RunNow(ctx context.Context, job, reason string, who Requester,
 	return acc, nil
 }
 
+// publishEvent publishes one of the gateway's own events, made storable first.
+func (g *Gateway) publishEvent(ctx context.Context, subject, msgID string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = g.cfg.JS.Publish(ctx, subject, events.CleanJSON(data), jetstream.WithMsgID(msgID))
+	return err
+}
+
+// flushRejections publishes, every few seconds, the final counts of the minutes of
+// rejected unknown-job triggers that are over.
+func (g *Gateway) flushRejections() {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.done:
+			return
+		case <-t.C:
+		}
+		finals, ids, dropped := g.rejections.Due(g.cfg.Clock.Now())
+		for i, f := range finals {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := g.publishEvent(ctx, events.ResultSubject(f.JobName), ids[i], f); err != nil {
+				g.log.Warn("cannot publish a minute's count of rejected triggers", "subject", f.Subject, "count", f.Count, "err", err)
+			}
+			cancel()
+		}
+		if dropped > 0 {
+			g.log.Warn("triggers for unknown jobs on too many subjects in a minute: counted, not stored", "count", dropped)
+		}
+	}
+}
+
 // answerUnknownJobs replies to triggers for jobs that do not exist. JetStream does not
 // store them (the JOBS stream captures only known jobs), so they arrive here over core
 // NATS; one gateway of the queue group answers each with a rejection on its result
@@ -164,10 +199,14 @@ func (g *Gateway) answerUnknownJobs() (*nats.Subscription, error) {
 			ErrorDetails: fmt.Sprintf("subject %s, body %q", m.Subject, body),
 			TriggerID:    triggerID, FinishedAt: now,
 		}
-		data, _ := json.Marshal(res)
+		g.metrics.rejected.Inc()
+		sample, id, ok := g.rejections.Note(m.Subject, res, now)
+		if !ok {
+			return // counted; this minute's sample of the subject is stored already
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if _, err := g.cfg.JS.Publish(ctx, events.ResultSubject(job), data, jetstream.WithMsgID("rejected:"+triggerID)); err != nil {
+		if err := g.publishEvent(ctx, events.ResultSubject(job), id, sample); err != nil {
 			g.log.Warn("cannot answer trigger for unknown job", "job_name", job, "err", err)
 		}
 		g.log.Warn("trigger for unknown job rejected", "job_name", job)
