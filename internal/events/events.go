@@ -71,6 +71,8 @@ func IsAPITrigger(subject string) bool {
 const (
 	KindSchedule = "schedule"
 	KindManual   = "manual"
+	// KindRetry is a run that retries one that failed for a temporary reason.
+	KindRetry = "retry"
 )
 
 // Trigger sources: where a trigger came from, and so how far its words are trusted.
@@ -405,6 +407,11 @@ type Result struct {
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at"`
 	Instance   string    `json:"instance,omitempty"`
+	// A retry names the series' first run and which attempt of it this run is; a run
+	// that failed for a temporary reason says when it is retried (NextRetry).
+	RetryOf       string     `json:"retry_of,omitempty"`
+	SeriesAttempt int        `json:"series_attempt,omitempty"`
+	NextRetry     *NextRetry `json:"next_retry,omitempty"`
 	// A rejection is stored at most once per subject (Subject) and minute (Minute) per
 	// process, with how many triggers it answers (Count): see bus.Rejections.
 	Subject string    `json:"subject,omitempty"`
@@ -421,6 +428,13 @@ type TenantSlice struct {
 	Results      map[string]any `json:"results"`
 	Errors       []string       `json:"errors,omitempty"`
 	ErrorMessage string         `json:"error_message,omitempty"`
+}
+
+// NextRetry says when a failed run is tried again, and which attempt that will be.
+type NextRetry struct {
+	At          time.Time `json:"at"`
+	Attempt     int       `json:"attempt"`
+	MaxAttempts int       `json:"max_attempts"`
 }
 
 // Slices is one message of a run's firm slices. A run publishes every covered firm's

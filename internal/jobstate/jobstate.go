@@ -42,6 +42,29 @@ type RunInfo struct {
 	Triggers []events.TriggerRef `json:"triggers"`
 	// Scope is the firms the run is for: the union of its triggers' scopes.
 	Scope events.Scope `json:"scope"`
+	// A retry of a failed run names the series' first run (RetryOf), which attempt of
+	// the series it is (SeriesAttempt: 1 for the first run), and when the series began
+	// (SeriesStart: retries stop once the job's expected max age from it has passed).
+	RetryOf       string    `json:"retry_of,omitempty"`
+	SeriesAttempt int       `json:"series_attempt,omitempty"`
+	SeriesStart   time.Time `json:"series_start,omitzero"`
+}
+
+// Retry is the next attempt of a run that failed for a temporary reason, due at At.
+type Retry struct {
+	Of          string              `json:"of"`
+	Attempt     int                 `json:"attempt"`
+	MaxAttempts int                 `json:"max_attempts"`
+	At          time.Time           `json:"at"`
+	SeriesStart time.Time           `json:"series_start"`
+	Trigger     string              `json:"trigger"`
+	RequestedBy string              `json:"requested_by,omitempty"`
+	Reason      string              `json:"reason,omitempty"`
+	Slot        time.Time           `json:"slot,omitzero"`
+	Triggers    []events.TriggerRef `json:"triggers"`
+	Scope       events.Scope        `json:"scope"`
+	// Cause is the failure's error_message.
+	Cause string `json:"cause,omitempty"`
 }
 
 // MaxTriggersPerRun caps how many joined triggers a run remembers by name; a burst of
@@ -61,6 +84,9 @@ type Answer struct {
 type Runs struct {
 	Current *RunInfo `json:"current,omitempty"`
 	Next    *RunInfo `json:"next,omitempty"`
+	// Retry is the retry waiting for its time: the last run failed for a temporary
+	// reason (see worker's retry policy).
+	Retry *Retry `json:"retry,omitempty"`
 	// Recent remembers which run answered each recent trigger, so that a trigger
 	// redelivered after a crash gets the same answer instead of a second run.
 	Recent []Answer `json:"recent,omitempty"`

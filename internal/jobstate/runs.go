@@ -29,6 +29,8 @@ type Joined struct {
 	// Widened: the trigger joined the queued run and added firms to it (a firm's Run Now
 	// joining another firm's queued run); the run was not already going to do its work.
 	Widened bool
+	// Retry: the trigger started the retry that was waiting for its time.
+	Retry bool
 }
 
 // Coalesced reports a trigger whose work the run answering it was already going to
@@ -49,6 +51,19 @@ func (r *Runs) Join(ref events.TriggerRef, scope events.Scope, newID string, now
 		return j
 	}
 	var j Joined
+	if r.Next == nil && r.Retry != nil {
+		// A trigger while a retry waits joins the retry, which starts now instead of
+		// adding a run.
+		info := r.Retry.run(newID, now)
+		info.Scope = info.Scope.Union(scope)
+		if len(info.Triggers) < MaxTriggersPerRun {
+			info.Triggers = append(info.Triggers, ref)
+		}
+		r.Next, r.Retry = &info, nil
+		r.Remember(ref.ID, newID)
+		q := *r.Next
+		return Joined{RunID: newID, Created: true, Send: true, Queued: &q, Retry: true}
+	}
 	if r.Next != nil {
 		j.RunID = r.Next.RunID
 		j.Widened = !r.Next.Scope.Includes(scope)
@@ -60,6 +75,7 @@ func (r *Runs) Join(ref events.TriggerRef, scope events.Scope, newID string, now
 		r.Next = &RunInfo{
 			RunID: newID, Trigger: ref.Kind, RequestedBy: ref.RequestedBy, Reason: ref.Reason,
 			Slot: ref.Slot, QueuedAt: now, Triggers: []events.TriggerRef{ref}, Scope: scope,
+			SeriesAttempt: 1, SeriesStart: now,
 		}
 		j.RunID, j.Created, j.Send = newID, true, true
 	}
@@ -137,14 +153,48 @@ func (r *Runs) Beat(runID string, now time.Time) bool {
 	return true
 }
 
-// Finish clears the current run runID once its result is published; false if it was
-// not current.
-func (r *Runs) Finish(runID string) bool {
+// Finish clears the current run runID once its result is published, and records its
+// retry if it failed for a temporary reason (retry non-nil); false if it was not
+// current (then nothing changes).
+func (r *Runs) Finish(runID string, retry *Retry) bool {
 	if r.Current == nil || r.Current.RunID != runID {
 		return false
 	}
 	r.Current = nil
+	if retry != nil {
+		rt := *retry
+		r.Retry = &rt
+	}
 	return true
+}
+
+// StartRetry queues the waiting retry once it is due (as run newID, at now), unless a
+// run is queued already: that run is then the retry (same series), so a failed run is
+// retried once, not twice. ok reports a retry queued here that needs its order sent.
+func (r *Runs) StartRetry(now time.Time, newID string) (queued RunInfo, ok bool) {
+	if r.Retry == nil || now.Before(r.Retry.At) {
+		return RunInfo{}, false
+	}
+	if r.Next != nil {
+		if r.Next.RetryOf == "" {
+			r.Next.RetryOf, r.Next.SeriesAttempt, r.Next.SeriesStart = r.Retry.Of, r.Retry.Attempt, r.Retry.SeriesStart
+			r.Next.Scope = r.Next.Scope.Union(r.Retry.Scope)
+		}
+		r.Retry = nil
+		return RunInfo{}, false
+	}
+	info := r.Retry.run(newID, now)
+	r.Next, r.Retry = &info, nil
+	return info, true
+}
+
+// run is the retry as a queued run.
+func (rt Retry) run(newID string, now time.Time) RunInfo {
+	return RunInfo{
+		RunID: newID, Trigger: events.KindRetry, RequestedBy: rt.RequestedBy, Reason: rt.Reason, Slot: rt.Slot,
+		QueuedAt: now, Triggers: append([]events.TriggerRef(nil), rt.Triggers...), Scope: rt.Scope,
+		RetryOf: rt.Of, SeriesAttempt: rt.Attempt, SeriesStart: rt.SeriesStart,
+	}
 }
 
 // NeedsResend finds a queued run whose order looks lost: queued for longer than after,

@@ -17,7 +17,7 @@ func ref(id string) events.TriggerRef {
 }
 
 func queued(runID string, at time.Time, triggers ...string) *jobstate.RunInfo {
-	ri := &jobstate.RunInfo{RunID: runID, Trigger: events.KindManual, QueuedAt: at, Scope: events.ScopeAll()}
+	ri := &jobstate.RunInfo{RunID: runID, Trigger: events.KindManual, QueuedAt: at, Scope: events.ScopeAll(), SeriesAttempt: 1, SeriesStart: at}
 	for _, id := range triggers {
 		ri.Triggers = append(ri.Triggers, ref(id))
 	}
@@ -246,16 +246,16 @@ func withSeq(ri *jobstate.RunInfo, seq uint64) *jobstate.RunInfo {
 func TestBeatAndFinish(t *testing.T) {
 	now := t0.Add(time.Minute)
 	r := jobstate.Runs{Current: running("x", t0, 1), Next: queued("y", t0, "b")}
-	if r.Beat("other", now) || r.Finish("other") {
+	if r.Beat("other", now) || r.Finish("other", nil) {
 		t.Fatal("a run that is not current must be neither beaten nor finished")
 	}
 	if !r.Beat("x", now) || !r.Current.HeartbeatAt.Equal(now) {
 		t.Fatalf("Beat of the current run: heartbeat %v, want %v", r.Current.HeartbeatAt, now)
 	}
-	if !r.Finish("x") || r.Current != nil || r.Next == nil || r.Next.RunID != "y" {
+	if !r.Finish("x", nil) || r.Current != nil || r.Next == nil || r.Next.RunID != "y" {
 		t.Fatalf("Finish of the current run: %+v; want no current run and y still queued", r)
 	}
-	if r.Finish("x") || r.Beat("x", now) {
+	if r.Finish("x", nil) || r.Beat("x", now) {
 		t.Fatal("a finished run must not be finished or beaten again")
 	}
 }
@@ -289,5 +289,38 @@ func TestNeedsResend(t *testing.T) {
 				t.Error("NeedsResend changed the record")
 			}
 		})
+	}
+}
+
+// A run that failed for a temporary reason waits as a Retry: when it is due it is
+// queued as a run of the same series (StartRetry); a trigger meanwhile starts it at
+// once instead of adding a run (Join); and a run already queued when it is due becomes
+// the retry, so the failure is retried once, not twice.
+func TestRetries(t *testing.T) {
+	rt := &jobstate.Retry{Of: "first", Attempt: 2, MaxAttempts: 4, At: t0.Add(time.Minute), SeriesStart: t0,
+		Trigger: events.KindSchedule, Triggers: []events.TriggerRef{{ID: "slot", Kind: events.KindSchedule}}, Scope: events.ScopeAll()}
+
+	r := jobstate.Runs{Current: running("first", t0, 1)}
+	if !r.Finish("first", rt) || r.Retry == nil || r.Retry.Attempt != 2 {
+		t.Fatalf("Finish with a retry: %+v", r)
+	}
+	if _, ok := r.StartRetry(t0.Add(30*time.Second), "second"); ok || r.Next != nil {
+		t.Fatalf("a retry started before its time: %+v", r)
+	}
+	q, ok := r.StartRetry(t0.Add(time.Minute), "second")
+	if !ok || r.Retry != nil || r.Next == nil || q.RunID != "second" || q.RetryOf != "first" || q.SeriesAttempt != 2 ||
+		q.Trigger != events.KindRetry || !q.SeriesStart.Equal(t0) || !q.Scope.All {
+		t.Fatalf("the due retry: %+v, runs %+v; want run second, retry 2 of first's series, for every firm", q, r)
+	}
+
+	r = jobstate.Runs{Retry: rt}
+	j := r.Join(ref("run-now"), events.ScopeTenant("mehta"), "joined", t0.Add(10*time.Second))
+	if !j.Retry || !j.Created || r.Retry != nil || r.Next.RetryOf != "first" || r.Next.SeriesAttempt != 2 || len(r.Next.Triggers) != 2 || !r.Next.Scope.All {
+		t.Fatalf("Run Now while a retry waits: %+v, next %+v; want it to start the retry now, with both triggers", j, r.Next)
+	}
+
+	r = jobstate.Runs{Retry: rt, Next: queued("slot-run", t0.Add(time.Minute), "slot")}
+	if _, ok := r.StartRetry(t0.Add(2*time.Minute), "third"); ok || r.Retry != nil || r.Next.RunID != "slot-run" || r.Next.RetryOf != "first" || r.Next.SeriesAttempt != 2 {
+		t.Fatalf("a retry due with a run queued: %+v; want the queued run to be the retry", r.Next)
 	}
 }

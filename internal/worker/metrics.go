@@ -15,6 +15,7 @@ type Metrics struct {
 	resent   *prometheus.CounterVec
 	stuck    *prometheus.CounterVec
 	dropped  *prometheus.CounterVec
+	retries  *prometheus.CounterVec
 }
 
 // NewMetrics registers the series with reg (nil: not exported). Registering twice with
@@ -34,6 +35,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gstjobs_job_runs_in_flight", Help: "Job runs executing in this process.",
 		}, []string{"job"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gstjobs_job_retries_total", Help: "Retries queued for runs that failed for a temporary reason.",
+		}, []string{"job"}),
 		resent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gstjobs_job_orders_resent_total", Help: "Run orders the sweep sent again for queued runs that had not started.",
 		}, []string{"job"}),
@@ -46,6 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		m.runs = register(reg, m.runs)
+		m.retries = register(reg, m.retries)
 		m.triggers = register(reg, m.triggers)
 		m.duration = register(reg, m.duration)
 		m.inFlight = register(reg, m.inFlight)

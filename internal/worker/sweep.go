@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobstate"
 )
@@ -61,6 +63,10 @@ func (w *Worker) sweep(job string, l *lostOrder) {
 		return
 	}
 	now := w.cfg.Clock.Now()
+	if runs.Retry != nil && !now.Before(runs.Retry.At) {
+		w.startRetry(ctx, job, now)
+		return
+	}
 	next, needed := runs.NeedsResend(now, w.cfg.ResendAfter, silentAfter)
 	resend, stuck := l.observe(next.RunID, needed, now, w.cfg.ResendAfter, w.cfg.StuckAfter)
 	if !resend && !stuck {
@@ -81,6 +87,31 @@ func (w *Worker) sweep(job string, l *lostOrder) {
 		w.cfg.Metrics.resent.WithLabelValues(job).Inc()
 		log.Warn("sweep: sent the order of a queued run again: it had not started and nothing runs ahead of it")
 	}
+}
+
+// startRetry queues a retry that is due and sends its order.
+func (w *Worker) startRetry(ctx context.Context, job string, now time.Time) {
+	queued, _, err := jobstate.Decide(ctx, w.runs, job, func(r *jobstate.Runs) *jobstate.RunInfo {
+		info, ok := r.StartRetry(now, uuid.NewString())
+		if !ok {
+			return nil
+		}
+		return &info
+	})
+	if err != nil {
+		w.log.Warn("sweep: cannot start a retry that is due; the next sweep tries again", "job_name", job, "err", err)
+		return
+	}
+	if queued == nil {
+		return
+	}
+	log := w.log.With("job_name", job, "run_id", queued.RunID, "retry_of", queued.RetryOf, "attempt", queued.SeriesAttempt)
+	if err := w.sendOrder(ctx, job, *queued); err != nil {
+		log.Warn("sweep: retry queued, its order not sent yet; the sweep sends it again", "err", err)
+		return
+	}
+	w.cfg.Metrics.retries.WithLabelValues(job).Inc()
+	log.Info("retry queued")
 }
 
 // lostOrder follows, for one job, the queued run whose order this worker sends again.

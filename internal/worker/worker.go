@@ -40,6 +40,11 @@ type Run struct {
 	// Scope is the firms the run covers: its triggers' firms, or every firm but those
 	// that paused the job. A job restricts every statement to it (tenancy.Filter).
 	Scope events.Scope
+	// A retry of a run that failed for a temporary reason: the series' first run, this
+	// run's attempt in the series (1 for a first run) and when the series began.
+	RetryOf       string
+	SeriesAttempt int
+	SeriesStart   time.Time
 	// Now is the clock's time when the run started; jobs compute "overdue", "in the next
 	// 24 hours" and "today" from it, never from time.Now.
 	Now time.Time
@@ -68,6 +73,9 @@ type Failure struct {
 	Err     error
 	// Panicked marks a job that panicked: its details are a stack, for the operator.
 	Panicked bool
+	// Temporary marks a failure that may pass on its own (an SMTP server down): the run
+	// is retried (see RetryDelays).
+	Temporary bool
 }
 
 func (f *Failure) Error() string { return f.Message + ": " + f.Err.Error() }
@@ -75,6 +83,11 @@ func (f *Failure) Unwrap() error { return f.Err }
 
 // Fail wraps err with the message the dashboard shows.
 func Fail(message string, err error) error { return &Failure{Message: message, Err: err} }
+
+// FailTemporary is Fail for a failure that may pass on its own: the run is retried.
+func FailTemporary(message string, err error) error {
+	return &Failure{Message: message, Err: err, Temporary: true}
+}
 
 // Config of a Worker.
 type Config struct {
@@ -471,6 +484,10 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 	run := Run{
 		ID: info.RunID, Job: job, Trigger: info.Trigger, RequestedBy: info.RequestedBy, Reason: info.Reason,
 		Slot: info.Slot, Attempt: attempt, Triggers: info.Triggers, Now: now, Scope: w.runScope(job.Name, info),
+		RetryOf: info.RetryOf, SeriesAttempt: max(info.SeriesAttempt, 1), SeriesStart: info.SeriesStart,
+	}
+	if run.SeriesStart.IsZero() {
+		run.SeriesStart = info.QueuedAt
 	}
 	if attempt > bus.RunMaxDeliver {
 		err := fmt.Errorf("run was started %d times and its executor stopped each time before it finished", attempt-1)
@@ -622,6 +639,7 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 		Trigger: run.Trigger, Source: first.Source, TenantID: first.TenantID, RequestedBy: run.RequestedBy, Reason: run.Reason,
 		TriggerID: first.ID, Triggers: run.Triggers, Scope: &scope, Slot: run.Slot, Attempt: run.Attempt,
 		StartedAt: startedAt, FinishedAt: finished, Instance: w.cfg.Instance,
+		RetryOf: run.RetryOf, SeriesAttempt: run.SeriesAttempt,
 	}
 	if res.Results == nil {
 		res.Results = map[string]any{}
@@ -638,6 +656,11 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 	if len(scope.Skip) > 0 {
 		res.Results["tenants_skipped"] = len(scope.Skip)
 	}
+	retry := retryPlan(job, run, runErr, finished)
+	if retry != nil {
+		res.NextRetry = &events.NextRetry{At: retry.At, Attempt: retry.Attempt, MaxAttempts: retry.MaxAttempts}
+		log.Warn("run failed for a temporary reason; it will be retried", "retry_at", retry.At, "attempt", retry.Attempt, "of", retry.MaxAttempts)
+	}
 	// Each firm's slice, before the result: the gateway shows each firm its own.
 	parts := events.SplitSlices(sliceStatuses(report.Tenants, res.Status))
 	res.Slices, res.SliceParts = len(report.Tenants), len(parts)
@@ -653,7 +676,7 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 		_ = msg.Nak()
 		return
 	}
-	cleared, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) bool { return r.Finish(run.ID) })
+	cleared, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) bool { return r.Finish(run.ID, retry) })
 	switch {
 	case err != nil:
 		log.Warn("cannot clear current run; the next run to start replaces it", "err", err)
@@ -666,6 +689,71 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 	w.cfg.Metrics.runs.WithLabelValues(job.Name, res.Status).Inc()
 	w.cfg.Metrics.duration.WithLabelValues(job.Name).Observe(finished.Sub(startedAt).Seconds())
 	log.Info("run finished", "status", res.Status, "execution_time_ms", res.ExecutionTimeMS, "results", res.Results)
+}
+
+// RetryDelays are the waits before the retries of a run that failed for a temporary
+// reason: attempt 2 after a minute, 3 after five more, 4 after fifteen more; each only
+// while the job's expected max age from the first attempt has not passed (so an SLA
+// check, due every 15 minutes, is retried twice, and then its next slot takes over).
+var RetryDelays = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute}
+
+// MaxAttempts is the attempts of a series: the first run and its retries.
+var MaxAttempts = len(RetryDelays) + 1
+
+// retryPlan is the next attempt of a failed run, or nil: the run succeeded, failed for
+// a reason that will not pass, used its attempts, or its retry would come too late.
+func retryPlan(job catalog.Job, run Run, runErr error, now time.Time) *jobstate.Retry {
+	if runErr == nil || !Retryable(runErr) {
+		return nil
+	}
+	attempt := max(run.SeriesAttempt, 1)
+	if attempt >= MaxAttempts {
+		return nil
+	}
+	at := now.Add(RetryDelays[attempt-1])
+	start := run.SeriesStart
+	if start.IsZero() {
+		start = run.Now
+	}
+	if at.After(start.Add(job.MaxAge)) {
+		return nil
+	}
+	of := run.RetryOf
+	if of == "" {
+		of = run.ID
+	}
+	msg, _ := describe(runErr)
+	return &jobstate.Retry{
+		Of: of, Attempt: attempt + 1, MaxAttempts: MaxAttempts, At: at, SeriesStart: start,
+		Trigger: run.Trigger, RequestedBy: run.RequestedBy, Reason: run.Reason, Slot: run.Slot,
+		Triggers: run.Triggers, Scope: events.Scope{All: run.Scope.All, Tenants: run.Scope.Tenants}, Cause: msg,
+	}
+}
+
+// Retryable tells a failure that may pass (a connection refused or lost, a timeout, a
+// server going away or overloaded, an SMTP outage: see FailTemporary) from one that
+// will not (a statement the database refuses, a panic, bad data).
+func Retryable(err error) bool {
+	var f *Failure
+	if errors.As(err, &f) {
+		if f.Panicked {
+			return false
+		}
+		if f.Temporary {
+			return true
+		}
+	}
+	var sqlErr interface{ SQLState() string }
+	if errors.As(err, &sqlErr) {
+		switch sqlErr.SQLState()[:2] {
+		case "08", "40", "53", "57":
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // publishRetrying publishes until it succeeds or the run is abandoned (false).

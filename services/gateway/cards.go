@@ -55,6 +55,9 @@ type Card struct {
 	StaleAfterSecs    int64             `json:"stale_after_seconds"`
 	Current           *jobstate.RunInfo `json:"current"`
 	Queued            *jobstate.RunInfo `json:"queued"`
+	// Retry is the retry of the last run, waiting for its time (it failed for a
+	// temporary reason): "Failed · retrying in 4 min (attempt 2 of 4)".
+	Retry *RetryView `json:"retry,omitempty"`
 	PossiblyStuck     bool              `json:"possibly_stuck"`
 	ResultKeys        []string          `json:"result_keys"`
 	// PausedFirms is, for the operator, how many firms paused the job themselves.
@@ -245,6 +248,7 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 		PausedForEveryone: cfg.Paused, PausedForFirm: firmCfg.Paused,
 		MaxAgeSeconds: int64(job.MaxAge.Seconds()), StaleAfterSecs: int64(job.StaleAfter.Seconds()),
 		Current: viewRunInfo(runs.Current, v), Queued: viewRunInfo(runs.Next, v), ResultKeys: job.ResultKeys,
+		Retry: viewRetry(runs.Retry, v),
 	}
 	c.Paused = c.PausedForEveryone || c.PausedForFirm
 	if v.Operator {

@@ -183,3 +183,35 @@ func TestRejectionsAreStoredOncePerSubjectPerMinute(t *testing.T) {
 	publish("sla-1", 50, "a-final-again")
 	waitFor(t, "the minute's counts summed", 20*time.Second, func() bool { n, c := rows(catalog.CheckSLAAndOverdue); return n == 1 && c == 51 })
 }
+
+// What is tried: Run Now on a job whose database connection times out (the harness's
+// hearing reminders). What must hold: the card says the run failed and when it is
+// retried (attempt 2 of 4), for the firm that asked; another firm sees no retry of a
+// run that was not theirs.
+func TestCardSaysWhenAFailedRunIsRetried(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	path := "/api/jobs/" + catalog.SendHearingReminders
+	if res := s.do(t, request{method: "POST", path: path + "/run", body: `{}`, bearer: token(t, mehtaAdmin)}); res.code != 202 {
+		t.Fatalf("Run Now = %d %s", res.code, res.body)
+	}
+	var c struct {
+		Status string `json:"status"`
+		Retry  *struct {
+			At          time.Time `json:"at"`
+			Attempt     int       `json:"attempt"`
+			MaxAttempts int       `json:"max_attempts"`
+		} `json:"retry"`
+	}
+	waitFor(t, "the failed run's retry on the card", 20*time.Second, func() bool {
+		_ = json.Unmarshal(s.do(t, request{method: "GET", path: path, bearer: token(t, mehtaAdmin)}).body, &c)
+		return c.Retry != nil && c.Status == "failed" // the retry is in the bucket at once, the failed run in the history a moment later
+	})
+	if c.Status != "failed" || c.Retry.Attempt != 2 || c.Retry.MaxAttempts != 4 || time.Until(c.Retry.At) > time.Minute+5*time.Second {
+		t.Errorf("Mehta's card: status %q, retry %+v; want failed, attempt 2 of 4 within a minute", c.Status, c.Retry)
+	}
+	c.Retry = nil
+	_ = json.Unmarshal(s.do(t, request{method: "GET", path: path, bearer: token(t, iyerAdmin)}).body, &c)
+	if c.Retry != nil {
+		t.Errorf("Iyer's card shows the retry of Mehta's run: %+v", c.Retry)
+	}
+}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"maps"
+	"time"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
@@ -52,7 +53,7 @@ func viewRef(t events.TriggerRef, v Viewer) (events.TriggerRef, bool) {
 	}
 	anon := events.TriggerRef{ID: t.ID, Kind: t.Kind, Source: t.Source, Slot: t.Slot, At: t.At}
 	switch {
-	case t.Kind == events.KindSchedule:
+	case t.Kind == events.KindSchedule, t.Kind == events.KindRetry:
 		return anon, true
 	case t.Source == events.SourceAPI && t.Operator:
 		anon.Operator, anon.RequestedBy = true, PlatformOperator
@@ -107,6 +108,7 @@ func viewResult(r events.Result, slice *events.TenantSlice, v Viewer) (events.Re
 		RunID: r.RunID, JobName: r.JobName, Status: r.Status, ExecutionTimeMS: r.ExecutionTimeMS,
 		Results: map[string]any{}, Errors: nil, Slot: r.Slot, Attempt: r.Attempt,
 		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Instance: r.Instance,
+		RetryOf: r.RetryOf, SeriesAttempt: r.SeriesAttempt, NextRetry: r.NextRetry,
 	}
 	out.Triggers = viewRefs(r.Triggers, v)
 	out.Trigger, out.Source, out.RequestedBy, out.Reason, out.TriggerID = firstWords(out.Triggers)
@@ -198,6 +200,23 @@ func viewRunInfo(ri *jobstate.RunInfo, v Viewer) *jobstate.RunInfo {
 		c.Trigger = ri.Trigger
 	}
 	return &c
+}
+
+// RetryView is a retry waiting for its time, as a card shows it.
+type RetryView struct {
+	At          time.Time `json:"at"`
+	Attempt     int       `json:"attempt"`
+	MaxAttempts int       `json:"max_attempts"`
+	Of          string    `json:"of"`
+	Cause       string    `json:"cause,omitempty"`
+}
+
+// viewRetry is the waiting retry if it is for the viewer's firm.
+func viewRetry(rt *jobstate.Retry, v Viewer) *RetryView {
+	if rt == nil || (!v.Operator && !rt.Scope.Covers(v.TenantID)) {
+		return nil
+	}
+	return &RetryView{At: rt.At, Attempt: rt.Attempt, MaxAttempts: rt.MaxAttempts, Of: rt.Of, Cause: rt.Cause}
 }
 
 // viewConfig says whether a change of the config bucket concerns the viewer: a job's

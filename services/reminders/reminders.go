@@ -339,7 +339,9 @@ func (s *service) report(o outcome, foundKey, sentKey, failedKey, what string) (
 		// The e-mail channel is down for everyone: the run is failed so that the
 		// dashboard shows it, though the in-app notifications went out. The words name
 		// no count: each firm reads its own in its slice.
-		return rep, worker.Fail(fmt.Sprintf("E-mail could not be sent: in-app %s were delivered, e-mails are left for the next run", what), o.emailErr)
+		// Temporary: the run is retried (after 1, 5 and 15 minutes), and sends only
+		// what is still pending.
+		return rep, worker.FailTemporary(fmt.Sprintf("E-mail could not be sent: in-app %s were delivered, e-mails are left for the next run", what), o.emailErr)
 	default:
 		return rep, worker.Fail("Could not record e-mail deliveries", o.emailErr)
 	}

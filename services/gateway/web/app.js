@@ -276,6 +276,7 @@
       if (c.queued) line += "; another run is queued";
     } else if (c.queued) line = "Queued: starts in a moment";
     else if (state.sending.has(name)) line = "Sending the request…";
+    else if (c.retry) line = `Failed · retrying ${relative(ms(c.retry.at))} (attempt ${c.retry.attempt} of ${c.retry.max_attempts})`;
     setText(v.runState, line);
     show(v.runState, line !== "");
 
@@ -387,6 +388,7 @@
       run_id: s.run_id, trigger: s.trigger, requested_by: s.requested_by, reason: s.reason,
       queued_at: s.queued_at || s.at, started_at: s.started_at || s.at, heartbeat_at: s.at, attempt: s.attempt,
     };
+    if (s.trigger === "retry" || s.state === "running") c.retry = null; // the retry has begun
     switch (s.state) {
       case "queued":
         if (!(c.current && c.current.run_id === s.run_id) && !(c.queued && c.queued.run_id === s.run_id)) c.queued = info;
@@ -409,6 +411,7 @@
       requested_by: r.requested_by, reason: r.reason, execution_time_ms: r.execution_time_ms,
       results: r.results, errors: r.errors, error_message: r.error_message, error_details: r.error_details,
       started_at: r.started_at, finished_at: r.finished_at, triggers: r.triggers, timestamp: r.finished_at,
+      retry_of: r.retry_of, series_attempt: r.series_attempt, next_retry: r.next_retry,
     };
   }
 
@@ -438,6 +441,7 @@
     if (c) {
       if (c.current && c.current.run_id === r.run_id) c.current = null;
       if (c.queued && c.queued.run_id === r.run_id) c.queued = null;
+      c.retry = r.next_retry ? { at: r.next_retry.at, attempt: r.next_retry.attempt, max_attempts: r.next_retry.max_attempts } : null;
       if (!c.last_run_at || ms(run.timestamp) >= ms(c.last_run_at)) {
         c.last_run = run;
         c.last_run_at = run.timestamp;
@@ -723,6 +727,7 @@
       s = `Manual: ${who(r)}`;
       if (r.reason) s += `, “${r.reason}”`;
     } else if (r.trigger === "schedule") s = "Scheduled";
+    else if (r.trigger === "retry") s = `Retry: attempt ${r.series_attempt || 2} of a run that failed for a temporary reason`;
     else s = r.trigger || "Unknown trigger";
     const others = (r.triggers || []).slice(1).filter((t) => t.kind === "manual");
     if (others.length) {
