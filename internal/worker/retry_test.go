@@ -18,7 +18,9 @@ import (
 // sqlError is a statement PostgreSQL refused, as pgconn reports it.
 type sqlError struct{ state string }
 
-func (e sqlError) Error() string    { return "ERROR: relation \"taskz\" does not exist (SQLSTATE " + e.state + ")" }
+func (e sqlError) Error() string {
+	return "ERROR: relation \"taskz\" does not exist (SQLSTATE " + e.state + ")"
+}
 func (e sqlError) SQLState() string { return e.state }
 
 // What is tried: a run that fails because its database refuses the connection, then

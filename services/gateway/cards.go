@@ -57,9 +57,9 @@ type Card struct {
 	Queued            *jobstate.RunInfo `json:"queued"`
 	// Retry is the retry of the last run, waiting for its time (it failed for a
 	// temporary reason): "Failed · retrying in 4 min (attempt 2 of 4)".
-	Retry *RetryView `json:"retry,omitempty"`
-	PossiblyStuck     bool              `json:"possibly_stuck"`
-	ResultKeys        []string          `json:"result_keys"`
+	Retry         *RetryView `json:"retry,omitempty"`
+	PossiblyStuck bool       `json:"possibly_stuck"`
+	ResultKeys    []string   `json:"result_keys"`
 	// PausedFirms is, for the operator, how many firms paused the job themselves.
 	PausedFirms int `json:"paused_firms,omitempty"`
 }
