@@ -226,7 +226,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        30 * time.Second,
 		MaxDeliver:     int(AuditBound.Attempts) + 5, // the gateway dead-letters at the bound; this is a backstop
-		MaxAckPending:  512,
+		// Batches of up to 1,000 events in flight while the previous one commits.
+		MaxAckPending: 4096,
 	}); err != nil {
 		return fmt.Errorf("bus: declare consumer %s: %w", ConsumerGatewayEvents, err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/demo"
 	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/services/gateway"
 )
 
 func (s *system) deadLetters(t *testing.T) uint64 {
@@ -213,5 +216,57 @@ func TestCardSaysWhenAFailedRunIsRetried(t *testing.T) {
 	_ = json.Unmarshal(s.do(t, request{method: "GET", path: path, bearer: token(t, iyerAdmin)}).body, &c)
 	if c.Retry != nil {
 		t.Errorf("Iyer's card shows the retry of Mehta's run: %+v", c.Retry)
+	}
+}
+
+// What is tried: the gateway commits a batch of 200 results and dies before acking any
+// (as a crash right after the commit would), and another gateway takes over.
+// What must hold: every event is delivered again, and every run still has exactly one
+// audit_log row.
+func TestACrashBetweenCommitAndAckAddsNoRow(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	s.GW.Stop()
+	var dropping atomic.Bool
+	dropping.Store(true)
+	cfg := s.cfg
+	gateway.DropAcksAfterCommit(&cfg, dropping.Load)
+	s.cfg = cfg
+	u, _ := url.Parse(s.URL)
+	s.cfg.Addr = u.Host
+	s.startGateway(t)
+
+	ctx := context.Background()
+	sla := catalog.CheckSLAAndOverdue
+	for i := range 200 {
+		r := events.Result{RunID: fmt.Sprintf("40000000-0000-4000-8000-%012d", i), JobName: sla, Status: events.StatusSuccess,
+			Scope: &events.Scope{All: true}, Results: map[string]any{"overdue_tasks": i}, FinishedAt: time.Now()}
+		data, _ := json.Marshal(r)
+		if _, err := s.NATS.JS.Publish(ctx, events.ResultSubject(sla), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the 200 rows committed", 20*time.Second, func() bool { return s.executions(t, sla) == 200 })
+	// None was acked: the consumer has them all pending.
+	c, err := s.NATS.JS.Consumer(ctx, bus.StreamEvents, bus.ConsumerGatewayEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci, err := c.Info(ctx); err != nil || ci.NumAckPending < 200 {
+		t.Fatalf("ack pending = %v (%v), want the 200 committed events unacked", ci, err)
+	}
+	// The crash: this gateway goes, another comes, and the events are delivered again.
+	s.GW.Stop()
+	dropping.Store(false)
+	s.startGateway(t)
+	waitFor(t, "every redelivered event acked", 60*time.Second, func() bool {
+		ci, err := c.Info(ctx)
+		return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0
+	})
+	var rows, runs int
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT details->>'run_id') FROM audit_log WHERE action_type = 'background_job_execution'`).Scan(&rows, &runs); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 200 || runs != 200 {
+		t.Errorf("after the redelivery: %d rows for %d runs, want 200 and 200", rows, runs)
 	}
 }

@@ -53,6 +53,9 @@ type Config struct {
 	// (scheme://host[:port]) whose pages may open the websocket and send changes with the
 	// session cookie: the public address when a proxy in front rewrites Host.
 	AllowedOrigins []string
+
+	// dropAcks (tests, see export_test.go) makes the audit consumer skip its acks.
+	dropAcks func() bool
 }
 
 // Gateway serves the API, the dashboard and the live feed, and persists results.
@@ -68,6 +71,7 @@ type Gateway struct {
 	configs    pauses
 	dead       *bus.DeadLetters
 	rejections *bus.Rejections
+	ingest     *ingester
 
 	done     chan struct{}
 	listener net.Listener
@@ -222,6 +226,7 @@ func (g *Gateway) Stop() {
 		if g.audit != nil {
 			g.audit.Drain()
 			<-g.audit.Closed()
+			g.ingest.stop()
 		}
 	})
 }
