@@ -143,4 +143,3 @@ func waitRows(b *testing.B, pool *pgxpool.Pool, want int) {
 		<-time.After(2 * time.Millisecond)
 	}
 }
-
