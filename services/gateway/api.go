@@ -536,6 +536,9 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func writeJSONResponse(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// A browser must not read an answer as anything but JSON (a reason someone typed,
+	// echoed in an error, sniffed as HTML).
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -238,3 +238,28 @@ func TestSessionExpiryClosesWebsocket(t *testing.T) {
 		return
 	}
 }
+
+// What is tried: JSON answers of several routes and outcomes: 200, 401, 403, 404, 405
+// and 503 or 200 of the open health route.
+// What must hold: each carries X-Content-Type-Options: nosniff and a JSON content type,
+// so no browser reads one as a page.
+func TestJSONAnswersAreNotSniffed(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	admin := token(t, mehtaAdmin)
+	for _, q := range []request{
+		{method: "GET", path: "/api/jobs", bearer: admin},
+		{method: "GET", path: "/api/me", bearer: admin},
+		{method: "GET", path: "/api/jobs/" + catalog.CheckSLAAndOverdue + "/runs", bearer: admin},
+		{method: "GET", path: "/api/health"},
+		{method: "GET", path: "/api/jobs"},
+		{method: "GET", path: "/api/jobs", bearer: token(t, demo.UserAdvocate)},
+		{method: "GET", path: "/api/jobz", bearer: admin},
+		{method: "DELETE", path: "/api/jobs/" + catalog.CheckSLAAndOverdue + "/run", bearer: admin},
+		{method: "POST", path: "/api/jobs/" + catalog.CheckSLAAndOverdue + "/run", body: `{"reason":"sniff"}`, bearer: admin},
+	} {
+		res := s.do(t, q)
+		if got := res.header.Get("X-Content-Type-Options"); got != "nosniff" || !strings.HasPrefix(res.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s (%d): X-Content-Type-Options %q, Content-Type %q; want nosniff on JSON", q.method, q.path, res.code, got, res.header.Get("Content-Type"))
+		}
+	}
+}
