@@ -66,6 +66,7 @@ type Gateway struct {
 	opsHandler http.Handler
 	auth       *authState
 	configs    pauses
+	runNow     runNowLimiter
 
 	done     chan struct{}
 	listener net.Listener
@@ -82,6 +83,7 @@ type gatewayMetrics struct {
 	persistErrors prometheus.Counter
 	wsClients     prometheus.Gauge
 	requests      *prometheus.CounterVec
+	runNowLimited prometheus.Counter
 }
 
 // New checks the configuration.
@@ -117,8 +119,11 @@ func New(cfg Config) (*Gateway, error) {
 		persistErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_persist_errors_total", Help: "Attempts to write an event to audit_log that failed and will be retried."}),
 		wsClients:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "gstjobs_gateway_websocket_clients", Help: "Connected dashboard websockets."}),
 		requests:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"}),
+		runNowLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_run_now_rate_limited_total",
+			Help: "Run Now presses refused with 429 because the person pressed it too often."}),
 	}
-	for _, c := range []prometheus.Collector{g.metrics.persisted, g.metrics.persistErrors, g.metrics.wsClients, g.metrics.requests} {
+	for _, c := range []prometheus.Collector{g.metrics.persisted, g.metrics.persistErrors, g.metrics.wsClients, g.metrics.requests,
+		g.metrics.runNowLimited} {
 		if err := cfg.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: metrics: %w", err)
 		}
