@@ -221,7 +221,8 @@ func TestSessionExpiryClosesWebsocket(t *testing.T) {
 	ws.next("the snapshot", func(f gateway.Frame, _ string) bool { return f.Type == "snapshot" })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+	// Two waiters on the clock: the session check's ticker and the socket's expiry timer.
+	if err := clock.BlockUntilContext(ctx, 2); err != nil {
 		t.Fatalf("the websocket set no expiry timer: %v", err)
 	}
 	clock.Advance(2 * time.Minute)
@@ -232,7 +233,7 @@ func TestSessionExpiryClosesWebsocket(t *testing.T) {
 			continue
 		}
 		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != 4001 {
+		if !errors.As(err, &ce) || ce.Code != gateway.CloseSessionExpired {
 			t.Fatalf("want the connection closed with 4001 (session expired), got %v", err)
 		}
 		return

@@ -34,6 +34,9 @@ type Config struct {
 	Addr string
 	// RunNowWait bounds how long Run Now waits for the worker's answer; default 5s.
 	RunNowWait time.Duration
+	// SessionCheckEvery is how often open websockets re-check the person behind them
+	// (sessions.go); default DefaultSessionCheckEvery (15 s). Read on the Clock.
+	SessionCheckEvery time.Duration
 
 	// JWTSecret verifies the bearer tokens people sign in with (AUTH_JWT_SECRET): HS256,
 	// as the product signs them, with the profile id in `sub`. Required, at least 32
@@ -66,6 +69,7 @@ type Gateway struct {
 	opsHandler http.Handler
 	auth       *authState
 	configs    pauses
+	revoked    revocations
 	runNow     runNowLimiter
 
 	done     chan struct{}
@@ -83,6 +87,10 @@ type gatewayMetrics struct {
 	persistErrors prometheus.Counter
 	wsClients     prometheus.Gauge
 	requests      *prometheus.CounterVec
+	// wsClosed counts websockets the gateway closed, by reason: expired, signed_out,
+	// access_changed, too_many_per_user, too_slow.
+	wsClosed      *prometheus.CounterVec
+	sessionChecks *prometheus.CounterVec
 	runNowLimited prometheus.Counter
 }
 
@@ -109,6 +117,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.RunNowWait <= 0 {
 		cfg.RunNowWait = 5 * time.Second
 	}
+	if cfg.SessionCheckEvery <= 0 {
+		cfg.SessionCheckEvery = DefaultSessionCheckEvery
+	}
 	auth, err := newAuthState(&cfg)
 	if err != nil {
 		return nil, err
@@ -119,11 +130,15 @@ func New(cfg Config) (*Gateway, error) {
 		persistErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_persist_errors_total", Help: "Attempts to write an event to audit_log that failed and will be retried."}),
 		wsClients:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "gstjobs_gateway_websocket_clients", Help: "Connected dashboard websockets."}),
 		requests:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"}),
+		wsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_websockets_closed_total",
+			Help: "Dashboard websockets the gateway closed, by reason (expired, signed_out, access_changed, too_many_per_user, too_slow)."}, []string{"reason"}),
+		sessionChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_session_checks_total",
+			Help: "Re-checks of the people behind open websockets, by result (ok, failed: the database could not be read; the sockets stay open)."}, []string{"result"}),
 		runNowLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_run_now_rate_limited_total",
 			Help: "Run Now presses refused with 429 because the person pressed it too often."}),
 	}
 	for _, c := range []prometheus.Collector{g.metrics.persisted, g.metrics.persistErrors, g.metrics.wsClients, g.metrics.requests,
-		g.metrics.runNowLimited} {
+		g.metrics.wsClosed, g.metrics.sessionChecks, g.metrics.runNowLimited} {
 		if err := cfg.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: metrics: %w", err)
 		}
@@ -157,6 +172,19 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.subs, g.watcher = subs, watcher
 	go g.healthLoop()
+	signOuts, err := g.hearSignOuts()
+	if err != nil {
+		g.Stop()
+		return fmt.Errorf("gateway: sign-outs: %w", err)
+	}
+	g.subs = append(g.subs, signOuts)
+	// The ticker is made here, not in the loop, so that a test's fake clock has it
+	// before the first websocket opens.
+	sessionTicker := g.cfg.Clock.NewTicker(g.cfg.SessionCheckEvery)
+	go func() {
+		defer sessionTicker.Stop()
+		g.sessionLoop(sessionTicker)
+	}()
 	unknown, err := g.answerUnknownJobs()
 	if err != nil {
 		g.Stop()

@@ -16,11 +16,17 @@ import (
 // minute. Beyond it POST /api/jobs/{job}/run answers 429 with Retry-After and stores
 // nothing.
 //
-// This is per gateway replica: behind a load balancer over N replicas a person may
+// Websockets: a person's dashboards in a few tabs, windows and a phone stay live; a
+// further one closes the person's oldest (CloseTooManySockets), so the tab the person
+// just opened is the one that works, and a script opening sockets in a loop holds at
+// most this many.
+//
+// Both are per gateway replica: behind a load balancer over N replicas a person may
 // reach N times as much.
 const (
-	RunNowBurst  = 3
-	RunNowRefill = 12 * time.Second
+	RunNowBurst       = 3
+	RunNowRefill      = 12 * time.Second
+	MaxSocketsPerUser = 8
 )
 
 // The Run Now limiter's memory: a person idle for a minute (bucket full again, no press
