@@ -319,13 +319,21 @@ type runNowBody struct {
 	Reason string `json:"reason"`
 }
 
+// handleRunNow is Run Now. A person who presses it too often (limits.go) is answered
+// 429 with Retry-After, and nothing is stored: no audit row, no trigger. A request that
+// is wrong anyway (400) takes no press from the person.
 func (g *Gateway) handleRunNow(w http.ResponseWriter, r *http.Request) {
 	var body runNowBody
-	if err := readJSON(r, &body); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if !decodeBody(w, r, &body) {
 		return
 	}
 	p := principalFrom(r.Context())
+	if why, ok := g.runNow.allow(p.UserID, g.cfg.Clock.Now()); !ok {
+		g.metrics.runNowLimited.Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(why.RetryAfter()))
+		writeJSONResponse(w, http.StatusTooManyRequests, map[string]any{"error": why.Error(), "retry_after_seconds": why.RetryAfter()})
+		return
+	}
 	who := Requester{UserID: p.UserID, TenantID: p.TenantID, Name: p.Display(), Operator: p.Operator}
 	if p.Operator {
 		who.UserID = ""
@@ -557,6 +565,9 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func writeJSONResponse(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// A browser must not read an answer as anything but JSON (a reason someone typed,
+	// echoed in an error, sniffed as HTML).
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }

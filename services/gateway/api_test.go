@@ -226,7 +226,8 @@ func TestSessionExpiryClosesWebsocket(t *testing.T) {
 	ws.next("the snapshot", func(f gateway.Frame, _ string) bool { return f.Type == "snapshot" })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+	// Two waiters on the clock: the session check's ticker and the socket's expiry timer.
+	if err := clock.BlockUntilContext(ctx, 2); err != nil {
 		t.Fatalf("the websocket set no expiry timer: %v", err)
 	}
 	clock.Advance(2 * time.Minute)
@@ -237,9 +238,34 @@ func TestSessionExpiryClosesWebsocket(t *testing.T) {
 			continue
 		}
 		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != 4001 {
+		if !errors.As(err, &ce) || ce.Code != gateway.CloseSessionExpired {
 			t.Fatalf("want the connection closed with 4001 (session expired), got %v", err)
 		}
 		return
+	}
+}
+
+// What is tried: JSON answers of several routes and outcomes: 200, 401, 403, 404, 405
+// and 503 or 200 of the open health route.
+// What must hold: each carries X-Content-Type-Options: nosniff and a JSON content type,
+// so no browser reads one as a page.
+func TestJSONAnswersAreNotSniffed(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	admin := token(t, mehtaAdmin)
+	for _, q := range []request{
+		{method: "GET", path: "/api/jobs", bearer: admin},
+		{method: "GET", path: "/api/me", bearer: admin},
+		{method: "GET", path: "/api/jobs/" + catalog.CheckSLAAndOverdue + "/runs", bearer: admin},
+		{method: "GET", path: "/api/health"},
+		{method: "GET", path: "/api/jobs"},
+		{method: "GET", path: "/api/jobs", bearer: token(t, demo.UserAdvocate)},
+		{method: "GET", path: "/api/jobz", bearer: admin},
+		{method: "DELETE", path: "/api/jobs/" + catalog.CheckSLAAndOverdue + "/run", bearer: admin},
+		{method: "POST", path: "/api/jobs/" + catalog.CheckSLAAndOverdue + "/run", body: `{"reason":"sniff"}`, bearer: admin},
+	} {
+		res := s.do(t, q)
+		if got := res.header.Get("X-Content-Type-Options"); got != "nosniff" || !strings.HasPrefix(res.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s (%d): X-Content-Type-Options %q, Content-Type %q; want nosniff on JSON", q.method, q.path, res.code, got, res.header.Get("Content-Type"))
+		}
 	}
 }

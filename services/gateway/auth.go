@@ -58,6 +58,7 @@ var (
 	ErrInvalidToken = errors.New("invalid token")
 	ErrExpiredToken = errors.New("session expired")
 	ErrUnknownUser  = errors.New("unknown user")
+	ErrSignedOut    = errors.New("signed out")
 	// ErrNotDevMode answers Gateway.SignInLinks outside development.
 	ErrNotDevMode = errors.New("gateway: sign-in links exist only in development mode (GATEWAY_DEV_MODE=true)")
 )
@@ -329,7 +330,26 @@ func (g *Gateway) verify(raw string) (verified, error) {
 	if operator {
 		v.name, v.email = claims.Name, claims.Email
 	}
+	if g.revoked.has(hashToken(raw), g.cfg.Clock.Now()) {
+		// What it says is returned too: a development sign-in link may be followed
+		// again (handleSignIn).
+		return v, fmt.Errorf("%w: this session ended with Sign out; sign in again", ErrSignedOut)
+	}
 	return v, nil
+}
+
+// reissue signs a new token for what a signed-out one said, until the same expiry: in
+// development, where the gateway holds the secrets and prints sign-in links that last
+// 12 hours, a link signed out of signs in again, with a new session.
+func (g *Gateway) reissue(v verified) (string, error) {
+	now := g.cfg.Clock.Now()
+	reg := jwt.RegisteredClaims{Subject: v.subject, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(v.expires),
+		Issuer: "gstjobs-dev", ID: uuid.NewString()}
+	if !v.operator {
+		return jwt.NewWithClaims(jwt.SigningMethodHS256, reg).SignedString(g.auth.secret)
+	}
+	reg.Audience, reg.Issuer = jwt.ClaimStrings{OperatorAudience}, "gstjobs"
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, operatorClaims{RegisteredClaims: reg, Name: v.name, Email: v.email}).SignedString(g.auth.operatorSecret)
 }
 
 const principalQuery = `
@@ -371,7 +391,8 @@ func (g *Gateway) principal(r *http.Request) (Principal, bool, error) {
 }
 
 func isAuthError(err error) bool {
-	return errors.Is(err, ErrNoToken) || errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrExpiredToken) || errors.Is(err, ErrUnknownUser)
+	return errors.Is(err, ErrNoToken) || errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrExpiredToken) || errors.Is(err, ErrUnknownUser) ||
+		errors.Is(err, ErrSignedOut)
 }
 
 // admins lists the firm's admins: whom a refused user should ask.
@@ -509,8 +530,16 @@ func (g *Gateway) originAllowed(r *http.Request, origin string) bool {
 // sameOriginRequest is the check for changes made with the cookie: SameSite=Strict
 // already keeps other sites' requests from carrying it; this holds even in a browser
 // that ignores SameSite.
+//
+// A form our own pages post (Sign out) carries `Origin: null`: the pages are served
+// with Referrer-Policy: no-referrer, under which the Fetch standard hides a form's
+// origin. Sec-Fetch-Site still tells where it came from, and only same-origin will do.
 func (g *Gateway) sameOriginRequest(r *http.Request) bool {
-	if origin := r.Header.Get("Origin"); origin != "" {
+	switch origin := r.Header.Get("Origin"); origin {
+	case "null":
+		return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	case "":
+	default:
 		return g.originAllowed(r, origin)
 	}
 	switch r.Header.Get("Sec-Fetch-Site") {
@@ -553,6 +582,9 @@ func (g *Gateway) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	vt, err := g.verify(raw)
+	if errors.Is(err, ErrSignedOut) && g.cfg.DevMode {
+		raw, err = g.reissue(vt)
+	}
 	if err == nil {
 		r2 := r.Clone(r.Context())
 		r2.Header.Set("Authorization", "Bearer "+raw)
@@ -572,8 +604,24 @@ func (g *Gateway) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	g.renderPage(w, http.StatusOK, page{Title: "Signed in", Heading: "Signed in", Lines: []string{"Opening the dashboard…"}, Refresh: "/", Link: "/", LinkText: "Open the dashboard"})
 }
 
-// handleSignOut is POST /signout: it forgets the cookie.
+// handleSignOut is POST /signout: it forgets the cookie and revokes its token until
+// the token expires, which closes every websocket opened with it (sessions.go). Like
+// every change, it must come from the dashboard's own pages: another site's page may
+// not sign anyone out.
 func (g *Gateway) handleSignOut(w http.ResponseWriter, r *http.Request) {
+	if !g.sameOriginRequest(r) {
+		g.renderPage(w, http.StatusForbidden, page{Title: "Sign-out refused", Heading: "This sign-out came from another site",
+			Lines: []string{"A page on another site asked to sign you out of Background Jobs, and nothing was changed.",
+				"To sign out, use Sign out on the dashboard."}})
+		return
+	}
+	if raw, _ := tokenFrom(r); raw != "" {
+		// A token that is expired, forged or already signed out has nothing to revoke.
+		if vt, err := g.verify(raw); err == nil {
+			g.signOut(raw, vt.expires)
+			g.log.Info("signed out", "user_id", vt.subject, "operator", vt.operator)
+		}
+	}
 	clearSession(w, r)
 	g.renderSignInNeeded(w, r, http.StatusOK, "You have signed out.")
 }

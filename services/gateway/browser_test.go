@@ -142,11 +142,11 @@ func (p *tab) until(what, js string) {
 	}
 }
 
-func (p *tab) eval(js string) string {
+func (p *tab) eval(js string, opts ...chromedp.EvaluateOption) string {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, opts...))
 	if err != nil {
 		p.t.Fatalf("evaluate %s: %v", js, err)
 	}
@@ -215,7 +215,9 @@ const toasts = `((document.querySelector('#toasts') || {}).textContent || '')`
 // advocate and a phone.
 func TestDashboardInBrowser(t *testing.T) {
 	browser := newBrowser(t)
-	s := startSystem(t, systemOptions{gate: true, devMode: true})
+	// Open dashboards re-check their people every 250 ms, so that a demotion shows
+	// at once rather than within the 15 s of the default.
+	s := startSystem(t, systemOptions{gate: true, devMode: true, sessionCheckEvery: 250 * time.Millisecond})
 	links, err := s.GW.SignInLinks(demo.UsersByRole, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -510,5 +512,55 @@ func TestDashboardInBrowser(t *testing.T) {
 			}
 		}
 		p.screenshot("09-advocate-refused.png")
+	})
+
+	// What is tried: a partner has the dashboard open and is demoted to user.
+	// What must hold: the page says, in words, that their access changed and what it is
+	// now, names whom to ask, and opens no further connection. The
+	// absence of a reconnect can only be watched over a while: 3 s, longer than the
+	// page's first two retry delays (0.5-1 s, then 1-2 s).
+	t.Run("a partner demoted while the page is open is told why, and the page stops", func(t *testing.T) {
+		p := newTab(t, browser)
+		p.do("sign in as the partner", chromedp.Navigate(links["partner"]), chromedp.WaitVisible(chromedp.CSS("#cards .card")))
+		p.until("live", `document.querySelector('#conn').dataset.state === 'live'`)
+		p.eval(`window.socketsOpened = 0; const Real = window.WebSocket;
+			window.WebSocket = function (...args) { window.socketsOpened++; return new Real(...args); }; 'ok'`)
+		if _, err := s.Pool.Exec(context.Background(), `UPDATE profiles SET role = 'user' WHERE id = $1`, demo.UserPartner); err != nil {
+			t.Fatal(err)
+		}
+		p.until("the explanation", `!document.querySelector('#signed-out').hidden && `+
+			hasText(`document.querySelector('#signed-out-text').textContent`, "Your access to Background Jobs has changed (your role is now User)"))
+		text := p.eval(`document.querySelector('#signed-out-text').textContent`)
+		for _, want := range []string{"stopped updating", "Anjali Mehta (anjali@mehta.example)"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the explanation should say %q: %q", want, text)
+			}
+		}
+		p.screenshot("11-partner-demoted.png")
+		opened := p.eval(`new Promise(r => setTimeout(() => r(String(window.socketsOpened)), 3000))`, chromedp.EvalAwaitPromise)
+		if opened != "0" {
+			t.Errorf("after the explanation the page opened %s more websockets; it should stop", opened)
+		}
+		if got := p.eval(`document.querySelector('#conn').dataset.state`); got != "offline" {
+			t.Errorf("the connection indicator says %q, want offline", got)
+		}
+	})
+
+	// What is tried: an admin presses Sign out on the dashboard (the form posts with
+	// Origin: null, as Chromium sends it under the page's no-referrer policy).
+	// What must hold: the sign-out is accepted and says so, and the token no longer works.
+	t.Run("Sign out on the dashboard ends the session", func(t *testing.T) {
+		tok, err := gateway.IssueToken(testSecret, iyerAdmin, time.Now(), 3*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := newTab(t, browser)
+		p.do("sign in", chromedp.Navigate(s.URL+"signin?token="+tok), chromedp.WaitVisible(chromedp.CSS("#cards .card")))
+		p.until("live", `document.querySelector('#conn').dataset.state === 'live'`)
+		p.do("press Sign out and wait for the page it opens", chromedp.Click(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#notice h1, #notice h2")))
+		p.until("the signed-out page", hasText(`document.body.innerText`, "You have signed out."))
+		if res := s.do(t, request{method: "GET", path: "/api/me", bearer: tok}); res.code != 401 {
+			t.Errorf("the signed-out token = %d on /api/me, want 401", res.code)
+		}
 	})
 }

@@ -34,6 +34,9 @@ type Config struct {
 	Addr string
 	// RunNowWait bounds how long Run Now waits for the worker's answer; default 5s.
 	RunNowWait time.Duration
+	// SessionCheckEvery is how often open websockets re-check the person behind them
+	// (sessions.go); default DefaultSessionCheckEvery (15 s). Read on the Clock.
+	SessionCheckEvery time.Duration
 
 	// JWTSecret verifies the bearer tokens people sign in with (AUTH_JWT_SECRET): HS256,
 	// as the product signs them, with the profile id in `sub`. Required, at least 32
@@ -72,6 +75,8 @@ type Gateway struct {
 	dead       *bus.DeadLetters
 	rejections *bus.Rejections
 	ingest     *ingester
+	revoked    revocations
+	runNow     runNowLimiter
 
 	done     chan struct{}
 	listener net.Listener
@@ -89,6 +94,11 @@ type gatewayMetrics struct {
 	wsClients     prometheus.Gauge
 	rejected      prometheus.Counter
 	requests      *prometheus.CounterVec
+	// wsClosed counts websockets the gateway closed, by reason: expired, signed_out,
+	// access_changed, too_many_per_user, too_slow.
+	wsClosed      *prometheus.CounterVec
+	sessionChecks *prometheus.CounterVec
+	runNowLimited prometheus.Counter
 }
 
 // New checks the configuration.
@@ -114,6 +124,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.RunNowWait <= 0 {
 		cfg.RunNowWait = 5 * time.Second
 	}
+	if cfg.SessionCheckEvery <= 0 {
+		cfg.SessionCheckEvery = DefaultSessionCheckEvery
+	}
 	auth, err := newAuthState(&cfg)
 	if err != nil {
 		return nil, err
@@ -125,8 +138,15 @@ func New(cfg Config) (*Gateway, error) {
 		wsClients:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "gstjobs_gateway_websocket_clients", Help: "Connected dashboard websockets."}),
 		rejected:      prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_unknown_job_triggers_total", Help: "Triggers for jobs that do not exist, each answered with a rejection (stored at most once per subject per minute)."}),
 		requests:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"}),
+		wsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_websockets_closed_total",
+			Help: "Dashboard websockets the gateway closed, by reason (expired, signed_out, access_changed, too_many_per_user, too_slow)."}, []string{"reason"}),
+		sessionChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_session_checks_total",
+			Help: "Re-checks of the people behind open websockets, by result (ok, failed: the database could not be read; the sockets stay open)."}, []string{"result"}),
+		runNowLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_run_now_rate_limited_total",
+			Help: "Run Now presses refused with 429 because the person pressed it too often."}),
 	}
-	for _, c := range []prometheus.Collector{g.metrics.persisted, g.metrics.persistErrors, g.metrics.wsClients, g.metrics.requests, g.metrics.rejected} {
+	for _, c := range []prometheus.Collector{g.metrics.persisted, g.metrics.persistErrors, g.metrics.wsClients, g.metrics.requests,
+		g.metrics.rejected, g.metrics.wsClosed, g.metrics.sessionChecks, g.metrics.runNowLimited} {
 		if err := cfg.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: metrics: %w", err)
 		}
@@ -163,6 +183,19 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.subs, g.watcher = subs, watcher
 	go g.healthLoop()
 	go g.flushRejections()
+	signOuts, err := g.hearSignOuts()
+	if err != nil {
+		g.Stop()
+		return fmt.Errorf("gateway: sign-outs: %w", err)
+	}
+	g.subs = append(g.subs, signOuts)
+	// The ticker is made here, not in the loop, so that a test's fake clock has it
+	// before the first websocket opens.
+	sessionTicker := g.cfg.Clock.NewTicker(g.cfg.SessionCheckEvery)
+	go func() {
+		defer sessionTicker.Stop()
+		g.sessionLoop(sessionTicker)
+	}()
 	unknown, err := g.answerUnknownJobs()
 	if err != nil {
 		g.Stop()

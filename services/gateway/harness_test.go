@@ -63,8 +63,8 @@ type system struct {
 }
 
 // takeDatabaseAway refuses new connections to the system's database and ends the
-// current ones, until the test ends.
-func (s *system) takeDatabaseAway(t *testing.T) {
+// current ones, until the test ends or it calls the function returned.
+func (s *system) takeDatabaseAway(t *testing.T) (bringBack func()) {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(s.dbURL)
 	if err != nil {
@@ -86,7 +86,10 @@ func (s *system) takeDatabaseAway(t *testing.T) {
 	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", db); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { allow(true); admin.Close(ctx) })
+	var once sync.Once
+	bringBack = func() { once.Do(func() { allow(true); admin.Close(ctx) }) }
+	t.Cleanup(bringBack)
+	return bringBack
 }
 
 type systemOptions struct {
@@ -94,6 +97,9 @@ type systemOptions struct {
 	gate           bool
 	devMode        bool
 	allowedOrigins []string
+
+	// sessionCheckEvery is Config.SessionCheckEvery (0: the default).
+	sessionCheckEvery time.Duration
 }
 
 func startSystem(t *testing.T, o systemOptions) *system {
@@ -112,7 +118,7 @@ func startSystem(t *testing.T, o systemOptions) *system {
 	log := testLogger(t)
 	s.cfg = gateway.Config{
 		Pool: pool, NC: ns.NC, JS: ns.JS, Location: loc, Log: log, Clock: o.clock,
-		Addr: "127.0.0.1:0", RunNowWait: 5 * time.Second,
+		Addr: "127.0.0.1:0", RunNowWait: 5 * time.Second, SessionCheckEvery: o.sessionCheckEvery,
 		JWTSecret: testSecret, OperatorSecret: testOperatorSecret, DevMode: o.devMode, AllowedOrigins: o.allowedOrigins,
 	}
 	s.startGateway(t)

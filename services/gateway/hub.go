@@ -40,37 +40,114 @@ type Frame struct {
 
 // hub fans live events out to websocket clients. Each client has a bounded queue; a
 // client too slow to keep up is disconnected (it reconnects and gets a fresh snapshot)
-// rather than slowing everyone down.
+// rather than slowing everyone down. A person has at most MaxSocketsPerUser clients: a
+// further one closes their oldest.
 type hub struct {
 	mu      sync.Mutex
 	clients map[*client]struct{}
+	seq     uint64
 }
 
 type client struct {
 	// viewer is whose frames the client gets (see view.go).
 	viewer Viewer
-	send   chan []byte
-	once   sync.Once
-	gone   chan struct{}
+	// session is who opened it and with which token: what the session check re-checks.
+	session session
+	seq     uint64 // order of connection, to find a person's oldest
+	send    chan []byte
+	once    sync.Once
+	gone    chan struct{}
+	// why the hub ended the client: set once, before gone is closed.
+	why closeReason
+}
+
+// closeReason is the websocket close frame a client is sent when the hub ends it.
+type closeReason struct {
+	code   int
+	text   string
+	metric string // the reason label of gstjobs_gateway_websockets_closed_total
 }
 
 const clientQueue = 256
 
 func newHub() *hub { return &hub{clients: map[*client]struct{}{}} }
 
-func (h *hub) add(v Viewer) *client {
-	c := &client{viewer: v, send: make(chan []byte, clientQueue), gone: make(chan struct{})}
+// end closes the client's gone channel once, saying why.
+func (c *client) end(why closeReason) {
+	c.once.Do(func() {
+		c.why = why
+		close(c.gone)
+	})
+}
+
+// add registers a client. If its person already has MaxSocketsPerUser clients, the
+// oldest of them is ended (tooMany) and returned, so the newest tab, the one the person
+// is looking at, is the one that works.
+func (h *hub) add(v Viewer, s session) (c, evicted *client) {
+	c = &client{viewer: v, session: s, send: make(chan []byte, clientQueue), gone: make(chan struct{})}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seq++
+	c.seq = h.seq
+	n := 0
+	for o := range h.clients {
+		if o.session.userID != s.userID {
+			continue
+		}
+		n++
+		if evicted == nil || o.seq < evicted.seq {
+			evicted = o
+		}
+	}
+	if n < MaxSocketsPerUser {
+		evicted = nil
+	} else {
+		delete(h.clients, evicted)
+		evicted.end(tooManySockets)
+	}
 	h.clients[c] = struct{}{}
-	h.mu.Unlock()
-	return c
+	return c, evicted
 }
 
 func (h *hub) remove(c *client) {
 	h.mu.Lock()
 	delete(h.clients, c)
 	h.mu.Unlock()
-	c.once.Do(func() { close(c.gone) })
+	c.end(closeReason{})
+}
+
+// closeWhere ends every client for which why answers ok, with the reason it gives, and
+// counts them by reason. why runs under the hub's lock: it must only look at memory.
+func (h *hub) closeWhere(why func(*client) (closeReason, bool)) map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	closed := map[string]int{}
+	for c := range h.clients {
+		r, ok := why(c)
+		if !ok {
+			continue
+		}
+		delete(h.clients, c)
+		c.end(r)
+		closed[r.metric]++
+	}
+	return closed
+}
+
+// profileIDs lists the profiles behind the connected clients, each once (the platform
+// operator has none).
+func (h *hub) profileIDs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[string]bool{}
+	var ids []string
+	for c := range h.clients {
+		if id := c.session.userID; !c.viewer.Operator && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func (h *hub) count() int {
@@ -123,7 +200,7 @@ func (h *hub) broadcast(view func(v Viewer) (Frame, bool)) {
 		case c.send <- b.data:
 		default:
 			delete(h.clients, c)
-			c.once.Do(func() { close(c.gone) })
+			c.end(tooSlow)
 		}
 	}
 }
@@ -365,11 +442,6 @@ func (g *Gateway) healthLoop() {
 	}
 }
 
-// Close codes the dashboard acts on.
-const (
-	closeSessionExpired = 4001
-)
-
 var upgrader = websocket.Upgrader{
 	ReadBufferSize:  1024,
 	WriteBufferSize: 16 * 1024,
@@ -381,8 +453,10 @@ var upgrader = websocket.Upgrader{
 //
 // Browsers authenticate with the session cookie (they cannot set headers on a
 // WebSocket), other clients with an Authorization header; requireViewer has checked
-// either, and the upgrader checks the Origin. The connection is closed with code 4001
-// when the session expires.
+// either, and the upgrader checks the Origin. The connection is closed with a code the
+// dashboard explains (sessions.go): 4001 when the token expires, 4002 when it is
+// signed out, 4003 when the session check finds that the person may no longer watch,
+// 4008 when the person opened more than MaxSocketsPerUser.
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
 	up := upgrader
@@ -396,8 +470,12 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer conn.Close()
 	_ = conn.NetConn().SetDeadline(time.Time{})
-	c := g.hub.add(p.Viewer())
+	raw, _ := tokenFrom(r)
+	c, evicted := g.hub.add(p.Viewer(), newSession(p, raw))
 	defer g.hub.remove(c)
+	if evicted != nil {
+		g.log.Info("websocket: the person's oldest dashboard closed for a new one", "user_id", p.UserID, "limit", MaxSocketsPerUser)
+	}
 	g.metrics.wsClients.Inc()
 	defer g.metrics.wsClients.Dec()
 
@@ -434,10 +512,14 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		defer t.Stop()
 		expired = t.Chan()
 	}
+	closeWith := func(why closeReason) {
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(why.code, why.text), time.Now().Add(time.Second))
+	}
 	for {
 		select {
 		case <-expired:
-			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeSessionExpired, "session expired: sign in again"), time.Now().Add(time.Second))
+			g.metrics.wsClosed.WithLabelValues(sessionExpired.metric).Inc()
+			closeWith(sessionExpired)
 			return
 		case data := <-c.send:
 			_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
@@ -449,12 +531,14 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-c.gone:
-			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseTryAgainLater, "too slow; reconnect for a fresh snapshot"), time.Now().Add(time.Second))
+			// Ended by the hub: too slow, signed out, access changed, or too many.
+			g.metrics.wsClosed.WithLabelValues(c.why.metric).Inc()
+			closeWith(c.why)
 			return
 		case <-closed:
 			return
 		case <-g.done:
-			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+			closeWith(closeReason{code: websocket.CloseGoingAway, text: "server shutting down"})
 			return
 		}
 	}

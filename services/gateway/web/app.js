@@ -533,12 +533,46 @@
       if (state.ws !== ws) return;
       state.ws = null;
       state.live = false;
+      // The server's close codes (services/gateway/sessions.go). Access gone, signed
+      // out, or this tab displaced by newer ones: say so and stop, as no retry would help.
+      if (e.code === 4003 || e.code === 4008) {
+        stopped(closedText(e));
+        return;
+      }
+      if (e.code === 4002) {
+        signedOut("you signed out of the dashboard in this browser");
+        return;
+      }
       // Refused at the door, or the session ran out: find out which before retrying.
       if (e.code === 4001 || !opened) {
         if (!(await sessionOK())) return;
       }
       retry();
     };
+  }
+
+  // closedText is what a person reads when the server closed the live connection for
+  // good: 4003 "your access changed: <what>", 4008 more tabs than the server keeps live.
+  function closedText(e) {
+    if (e.code === 4008) {
+      return "This dashboard is open in too many tabs or windows, and this was the oldest, so it has stopped updating. Close the ones you do not need, then reload this page to use it here.";
+    }
+    const what = (e.reason || "").replace(/^your access changed:\s*/, "");
+    const admins = (state.me && state.me.admins) || [];
+    const ask = admins.length
+      ? `If this is a mistake, ask your firm's admin${admins.length > 1 ? "s" : ""}: ${admins.map((a) => (a.email ? `${a.name} (${a.email})` : a.name)).join(", ")}.`
+      : "If this is a mistake, ask your firm's admin.";
+    return `Your access to Background Jobs has changed${what ? ` (${what})` : ""}. The dashboard is for Admins and Partners, so this page has stopped updating. ${ask}`;
+  }
+
+  // stopped ends the live connection for good (no retry, no reconnect) and says why.
+  function stopped(text) {
+    if (state.signedOut) return;
+    state.signedOut = true;
+    clearTimeout(state.retryTimer);
+    setConn("offline", "Stopped");
+    setText($("#signed-out-text"), text);
+    show($("#signed-out"), true);
   }
 
   function retry() {
