@@ -271,3 +271,32 @@ func formatNumber(n float64) string {
 	}
 	return fmt.Sprintf("%g", n)
 }
+
+// MetricInfo is one metric of the analytics snapshot (analytics_snapshots.metric_type).
+type MetricInfo struct {
+	Type, Label, Meaning string
+}
+
+// Metrics are the analytics snapshot's metrics, as services/analytics writes them.
+var metrics = []MetricInfo{
+	{"active_cases", "Active cases", "Cases with status active."},
+	{"open_tasks", "Open tasks", "Tasks open or in progress."},
+	{"overdue_tasks", "Overdue tasks", "Open tasks whose due date had passed when the snapshot was taken."},
+	{"sla_compliance_percent", "SLA compliance (%)", "Of the tasks completed the previous day, the percentage completed within their SLA (0 when none was completed)."},
+	{"hearings_next_7_days", "Hearings in the next 7 days", "Scheduled hearings in the seven days starting with the snapshot's date."},
+	{"tasks_completed_previous_day", "Tasks completed the previous day", "Tasks completed on the day before the snapshot's date."},
+	{"notifications_failed_previous_day", "Notifications failed the previous day", "Notifications whose e-mail delivery failed, last attempted the previous day."},
+}
+
+// Metrics lists the analytics snapshot's metrics, in the order the help page shows them.
+func Metrics() []MetricInfo { return append([]MetricInfo(nil), metrics...) }
+
+// Metric describes one metric type.
+func Metric(metricType string) (MetricInfo, bool) {
+	for _, m := range metrics {
+		if m.Type == metricType {
+			return m, true
+		}
+	}
+	return MetricInfo{}, false
+}
