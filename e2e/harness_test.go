@@ -86,7 +86,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		}
 		t.Cleanup(tk.Stop)
 	}
-	gw, err := gateway.New(gateway.Config{Pool: s.pool, NC: s.nats.NC, JS: s.nats.JS, Clock: s.clock, Location: kolkata, Log: log, Addr: "127.0.0.1:0", JWTSecret: testSecret})
+	gw, err := gateway.New(gateway.Config{Pool: s.pool, NC: s.nats.NC, JS: s.nats.JS, Clock: s.clock, Location: kolkata, Log: log, Addr: "127.0.0.1:0", JWTSecret: testSecret, OperatorSecret: testOperatorSecret})
 	if err != nil {
 		t.Fatal(err)
 	}

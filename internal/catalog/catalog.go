@@ -1,5 +1,9 @@
 // Package catalog is the one list of background jobs: their names, what the dashboard
-// calls them, when they run and when a missing run becomes an alert.
+// calls them, when they run and when a missing run becomes an alert, and the words
+// people read about them: the ℹ️ tip, the help page's explanation, what each results
+// key means and how a run's numbers read on a card (results.go). The gateway serves
+// these facts to the dashboard and renders the help page from them, so the cards, the
+// API and the help agree.
 package catalog
 
 import (
@@ -38,8 +42,17 @@ type Job struct {
 	StaleAfter time.Duration
 	// Timeout bounds one run; a stuck run fails instead of blocking the queue.
 	Timeout time.Duration
-	// ResultKeys are the counters the job reports, in display order.
+	// ResultKeys are the results keys CONTRACT.md pins, in display order.
 	ResultKeys []string
+	// Results describes every key the job reports (the pinned ones and more), in
+	// display order: what it means and how a card's one-line summary says it.
+	Results []Result
+	// Tip is the ℹ️ tip on the job's card: when to look at it and what to do.
+	Tip string
+	// About explains, in a few paragraphs for the help page, what the job does.
+	About []string
+	// RunNowWhen says when pressing Run Now on this job helps.
+	RunNowWhen string
 }
 
 var jobs = []Job{
@@ -52,6 +65,14 @@ var jobs = []Job{
 		StaleAfter:  30 * time.Minute,
 		Timeout:     2 * time.Minute,
 		ResultKeys:  []string{"overdue_tasks", "sla_violations", "automation_rules_triggered"},
+		Results:     slaResults,
+		Tip:         "Finds tasks past their due date or their SLA and fires the matching automation rules (escalations, notifications), so overdue work is caught within 15 minutes.",
+		About: []string{
+			"A task is overdue when it is open or in progress and its due date has passed. It breaches its SLA when it has stayed open longer than the resolution hours of its priority: your firm's own SLA policy for that priority, else the default one (critical 24 h, high 72 h, medium 168 h, low 336 h).",
+			"Each breach fires each of your firm's active automation rules for it (trigger task_overdue or sla_violation) once: notify the assignee, the case owner or the managers in-app, or raise the task's priority one level. A rule that cannot act (the task has no assignee, no case or no case owner; the firm has no managers) is recorded as failed, with the reason; the Automation Health Check watches for such rules.",
+			"A breach fires again only when its deadline moves later (the task was rescheduled) and is missed again, so a re-run notifies no one twice. One run fires at most 20,000 rules (SLA_MAX_FIRES_PER_RUN), oldest breaches first; the rest, the automation backlog, wait for the next runs.",
+		},
+		RunNowWhen: "Before a client meeting or a review, to see the overdue work as it stands now; after correcting due dates or assignees, to fire the rules again.",
 	},
 	{
 		Name:        SendHearingReminders,
@@ -62,6 +83,13 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     5 * time.Minute,
 		ResultKeys:  []string{"hearings_processed", "notifications_sent", "failed_notifications"},
+		Results:     hearingResults,
+		Tip:         "Reminds the assignee and the case owner of every hearing in the next 24 hours. If it fails, check that hearings have an assignee and an owner, and that their profiles have e-mail addresses.",
+		About: []string{
+			"Every hearing that is scheduled or adjourned and starts within the next 24 hours is reminded to the hearing's assignee and to the case's owner (once, when they are the same person): in-app always, and by e-mail when the deployment has e-mail on (SMTP_URL).",
+			"Nobody is reminded twice of the same hearing; a hearing moved to another time is reminded again. A reminder fails when there is no one to remind (the hearing has no assignee and the case no owner) or when its e-mail cannot be delivered (no address, an invalid one, a recipient the mail server refused). Correct the data and press Run Now: what was delivered is not delivered again, and the rest goes out.",
+		},
+		RunNowWhen: "After adding or moving a hearing for the next 24 hours, or after fixing an address, to send the reminders now instead of at 08:00.",
 	},
 	{
 		Name:        CaptureAnalyticsSnapshot,
@@ -72,6 +100,13 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     5 * time.Minute,
 		ResultKeys:  []string{"tenants_processed", "snapshots_written"},
+		Results:     analyticsResults,
+		Tip:         "Records each firm's daily metrics for historical reports; can take up to 30 seconds. Run it before a report if last night's snapshot looks wrong.",
+		About: []string{
+			"Writes seven metrics per firm for the day (the date in the jobs' time zone): active cases, open tasks, overdue tasks, SLA compliance (the percentage of the tasks completed the previous day that were completed within their SLA), hearings in the next 7 days, tasks completed the previous day, and notifications whose e-mail failed the previous day.",
+			"The metrics are the tables as they are when the job runs: a snapshot can be taken, not recomputed later. A second run on the same day replaces that day's values; the next day's run adds a new set.",
+		},
+		RunNowWhen: "Before generating a report, when today's snapshot is missing or was taken before the day's data was entered.",
 	},
 	{
 		Name:        CheckUpcomingDeadlines,
@@ -82,6 +117,13 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     5 * time.Minute,
 		ResultKeys:  []string{"deadlines_found", "alerts_sent", "failed_alerts"},
+		Results:     deadlineResults,
+		Tip:         "Alerts people to task deadlines and statutory dates (replies, appeals) that are coming up. Run it in the morning if you need the alerts urgently.",
+		About: []string{
+			"Alerts the assignee of every open task due within the alert thresholds (7, 3 and 1 days ahead unless the deployment sets DEADLINE_THRESHOLDS), and the owner of every active case whose reply to a show-cause notice or appeal deadline falls within them. Days are calendar days in the jobs' time zone.",
+			"Each deadline is alerted once per threshold, at the tightest threshold it is within. A task whose due time has passed is overdue (the SLA & Overdue Check's business), not upcoming; a statutory date is upcoming until its day is over. An alert fails when there is no one to alert (no assignee, no case owner) or its e-mail cannot be delivered.",
+		},
+		RunNowWhen: "In the morning before 07:00, or after entering a new deadline, when the people concerned must know today.",
 	},
 	{
 		Name:        AutomationHealthCheck,
@@ -92,6 +134,13 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     2 * time.Minute,
 		ResultKeys:  []string{"rules_checked", "unhealthy_rules", "stale_jobs", "health"},
+		Results:     healthResults,
+		Tip:         "Checks automation rules for failures and these jobs for missed runs. If it reports 'unhealthy' again and again, escalate to the development team.",
+		About: []string{
+			"Looks at the last 24 hours of your firm's active automation rules. A rule is failing when it failed at least 3 times and in at least half of its executions (AUTOMATION_HEALTH_MIN_FAILURES, AUTOMATION_HEALTH_FAILURE_PERCENT); it is not firing when a breach older than 30 minutes has no fire of it. It also checks the background jobs: a job is stale when its last success is older than its alert threshold.",
+			"Healthy: nothing is wrong. Degraded: a rule is unhealthy or a job is stale. Unhealthy: the SLA & Overdue Check is stale, two or more jobs are stale, or more than half of the rules are unhealthy. When your firm turns unhealthy its admins get one in-app notification, and another only after it has been healthy again. The dashboard shows a degraded or unhealthy verdict under its header and on this card.",
+		},
+		RunNowWhen: "After fixing a rule or the data it failed on, to see the verdict change without waiting for 06:00.",
 	},
 }
 

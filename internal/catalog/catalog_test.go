@@ -88,3 +88,76 @@ func TestNextAndPrevInKolkata(t *testing.T) {
 		t.Error("an unknown time zone must be a configuration error")
 	}
 }
+
+// Every job describes every key it reports, in words for people: the contract's keys
+// among them, one figure for the toast, the words its card summary needs.
+func TestEveryResultKeyIsDescribed(t *testing.T) {
+	for _, j := range All() {
+		if j.Tip == "" || len(j.About) == 0 || j.RunNowWhen == "" {
+			t.Errorf("job %s needs a tip, an explanation and when Run Now helps", j.Name)
+		}
+		seen := map[string]bool{}
+		toasts := 0
+		for _, r := range j.Results {
+			if seen[r.Key] {
+				t.Errorf("job %s describes %s twice", j.Name, r.Key)
+			}
+			seen[r.Key] = true
+			if r.Label == "" || r.Meaning == "" {
+				t.Errorf("job %s key %s needs a label and a meaning", j.Name, r.Key)
+			}
+			switch r.Show {
+			case "", ShowLead:
+			case ShowAlways, ShowNonZero, ShowFallback:
+				if r.Words == "" {
+					t.Errorf("job %s key %s is in the summary without words", j.Name, r.Key)
+				}
+			default:
+				t.Errorf("job %s key %s: unknown Show %q", j.Name, r.Key, r.Show)
+			}
+			if r.Toast != "" {
+				toasts++
+			}
+		}
+		if toasts != 1 {
+			t.Errorf("job %s has %d toast figures, want 1", j.Name, toasts)
+		}
+		for _, k := range j.ResultKeys {
+			if !seen[k] {
+				t.Errorf("job %s: contract key %s is not described in Results", j.Name, k)
+			}
+		}
+		if _, ok := j.ResultInfo("tenants_skipped"); !ok {
+			t.Errorf("job %s: the worker's tenants_skipped is not described", j.Name)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	sla, _ := Lookup(CheckSLAAndOverdue)
+	hearings, _ := Lookup(SendHearingReminders)
+	health, _ := Lookup(AutomationHealthCheck)
+	analytics, _ := Lookup(CaptureAnalyticsSnapshot)
+	deadlines, _ := Lookup(CheckUpcomingDeadlines)
+	for _, c := range []struct {
+		job     Job
+		results map[string]any
+		want    string
+	}{
+		{sla, map[string]any{"overdue_tasks": 7.0, "sla_violations": 7.0, "automation_rules_triggered": 3.0, "automation_failures": 0.0}, "7 overdue · 7 SLA breaches · 3 rules fired"},
+		{sla, map[string]any{"overdue_tasks": int64(1), "sla_violations": int64(1), "automation_rules_triggered": int64(1), "automation_failures": int64(1)}, "1 overdue · 1 SLA breach · 1 rule fired · 1 could not act"},
+		{sla, map[string]any{"overdue_tasks": 5}, "5 overdue"},
+		{hearings, map[string]any{"hearings_processed": 4.0, "notifications_sent": 6.0, "failed_notifications": 1.0, "in_app_sent": 6.0}, "4 hearings · 6 reminders sent · 1 failed"},
+		{hearings, map[string]any{"hearings_processed": 1.0, "notifications_sent": 2.0, "failed_notifications": 0.0}, "1 hearing · 2 reminders sent"},
+		{health, map[string]any{"health": "degraded", "rules_checked": 4.0, "unhealthy_rules": 2.0, "stale_job_count": 0.0}, "degraded: 2 rules failing"},
+		{health, map[string]any{"health": "unhealthy", "rules_checked": 4.0, "unhealthy_rules": 1.0, "stale_job_count": 2.0}, "unhealthy: 1 rule failing · 2 jobs stale"},
+		{health, map[string]any{"health": "healthy", "rules_checked": 1.0, "unhealthy_rules": 0.0, "stale_job_count": 0.0}, "healthy: 1 rule checked"},
+		{analytics, map[string]any{"tenants_processed": 1.0, "snapshots_written": 7.0, "snapshot_date": "2026-03-10"}, "7 metrics captured"},
+		{deadlines, map[string]any{"deadlines_found": 9.0, "alerts_sent": 8.0, "failed_alerts": 2.0}, "9 deadlines · 8 alerts sent · 2 failed"},
+		{sla, nil, ""},
+	} {
+		if got := c.job.Summarize(c.results); got != c.want {
+			t.Errorf("%s.Summarize(%v) = %q, want %q", c.job.Name, c.results, got, c.want)
+		}
+	}
+}

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
 )
 
 // Subject prefixes. A job's subject is the prefix followed by its name.
@@ -639,24 +641,14 @@ func (r Result) Summary() string {
 	}
 }
 
+// headline is the figure a toast names, in the catalog's words for the job.
 func headline(r Result) string {
-	type fig struct{ key, words string }
-	byJob := map[string][]fig{
-		"check-sla-and-overdue":      {{"overdue_tasks", "overdue tasks found"}},
-		"send-hearing-reminders":     {{"notifications_sent", "reminders sent"}},
-		"capture-analytics-snapshot": {{"snapshots_written", "metrics captured"}},
-		"check-upcoming-deadlines":   {{"alerts_sent", "deadline alerts sent"}},
-		"automation-health-check":    {{"health", "automation"}},
+	job, ok := catalog.Lookup(r.JobName)
+	if !ok {
+		return ""
 	}
-	for _, f := range byJob[r.JobName] {
-		v, ok := r.Results[f.key]
-		if !ok {
-			continue
-		}
-		if s, isString := v.(string); isString {
-			return " - " + f.words + " " + s
-		}
-		return fmt.Sprintf(" - %v %s", v, f.words)
+	if figure, ok := job.ToastFigure(r.Results); ok {
+		return " - " + figure
 	}
 	return ""
 }

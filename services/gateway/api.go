@@ -29,9 +29,13 @@ type Health struct {
 	// Stale lists jobs whose last run is older than their alert threshold.
 	Stale []string `json:"stale_jobs"`
 	// Failed lists jobs whose last run failed.
-	Failed  []string  `json:"failed_jobs"`
-	Problem string    `json:"problem,omitempty"`
-	Time    time.Time `json:"time"`
+	Failed  []string `json:"failed_jobs"`
+	Problem string   `json:"problem,omitempty"`
+	// Automation is the viewer's last Automation Health Check verdict when it was not
+	// healthy ("Automation degraded: 2 rules failing"). It names rules, not the
+	// system's dependencies, so it does not make the status unhealthy.
+	Automation string    `json:"automation,omitempty"`
+	Time       time.Time `json:"time"`
 	// DeadLetters is, for the operator, how many messages JOBS_DEAD holds: each one a
 	// message a consumer terminated, waiting to be read and perhaps replayed.
 	DeadLetters *int `json:"dead_letters,omitempty"`
@@ -79,6 +83,11 @@ func (g *Gateway) healthFromCards(ctx context.Context, cards []Card, cardsErr er
 				}
 				if c.LastRun != nil && c.LastRun.Status == CardFailed {
 					h.Failed = append(h.Failed, c.Name)
+				}
+				if c.Name == catalog.AutomationHealthCheck && c.LastRun != nil && c.LastRun.Status == CardSuccess {
+					if verdict, _ := c.LastRun.Results["health"].(string); verdict != "" && verdict != "healthy" {
+						h.Automation = "Automation " + c.LastRun.Headline
+					}
 				}
 			}
 			if len(h.Stale) > 0 {
@@ -143,6 +152,8 @@ func (g *Gateway) routes() http.Handler {
 	r.Handle("/metrics", g.opsHandler)
 	r.Handle("/livez", g.opsHandler)
 	r.Handle("/readyz", g.opsHandler)
+	// Open: the help holds no firm's data (help.go says why).
+	r.Get("/help", g.serveHelp)
 	r.Get("/signin", g.handleSignIn)
 	r.Post("/signout", g.handleSignOut)
 
@@ -169,6 +180,7 @@ func (g *Gateway) routes() http.Handler {
 				writeJSONResponse(w, http.StatusOK, c)
 			})
 			r.Get("/runs", g.handleRuns)
+			r.Get("/runs/{run}/items", g.handleRunItems)
 			r.Post("/run", g.handleRunNow)
 			// Admins (for their firm) and the operator.
 			r.Group(func(r chi.Router) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -142,6 +143,25 @@ func (p *tab) until(what, js string) {
 	}
 }
 
+// untilLoaded waits for a JavaScript condition on a page that is being navigated to:
+// the old page's context goes away under the poll, which is tried again on the new one.
+func (p *tab) untilLoaded(what, js string) {
+	p.t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, 45*time.Second)
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(time.Until(deadline))))
+		cancel()
+		if err == nil {
+			return
+		}
+		gone := strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "Execution context was destroyed")
+		if !gone || time.Now().After(deadline) {
+			p.t.Fatalf("waiting for %s: %v\nthe page shows:\n%s", what, err, p.describe())
+		}
+	}
+}
+
 func (p *tab) eval(js string, opts ...chromedp.EvaluateOption) string {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
@@ -163,11 +183,16 @@ func (p *tab) describe() string {
 	return s
 }
 
-func (p *tab) screenshot(name string) {
+func (p *tab) screenshot(name string) { p.shoot(name, chromedp.FullScreenshot(100)) }
+
+// windowShot saves what the window shows (a long page's full screenshot is too tall to read).
+func (p *tab) windowShot(name string) { p.shoot(name, chromedp.CaptureScreenshot()) }
+
+func (p *tab) shoot(name string, capture chromedp.Action[[]byte]) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
 	defer cancel()
-	img, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	img, err := chromedp.Run(ctx, capture)
 	if err != nil {
 		p.t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -210,6 +235,24 @@ func card(job, sel string) string {
 func hasText(expr, want string) string { return fmt.Sprintf(`%s.includes(%s)`, expr, js(want)) }
 
 const toasts = `((document.querySelector('#toasts') || {}).textContent || '')`
+
+// tabUntil presses Tab until the JavaScript condition on the focused element holds:
+// the keyboard alone reaches it.
+func (p *tab) tabUntil(what, cond string, most int) {
+	p.t.Helper()
+	for range most {
+		if p.eval(`String(Boolean(`+cond+`))`) == "true" {
+			return
+		}
+		p.do("press Tab", chromedp.KeyEvent(kb.Tab))
+	}
+	if p.eval(`String(Boolean(`+cond+`))`) != "true" {
+		p.t.Fatalf("%d presses of Tab did not reach %s; focus is on %s", most, what, p.eval(`document.activeElement ? document.activeElement.outerHTML.slice(0, 200) : 'nothing'`))
+	}
+}
+
+// itemsText is the text of the items open under the first run of the history.
+const itemsText = `((document.querySelector('#runs .run .run-items') || {}).textContent || '')`
 
 // TestDashboardInBrowser walks through the guide with an admin, a partner, an
 // advocate and a phone.
@@ -275,6 +318,17 @@ func TestDashboardInBrowser(t *testing.T) {
 		if got := p.eval(card(sla, ".last")); got != "just now" {
 			t.Errorf("Last run after the run = %q, want 'just now'", got)
 		}
+		// What the run found, for Mehta: the line the live result wrote is the one the
+		// server writes for the card.
+		p.until("what the run found on the card", hasText(card(sla, ".outcome"), "5 overdue · 0 SLA breaches · 0 rules fired"))
+		var apiCard gateway.Card
+		waitFor(t, "the run on the API's card", 20*time.Second, func() bool {
+			res := s.do(t, request{method: "GET", path: "/api/jobs/" + sla, bearer: token(t, mehtaAdmin)})
+			return json.Unmarshal(res.body, &apiCard) == nil && apiCard.LastRun != nil
+		})
+		if got := p.eval(card(sla, ".outcome")); got != apiCard.LastRun.Headline {
+			t.Errorf("the card's line %q is not the API's %q", got, apiCard.LastRun.Headline)
+		}
 		p.screenshot("03-run-now-success-toast.png")
 	})
 
@@ -293,6 +347,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			chromedp.Click(chromedp.CSS("#run-confirm")))
 		s.release(t)
 		p.until("Iyer's own toast", hasText(toasts, "Job executed successfully - 2 overdue tasks found"))
+		p.until("Iyer's own line on the card", hasText(card(sla, ".outcome"), "2 overdue · 0 SLA breaches · 0 rules fired"))
 		page := p.eval(`document.body.innerText`)
 		for _, w := range []string{"Mehta", "anjali@", "GST/APL/2026/0077", "before client meeting"} {
 			if strings.Contains(page, w) {
@@ -315,6 +370,26 @@ func TestDashboardInBrowser(t *testing.T) {
 			}
 		}
 		p.screenshot("04-history.png")
+		// The number opens the tasks behind it, Mehta's own, with the keyboard.
+		p.do("focus the number of overdue tasks and press Enter", chromedp.Focus(chromedp.CSS(`#runs .run .count[data-key="overdue_tasks"]`)), chromedp.KeyEvent(kb.Enter))
+		p.until("the five overdue tasks", `document.querySelectorAll('#runs .run .run-items li').length === 5`)
+		items := p.eval(itemsText)
+		for _, want := range append(slices.Clone(mehtaOverdue), "Overdue tasks: 5", "As the tasks stand now") {
+			if !strings.Contains(items, want) {
+				t.Errorf("the overdue tasks should show %q:\n%s", want, items)
+			}
+		}
+		for _, not := range iyerOverdue {
+			if strings.Contains(items, not) {
+				t.Errorf("Mehta's overdue tasks show Iyer's %q", not)
+			}
+		}
+		if got := p.eval(`document.querySelector('#runs .run .count[data-key="overdue_tasks"]').getAttribute('aria-expanded')`); got != "true" {
+			t.Errorf("the open number says aria-expanded=%s", got)
+		}
+		p.screenshot("04b-history-items.png")
+		p.do("press the number again", chromedp.KeyEvent(kb.Enter))
+		p.until("the items closed", `document.querySelector('#runs .run .run-items').hidden`)
 		p.do("close the history with Escape", chromedp.KeyEvent(kb.Escape))
 		p.until("the history closed", `!document.querySelector('#history-dialog').open`)
 	})
@@ -362,6 +437,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	t.Run("a health banner when more than one job's last run failed", func(t *testing.T) {
 		p := admin.with(t)
+		s.HealthFails.Store(true)
+		defer s.HealthFails.Store(false)
 		if res := s.do(t, request{method: "POST", path: "/api/jobs/" + health + "/run", body: `{}`, bearer: token(t, mehtaAdmin)}); res.code != 202 {
 			t.Fatalf("Run Now through the API = %d: %s", res.code, res.body)
 		}
@@ -369,12 +446,36 @@ func TestDashboardInBrowser(t *testing.T) {
 		p.screenshot("06-unhealthy-banner.png")
 	})
 
+	t.Run("a degraded automation health check shows on the dashboard without opening anything", func(t *testing.T) {
+		p := admin.with(t)
+		// The partner presses it: the admin has used the burst Run Now allows a person.
+		if res := s.do(t, request{method: "POST", path: "/api/jobs/" + health + "/run", body: `{"reason":"after fixing a rule"}`, bearer: token(t, demo.UserPartner)}); res.code != 202 {
+			t.Fatalf("Run Now through the API = %d: %s", res.code, res.body)
+		}
+		p.until("the health card's line in the warning style", hasText(card(health, ".outcome"), "degraded: 2 rules failing")+
+			` && document.querySelector('#job-`+health+`').dataset.health === 'degraded' && document.querySelector('#job-`+health+` .outcome').dataset.kind === 'warn'`)
+		p.until("the automation line under the header", `!document.querySelector('#automation').hidden && `+
+			hasText(`document.querySelector('#automation').textContent`, "Automation degraded: 2 rules failing"))
+		if got := p.eval(`getComputedStyle(document.querySelector('#job-` + health + `')).borderLeftColor`); got == p.eval(`getComputedStyle(document.querySelector('#job-`+catalog.CaptureAnalyticsSnapshot+`')).borderLeftColor`) {
+			t.Errorf("the degraded card's border (%s) looks like a healthy card's", got)
+		}
+		p.screenshot("06b-automation-degraded.png")
+		p.do("open the rules from the automation line", chromedp.Click(chromedp.CSS("#automation-open")))
+		p.until("the health check's history", `document.querySelector('#history-dialog').open && document.querySelector('#runs .run .count[data-key="unhealthy_rules"]') !== null`)
+		p.do("press the number of unhealthy rules", chromedp.Click(chromedp.CSS(`#runs .run .count[data-key="unhealthy_rules"]`)))
+		p.until("the two failing rules and why", hasText(itemsText, "Tell the case owner about SLA breaches")+` && `+hasText(itemsText, "Escalate SLA breaches to managers")+
+			` && `+hasText(itemsText, "Why: firm has no managers"))
+		p.screenshot("06c-unhealthy-rules.png")
+		p.do("close the history", chromedp.KeyEvent(kb.Escape))
+	})
+
 	t.Run("an admin pauses and resumes a job for the firm, with a confirmation", func(t *testing.T) {
 		p := admin.with(t)
-		p.do("open the Deadline Alerts history and its schedule settings", chromedp.Click(chromedp.CSS("#job-"+catalog.CheckUpcomingDeadlines+" .title-btn")),
-			chromedp.Click(chromedp.CSS("#admin-summary")), chromedp.WaitVisible(chromedp.CSS("#pause-btn")))
-		// The history loads under the controls and may move them; press nothing until it has.
+		p.do("open the Deadline Alerts history", chromedp.Click(chromedp.CSS("#job-"+catalog.CheckUpcomingDeadlines+" .title-btn")))
 		p.until("the history loaded", `!document.querySelector('#runs-empty').hidden || document.querySelectorAll('#runs .run').length > 0`)
+		// WaitVisible cannot tell: a closed <details> keeps its content's boxes.
+		p.do("open its schedule settings", chromedp.Click(chromedp.CSS("#admin-summary")))
+		p.until("the schedule settings open", `document.querySelector('#admin-controls').open`)
 		if got := p.eval(`document.querySelector('#pause-btn').textContent`); got != "Pause for Mehta & Associates" {
 			t.Errorf("the pause button says %q, want it to name the firm", got)
 		}
@@ -406,7 +507,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		p.until("each firm's slice", hasText(`document.querySelector('#runs .run .firms-list').textContent`, "Iyer Tax Chambers: success")+` && `+
 			hasText(`document.querySelector('#runs .run .firms-list').textContent`, "Mehta & Associates: success"))
 		p.screenshot("08-operator-firms.png")
-		p.do("open the schedule settings", chromedp.Click(chromedp.CSS("#admin-summary")), chromedp.WaitVisible(chromedp.CSS("#schedule-input")))
+		p.do("open the run's overdue tasks", chromedp.Click(chromedp.CSS(`#runs .run .count[data-key="overdue_tasks"]`)))
+		p.until("every firm's overdue tasks, named by firm", `document.querySelectorAll('#runs .run .run-items li').length === 7 && `+
+			hasText(itemsText, "Mehta & Associates: Draft reply to SCN")+` && `+hasText(itemsText, "Iyer Tax Chambers: Cross-examination request"))
+		p.do("open the schedule settings", chromedp.Click(chromedp.CSS("#admin-summary")))
+		p.until("the schedule settings open", `document.querySelector('#admin-controls').open`)
 		p.do("enter a bad schedule", chromedp.SetValue(chromedp.CSS("#schedule-input"), "every day"), chromedp.Click(chromedp.CSS("#schedule-save")))
 		p.until("the schedule error", `!document.querySelector('#schedule-error').hidden && document.querySelector('#schedule-error').textContent.includes('five-field cron')`)
 		p.do("enter a good schedule", chromedp.SetValue(chromedp.CSS("#schedule-input"), "*/30 * * * *"), chromedp.Click(chromedp.CSS("#schedule-save")))
@@ -498,7 +603,72 @@ func TestDashboardInBrowser(t *testing.T) {
 		if w := p.eval(`String(document.documentElement.scrollWidth)`); w != "390" {
 			t.Errorf("on a 390 px wide phone the page is %s px wide: it scrolls sideways", w)
 		}
+		if got := p.eval(card(sla, ".outcome")); !strings.Contains(got, "overdue") {
+			t.Errorf("on a phone the SLA card should say what its last run found, says %q", got)
+		}
 		p.screenshot("08-phone.png")
+		p.do("open the help from a card's ℹ️", chromedp.Click(chromedp.CSS("#job-"+hearings+" .tip")))
+		p.untilLoaded("the help page at Hearing Reminders", `location.pathname === '/help' && location.hash === '#send-hearing-reminders' && document.readyState === 'complete'`)
+		if w := p.eval(`String(document.documentElement.scrollWidth)`); w != "390" {
+			t.Errorf("on a 390 px wide phone the help page is %s px wide: it scrolls sideways", w)
+		}
+		if fs := p.eval(`getComputedStyle(document.querySelector('.job-help p')).fontSize`); p.eval(`String(parseFloat(`+js(fs)+`) >= 14)`) != "true" {
+			t.Errorf("the help's text is %s on a phone: too small to read", fs)
+		}
+		p.windowShot("08b-help-phone.png")
+	})
+
+	t.Run("the header's Help opens this system's guide, and each ℹ️ its job's section", func(t *testing.T) {
+		p := newTab(t, browser)
+		p.do("sign in", chromedp.Navigate(links["admin"]), chromedp.WaitVisible(chromedp.CSS("#cards .card")))
+		p.do("press Help in the header", chromedp.Click(chromedp.CSS("#help-link")))
+		p.untilLoaded("the help page", `location.pathname === '/help' && document.readyState === 'complete' && document.querySelector('h1') !== null`)
+		if h := p.eval(`document.querySelector('h1').textContent`); h != "Background Jobs: help" {
+			t.Errorf("the help's heading = %q", h)
+		}
+		text := p.eval(`document.body.innerText`)
+		for _, want := range []string{"SLA & Overdue Check", "Every 15 minutes", "Asia/Kolkata", "Run Now", "for that firm alone", "Platform operator", "cron.job", "job_run_tenants",
+			"SELECT h.id, h.hearing_date, c.case_number, p.full_name, p.phone"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the help page should say %q", want)
+			}
+		}
+		p.windowShot("11-help.png")
+		p.do("back to the dashboard", chromedp.NavigateBack(), chromedp.WaitVisible(chromedp.CSS("#cards .card")))
+		p.do("press the SLA card's ℹ️", chromedp.Click(chromedp.CSS("#job-"+sla+" .tip")))
+		p.untilLoaded("the SLA check's section of the help", `location.pathname === '/help' && location.hash === '#`+sla+`' && document.readyState === 'complete'`)
+		if got := p.eval(`(document.querySelector(':target') || {}).id || ''`); got != sla {
+			t.Errorf("the ℹ️ lands on %q, want the SLA check's section", got)
+		}
+		if top := p.eval(`String(Math.round(document.getElementById('` + sla + `').getBoundingClientRect().top))`); p.eval(`String(Math.abs(`+top+`) < 40)`) != "true" {
+			t.Errorf("the SLA check's section is %s px from the top of the window, want it scrolled to the top", top)
+		}
+		job, _ := catalog.Lookup(sla)
+		if got := p.eval(`document.getElementById('` + sla + `').innerText`); !strings.Contains(got, job.Tip) || !strings.Contains(got, "30 minutes") {
+			t.Errorf("the SLA check's section should hold its tip and threshold:\n%s", got)
+		}
+		p.windowShot("12-help-sla-section.png")
+	})
+
+	t.Run("the keyboard alone reaches the help and moves through it", func(t *testing.T) {
+		p := newTab(t, browser)
+		p.do("sign in", chromedp.Navigate(links["admin"]), chromedp.WaitVisible(chromedp.CSS("#cards .card")))
+		p.tabUntil("the header's Help", `document.activeElement === document.querySelector('#help-link')`, 10)
+		p.do("press Enter on Help", chromedp.KeyEvent(kb.Enter))
+		p.untilLoaded("the help page", `location.pathname === '/help' && document.readyState === 'complete'`)
+		p.tabUntil("the skip link", `document.activeElement && document.activeElement.classList.contains('skip')`, 3)
+		p.do("press Enter on the skip link", chromedp.KeyEvent(kb.Enter))
+		p.until("the contents focused", `document.activeElement === document.querySelector('#contents')`)
+		p.tabUntil("the contents' link to Hearing Reminders", `document.activeElement && document.activeElement.getAttribute('href') === '#`+hearings+`'`, 12)
+		p.do("press Enter on it", chromedp.KeyEvent(kb.Enter))
+		p.until("the Hearing Reminders section", `location.hash === '#`+hearings+`'`)
+		p.do("back to the dashboard", chromedp.Navigate(s.URL), chromedp.WaitVisible(chromedp.CSS("#cards .card")))
+		p.tabUntil("the SLA card's ℹ️", `document.activeElement === document.querySelector('#job-`+sla+` .tip')`, 20)
+		if got := p.eval(`getComputedStyle(document.querySelector('#job-` + sla + ` .tip-text')).display`); got == "none" {
+			t.Errorf("the ℹ️ tip is not shown when the keyboard focuses it")
+		}
+		p.do("press Enter on the ℹ️", chromedp.KeyEvent(kb.Enter))
+		p.untilLoaded("the SLA check's section of the help", `location.pathname === '/help' && location.hash === '#`+sla+`'`)
 	})
 
 	t.Run("an advocate is told why not and whom to ask", func(t *testing.T) {

@@ -60,22 +60,44 @@ type Card struct {
 	Retry         *RetryView `json:"retry,omitempty"`
 	PossiblyStuck bool       `json:"possibly_stuck"`
 	ResultKeys    []string   `json:"result_keys"`
+	// Tip is the ℹ️ tip and HelpURL the job's section of the help page; ResultInfo
+	// says what each results key means and how the card's summary says it (the
+	// catalog's words), and ItemKeys which numbers of the history open their items.
+	Tip        string           `json:"tip"`
+	HelpURL    string           `json:"help_url"`
+	ResultInfo []catalog.Result `json:"result_info"`
+	ItemKeys   []string         `json:"item_keys"`
 	// PausedFirms is, for the operator, how many firms paused the job themselves.
 	PausedFirms int `json:"paused_firms,omitempty"`
 }
 
 // RunView is one execution as the viewer may see it: for the operator its log entry as
 // the job published it, for a firm its own slice of it (viewResult); with the row's id
-// and time and the toast's words.
+// and time, the toast's words (Summary) and the card's one line of what the run found
+// (Headline: "5 overdue · 0 SLA breaches · 0 rules fired", or why it failed).
 type RunView struct {
 	ID int64 `json:"id"`
 	events.Result
 	Timestamp time.Time `json:"timestamp"`
 	Summary   string    `json:"summary"`
+	Headline  string    `json:"headline"`
 }
 
 func newRunView(id int64, ts time.Time, r events.Result) RunView {
-	return RunView{ID: id, Result: r, Timestamp: ts, Summary: r.Summary()}
+	return RunView{ID: id, Result: r, Timestamp: ts, Summary: r.Summary(), Headline: headline(r)}
+}
+
+// headline is what a run found, in the catalog's words, from the results the viewer
+// sees; for a failed run, why it failed.
+func headline(r events.Result) string {
+	switch r.Status {
+	case events.StatusSuccess:
+		job, _ := catalog.Lookup(r.JobName)
+		return job.Summarize(r.Results)
+	case events.StatusFailed:
+		return orDefault(r.ErrorMessage, "The run failed.")
+	}
+	return ""
 }
 
 func runView(id int64, ts time.Time, details []byte) (RunView, error) {
@@ -249,6 +271,7 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 		MaxAgeSeconds: int64(job.MaxAge.Seconds()), StaleAfterSecs: int64(job.StaleAfter.Seconds()),
 		Current: viewRunInfo(runs.Current, v), Queued: viewRunInfo(runs.Next, v), ResultKeys: job.ResultKeys,
 		Retry: viewRetry(runs.Retry, v),
+		Tip:   job.Tip, HelpURL: "/help#" + job.Name, ResultInfo: resultInfo(job, v), ItemKeys: itemKeys(job),
 	}
 	c.Paused = c.PausedForEveryone || c.PausedForFirm
 	if v.Operator {
@@ -286,6 +309,22 @@ func readable(err error) error {
 		return nil
 	}
 	return err
+}
+
+// resultInfo is what the viewer's results of the job may hold: a firm's slices carry no
+// operator-only key.
+func resultInfo(job catalog.Job, v Viewer) []catalog.Result {
+	all := job.AllResults()
+	if v.Operator {
+		return all
+	}
+	out := all[:0]
+	for _, r := range all {
+		if !r.Operator {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // historyCursor pages a history: the last row's time and id ("<RFC 3339>_<id>").

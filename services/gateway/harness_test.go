@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +51,10 @@ var (
 //     5 at Mehta & Associates, 2 at Iyer Tax Chambers, none elsewhere (7 in all for a
 //     run for every firm), each firm's slice naming its own case; with gate set, each
 //     run waits for a value on Release, so a test can see it Running;
-//   - send-hearing-reminders and automation-health-check fail as the guide's example.
+//   - send-hearing-reminders fails as the guide's example;
+//   - automation-health-check finds Mehta & Associates degraded, with two rules
+//     failing, and Iyer Tax Chambers healthy (healthReport); with HealthFails set it
+//     fails as the guide's example instead.
 type system struct {
 	owner   *testing.T // the test that started the system; it outlives subtests
 	cfg     gateway.Config
@@ -60,6 +64,8 @@ type system struct {
 	Pool    *pgxpool.Pool
 	dbURL   string
 	Release chan struct{}
+	// HealthFails makes the test health check fail instead of reporting.
+	HealthFails atomic.Bool
 }
 
 // takeDatabaseAway refuses new connections to the system's database and ends the
@@ -137,13 +143,19 @@ func startSystem(t *testing.T, o systemOptions) *system {
 	failing := func(context.Context, worker.Run) (worker.Report, error) {
 		return worker.Report{}, worker.Fail("Database connection timeout", connTimeout{})
 	}
+	health := func(ctx context.Context, run worker.Run) (worker.Report, error) {
+		if s.HealthFails.Load() {
+			return failing(ctx, run)
+		}
+		return healthReport(run), nil
+	}
 	nc, js := natstest.Connect(t, ns.URL)
 	w, err := worker.New(worker.Config{
 		NC: nc, JS: js, Log: log, ShutdownGrace: time.Second,
 		Jobs: map[string]worker.Func{
 			catalog.CheckSLAAndOverdue:    sla,
 			catalog.SendHearingReminders:  failing,
-			catalog.AutomationHealthCheck: failing,
+			catalog.AutomationHealthCheck: health,
 		},
 	})
 	if err != nil {
@@ -205,6 +217,53 @@ func slaReport(run worker.Run) worker.Report {
 		total += f.overdue
 	}
 	rep.Results["overdue_tasks"], rep.Results["sla_violations"], rep.Results["automation_rules_triggered"] = total, 0, 0
+	return rep
+}
+
+// failingRules are the rules the test health check finds failing in each firm.
+var failingRules = map[string][]map[string]any{
+	demo.TenantMehta: {
+		{"id": "e0000000-0000-0000-0000-000000000005", "name": "Tell the case owner about SLA breaches", "tenant_id": demo.TenantMehta, "tenant": "Mehta & Associates",
+			"trigger_event": "sla_violation", "action": "notify_owner", "executions": 5, "failures": 5, "failure_rate": 1.0, "missed_breaches": 0,
+			"last_error": "task has no case", "problems": []string{"failing"}, "reason": "failed 5 of 5 executions in the last 24 h (last error: task has no case)"},
+		{"id": "e0000000-0000-0000-0000-000000000002", "name": "Escalate SLA breaches to managers", "tenant_id": demo.TenantMehta, "tenant": "Mehta & Associates",
+			"trigger_event": "sla_violation", "action": "notify_managers", "executions": 4, "failures": 3, "failure_rate": 0.75, "missed_breaches": 0,
+			"last_error": "firm has no managers", "problems": []string{"failing"}, "reason": "failed 3 of 4 executions in the last 24 h (last error: firm has no managers)"},
+	},
+}
+
+// rulesByFirm is how many active rules the test health check looks at in each firm.
+var rulesByFirm = map[string]int{demo.TenantMehta: 4, demo.TenantIyer: 1}
+
+// healthReport is the test health check's report: each covered firm's own rules and
+// verdict (Mehta degraded, the others healthy), and the totals over them.
+func healthReport(run worker.Run) worker.Report {
+	var all []map[string]any
+	checked := 0
+	rep := worker.Report{}
+	for _, id := range append([]string{demo.TenantMehta, demo.TenantIyer}, extraFirms()...) {
+		if !run.Scope.Covers(id) {
+			continue
+		}
+		bad := failingRules[id]
+		verdict := "healthy"
+		if len(bad) > 0 {
+			verdict = "degraded"
+		}
+		rules := append([]map[string]any{}, bad...)
+		rep.Tenants = append(rep.Tenants, events.TenantSlice{TenantID: id, Results: map[string]any{
+			"rules_checked": rulesByFirm[id], "unhealthy_rules": len(bad), "stale_jobs": []string{}, "stale_job_count": 0,
+			"health": verdict, "rules": rules, "jobs": []any{},
+		}})
+		all = append(all, bad...)
+		checked += rulesByFirm[id]
+	}
+	verdict := "healthy"
+	if len(all) > 0 {
+		verdict = "degraded"
+	}
+	rep.Results = map[string]any{"rules_checked": checked, "unhealthy_rules": len(all), "stale_jobs": []string{}, "stale_job_count": 0,
+		"health": verdict, "rules": append([]map[string]any{}, all...), "jobs": []any{}}
 	return rep
 }
 

@@ -30,8 +30,9 @@ const (
 )
 
 // ReminderWindow is how far ahead hearing reminders look: hearings starting between
-// the run's now and now + ReminderWindow, both ends included.
-const ReminderWindow = 24 * time.Hour
+// the run's now and now + ReminderWindow, both ends included. The catalog holds it,
+// because the dashboard lists the hearings of a run's window too.
+const ReminderWindow = catalog.HearingReminderWindow
 
 // DefaultDeadlineThresholds are the days before a deadline at which alerts go out.
 var DefaultDeadlineThresholds = []int{7, 3, 1}

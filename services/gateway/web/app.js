@@ -17,13 +17,8 @@
   const SILENCE_MS = 65_000;
   const MAX_BACKOFF_MS = 30_000;
 
-  const TIPS = {
-    "check-sla-and-overdue": "Finds tasks past their due date or their SLA and fires the matching automation rules (escalations, notifications), so overdue work is caught within 15 minutes.",
-    "send-hearing-reminders": "Reminds the assignee and the case owner of every hearing in the next 24 hours. If it fails, check that hearings have an assignee and an owner, and that their profiles have e-mail addresses.",
-    "capture-analytics-snapshot": "Records each firm's daily metrics for historical reports; can take up to 30 seconds. Run it before a report if last night's snapshot looks wrong.",
-    "check-upcoming-deadlines": "Alerts people to task deadlines and statutory dates (replies, appeals) that are coming up. Run it in the morning if you need the alerts urgently.",
-    "automation-health-check": "Checks automation rules for failures and these jobs for missed runs. If it reports 'unhealthy' again and again, escalate to the development team.",
-  };
+  // The job whose verdict the automation line under the header repeats.
+  const HEALTH_JOB = "automation-health-check";
 
   const state = {
     me: null,
@@ -186,6 +181,7 @@
       runNow: $(".run-now", el),
       stale: $(".stale", el),
       stuck: $(".stuck", el),
+      outcome: $(".outcome", el),
     };
     v.tipText.id = `tip-${name}`;
     v.tip.setAttribute("aria-describedby", v.tipText.id);
@@ -217,9 +213,54 @@
     return c.paused_for_firm ? "Paused for your firm" : "";
   }
 
+  // The tip is the catalog's, served on the card; the thresholds are the catalog's too.
   function tipFor(c) {
-    const tip = TIPS[c.name] || c.description;
-    return `${tip} It should run at least every ${within(c.max_age_seconds)}; the card warns after ${within(c.stale_after_seconds)}. Click the card for its history.`;
+    const tip = c.tip || c.description;
+    return `${tip} It should run at least every ${within(c.max_age_seconds)}; the card warns after ${within(c.stale_after_seconds)}. Click the card for its history; the ℹ️ opens its help.`;
+  }
+
+  // headline is a run's one line, as the server writes it (RunView.headline); for a
+  // run seen live, before the server's card arrives, the same words from the catalog's
+  // rules the card carries (catalog.Job.Summarize).
+  function headline(c, r) {
+    if (!r) return "";
+    if (typeof r.headline === "string") return r.headline;
+    if (r.status === "failed") return r.error_message || "The run failed.";
+    if (r.status !== "success") return "";
+    const results = r.results || {};
+    let lead = "";
+    const parts = [];
+    const fallback = [];
+    for (const k of (c && c.result_info) || []) {
+      if (!k.show || !(k.key in results)) continue;
+      const v = results[k.key];
+      if (k.show === "lead") {
+        if (typeof v === "string" && v) lead = v;
+        continue;
+      }
+      if (typeof v !== "number") continue;
+      const part = `${String(v)} ${v === 1 && k.one ? k.one : k.words}`;
+      if (k.show === "always" || (k.show === "nonzero" && v !== 0)) parts.push(part);
+      else if (k.show === "fallback") fallback.push(part);
+    }
+    const line = (parts.length ? parts : fallback).join(" · ");
+    if (lead && line) return `${lead}: ${line}`;
+    return lead || line;
+  }
+
+  // The viewer's last automation verdict, when it was not healthy.
+  function automationVerdict(c) {
+    const r = c && c.last_run;
+    if (!r || r.status !== "success") return "";
+    const h = r.results && r.results.health;
+    return typeof h === "string" && h && h !== "healthy" ? h : "";
+  }
+
+  function renderAutomation() {
+    const c = state.cards.get(HEALTH_JOB);
+    const verdict = automationVerdict(c);
+    if (verdict) setText($("#automation-text"), `Automation ${headline(c, c.last_run)}`);
+    show($("#automation"), verdict !== "");
   }
 
   function renderCard(name) {
@@ -231,6 +272,8 @@
 
     setText(v.title, c.title);
     setText(v.tipText, tipFor(c));
+    setAttr(v.tip, "href", c.help_url || "/help");
+    setAttr(v.tip, "aria-label", `Help: ${c.title}`);
     setText(v.desc, c.description);
     setText(v.freq, c.frequency);
     setAttr(v.freq, "title", `${c.schedule} (${tzLabel()})`);
@@ -302,12 +345,22 @@
       }
     }
     show(v.stuck, stuck);
+
+    // What the last run found, for this viewer: "5 overdue · 0 SLA breaches · 0 rules fired".
+    const found = c.last_run ? headline(c, c.last_run) : "";
+    const verdict = automationVerdict(c);
+    setText(v.outcome, found);
+    setAttr(v.outcome, "data-kind", c.last_run && c.last_run.status === "failed" ? "failed" : verdict ? "warn" : "ok");
+    show(v.outcome, found !== "");
+    setAttr(v.el, "data-health", verdict || null);
+    if (name === HEALTH_JOB) renderAutomation();
   }
 
   // A card from the server, merged with what this page has already seen live (the
   // audit log can trail the live feed by a moment).
   function merge(prev, fresh) {
-    if (prev && prev.last_run && (!fresh.last_run || ms(prev.last_run_at) > ms(fresh.last_run_at))) {
+    const same = prev && prev.last_run && fresh.last_run && prev.last_run.run_id && prev.last_run.run_id === fresh.last_run.run_id;
+    if (!same && prev && prev.last_run && (!fresh.last_run || ms(prev.last_run_at) > ms(fresh.last_run_at))) {
       fresh.last_run = prev.last_run;
       fresh.last_run_at = prev.last_run_at;
     }
@@ -786,15 +839,38 @@
     $(".run-duration", li).textContent = r.execution_time_ms != null ? `took ${duration(r.execution_time_ms)}` : "";
     $(".run-trigger", li).textContent = triggerWords(r);
     const dl = $(".run-results", li);
-    const order = (state.cards.get(h.job) || {}).result_keys || [];
+    const c = state.cards.get(h.job) || {};
+    const info = new Map((c.result_info || []).map((k) => [k.key, k]));
+    const order = (c.result_info || []).map((k) => k.key);
+    const withItems = new Set(c.item_keys || []);
     const rank = (k) => (order.includes(k) ? order.indexOf(k) : order.length);
     const entries = Object.entries(r.results || {}).sort((a, b) => rank(a[0]) - rank(b[0]));
+    const box = $(".run-items", li);
+    box.id = `items-${r.run_id || h.ids.size}`;
     for (const [k, val] of entries) {
+      const ki = info.get(k);
+      if (ki && ki.detail) continue; // a list the items show
       const div = document.createElement("div");
       const dt = document.createElement("dt");
-      dt.textContent = humanKey(k);
+      dt.textContent = ki ? ki.label : humanKey(k);
+      if (ki) dt.title = ki.meaning;
       const dd = document.createElement("dd");
-      dd.textContent = typeof val === "object" ? JSON.stringify(val) : String(val);
+      if (withItems.has(k) && r.run_id && typeof val === "number" && val > 0) {
+        // The number opens what is behind it: the viewer's own items.
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "count";
+        b.textContent = String(val);
+        b.dataset.key = k;
+        b.setAttribute("aria-expanded", "false");
+        b.setAttribute("aria-controls", box.id);
+        b.setAttribute("aria-label", `${val} ${ki ? ki.label.toLowerCase() : k}: show them`);
+        b.addEventListener("click", () => toggleItems(li, h.job, r.run_id, k, b));
+        dd.append(b);
+      } else if (Array.isArray(val)) dd.textContent = val.length ? val.join(", ") : "none";
+      else if (typeof val === "boolean") dd.textContent = val ? "yes" : "no";
+      else dd.textContent = typeof val === "object" && val !== null ? JSON.stringify(val) : String(val);
+      if (k === "health" && val !== "healthy") dd.classList.add("warn-value");
       div.append(dt, dd);
       dl.append(div);
     }
@@ -826,6 +902,57 @@
       list.prepend(li);
     } else list.append(li);
     show($("#runs-empty"), false);
+  }
+
+  // toggleItems opens (or closes) the items behind one number of a run.
+  async function toggleItems(li, job, runID, key, btn) {
+    const box = $(".run-items", li);
+    const wasOpen = btn.getAttribute("aria-expanded") === "true";
+    for (const b of li.querySelectorAll(".count")) b.setAttribute("aria-expanded", "false");
+    if (wasOpen) {
+      show(box, false);
+      box.replaceChildren();
+      delete box.dataset.key;
+      return;
+    }
+    btn.setAttribute("aria-expanded", "true");
+    box.dataset.key = key;
+    box.replaceChildren(Object.assign(document.createElement("p"), { className: "hint", textContent: "Loading…" }));
+    show(box, true);
+    try {
+      const q = new URLSearchParams({ key });
+      const data = await api("GET", `/api/jobs/${encodeURIComponent(job)}/runs/${encodeURIComponent(runID)}/items?${q}`);
+      if (box.dataset.key === key) renderItems(box, data);
+    } catch (err) {
+      if (box.dataset.key === key) {
+        box.replaceChildren(Object.assign(document.createElement("p"), { className: "form-error", textContent: `Cannot load the items: ${err.message}` }));
+      }
+    }
+  }
+
+  function renderItems(box, data) {
+    const head = document.createElement("h4");
+    head.textContent = `${data.label}: ${data.total}`;
+    const about = Object.assign(document.createElement("p"), { className: "hint", textContent: data.about });
+    const list = document.createElement("ul");
+    list.className = "items-list";
+    for (const it of data.items) {
+      const item = document.createElement("li");
+      item.dataset.kind = it.kind;
+      const title = document.createElement("strong");
+      title.textContent = it.tenant ? `${it.tenant}: ${it.title}` : it.title;
+      item.append(title);
+      if (it.status && !["sent", "success"].includes(it.status)) item.append(document.createTextNode(` (${it.status.replace(/_/g, " ")})`));
+      if (it.detail) item.append(Object.assign(document.createElement("span"), { className: "item-detail", textContent: it.detail }));
+      if (it.error) item.append(Object.assign(document.createElement("span"), { className: "item-error", textContent: `Why: ${it.error}` }));
+      list.append(item);
+    }
+    const parts = [head, about];
+    if (data.items.length) parts.push(list);
+    else parts.push(Object.assign(document.createElement("p"), { className: "empty", textContent: "Nothing behind this number is recorded any more." }));
+    if (data.rest > 0) parts.push(Object.assign(document.createElement("p"), { className: "hint", textContent: `… and ${data.rest} more, not listed.` }));
+    if (data.note) parts.push(Object.assign(document.createElement("p"), { className: "hint", textContent: data.note }));
+    box.replaceChildren(...parts);
   }
 
   // loadFirms fills an operator's run entry with every firm's slice, on first open.
@@ -968,6 +1095,7 @@
       if (state.history && state.history.cursor) loadRuns(state.history.job, state.history.cursor);
     });
     $("#pause-btn").addEventListener("click", confirmPause);
+    $("#automation-open").addEventListener("click", () => openHistory(HEALTH_JOB));
     $("#confirm-cancel").addEventListener("click", () => $("#confirm-dialog").close());
     $("#confirm-form").addEventListener("submit", async (e) => {
       e.preventDefault();
