@@ -16,6 +16,8 @@ type Metrics struct {
 	stuck    *prometheus.CounterVec
 	dropped  *prometheus.CounterVec
 	retries  *prometheus.CounterVec
+	// lastSuccess is when each job last succeeded in this process.
+	lastSuccess *prometheus.GaugeVec
 }
 
 // NewMetrics registers the series with reg (nil: not exported). Registering twice with
@@ -35,6 +37,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gstjobs_job_runs_in_flight", Help: "Job runs executing in this process.",
 		}, []string{"job"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gstjobs_job_last_success_timestamp_seconds", Help: "When the job last succeeded (Unix seconds), as the worker that ran it saw it; take the max over replicas.",
+		}, []string{"job"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gstjobs_job_retries_total", Help: "Retries queued for runs that failed for a temporary reason.",
 		}, []string{"job"}),
@@ -51,6 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		m.runs = register(reg, m.runs)
 		m.retries = register(reg, m.retries)
+		m.lastSuccess = register(reg, m.lastSuccess)
 		m.triggers = register(reg, m.triggers)
 		m.duration = register(reg, m.duration)
 		m.inFlight = register(reg, m.inFlight)

@@ -687,6 +687,9 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 		log.Warn("ack of run order failed; a redelivery will be dropped or re-run idempotently", "err", err)
 	}
 	w.cfg.Metrics.runs.WithLabelValues(job.Name, res.Status).Inc()
+	if res.Status == events.StatusSuccess {
+		w.cfg.Metrics.lastSuccess.WithLabelValues(job.Name).Set(float64(finished.Unix()))
+	}
 	w.cfg.Metrics.duration.WithLabelValues(job.Name).Observe(finished.Sub(startedAt).Seconds())
 	log.Info("run finished", "status", res.Status, "execution_time_ms", res.ExecutionTimeMS, "results", res.Results)
 }

@@ -75,6 +75,7 @@ type Gateway struct {
 	dead       *bus.DeadLetters
 	rejections *bus.Rejections
 	ingest     *ingester
+	ops        *opsCollector
 	revoked    revocations
 	runNow     runNowLimiter
 
@@ -99,6 +100,8 @@ type gatewayMetrics struct {
 	wsClosed      *prometheus.CounterVec
 	sessionChecks *prometheus.CounterVec
 	runNowLimited prometheus.Counter
+	auditWrite    prometheus.Histogram
+	auditLag      prometheus.Histogram
 }
 
 // New checks the configuration.
@@ -151,6 +154,16 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: metrics: %w", err)
 		}
 	}
+	g.ops = &opsCollector{g: g}
+	g.metrics.auditWrite = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gstjobs_audit_write_seconds",
+		Help: "Time to write one batch of events to audit_log, commit included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
+	g.metrics.auditLag = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gstjobs_audit_lag_seconds",
+		Help: "From a run's end (finished_at) to its audit_log row committed.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)})
+	for _, c := range []prometheus.Collector{g.ops, g.metrics.auditWrite, g.metrics.auditLag} {
+		if err := cfg.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("gateway: metrics: %w", err)
+		}
+	}
 	g.dead = bus.NewDeadLetters(cfg.JS, cfg.Registry)
 	g.rejections = bus.NewRejections(ops.Instance())
 	g.opsHandler = ops.Handler(cfg.Registry,
@@ -183,6 +196,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.subs, g.watcher = subs, watcher
 	go g.healthLoop()
 	go g.flushRejections()
+	go g.ops.staleLoop(g.done)
 	signOuts, err := g.hearSignOuts()
 	if err != nil {
 		g.Stop()

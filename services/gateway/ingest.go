@@ -299,10 +299,18 @@ func (in *ingester) handle(ctx context.Context, batch []jetstream.Msg) {
 		return
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	start := time.Now()
 	err := g.write(wctx, all)
 	cancel()
 	switch {
 	case err == nil:
+		now := time.Now()
+		g.metrics.auditWrite.Observe(now.Sub(start).Seconds())
+		for _, r := range all.audit {
+			if r.action == ActionExecution && !r.at.IsZero() {
+				g.metrics.auditLag.Observe(max(now.Sub(r.at), 0).Seconds())
+			}
+		}
 		if in.dropAcks != nil && in.dropAcks() {
 			return
 		}

@@ -144,5 +144,5 @@ func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (w
 		return worker.Report{}, worker.Fail("Could not read deadlines or save alerts", err)
 	}
 	o.email, o.emailErr = s.sendEmail(ctx, run, catalog.CheckUpcomingDeadlines)
-	return s.report(o, "deadlines_found", "alerts_sent", "failed_alerts", "alerts")
+	return s.report(catalog.CheckUpcomingDeadlines, o, "deadlines_found", "alerts_sent", "failed_alerts", "alerts")
 }

@@ -104,7 +104,7 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 		return worker.Report{}, worker.Fail("Could not read hearings or save reminders", err)
 	}
 	o.email, o.emailErr = s.sendEmail(ctx, run, catalog.SendHearingReminders)
-	return s.report(o, "hearings_processed", "notifications_sent", "failed_notifications", "reminders")
+	return s.report(catalog.SendHearingReminders, o, "hearings_processed", "notifications_sent", "failed_notifications", "reminders")
 }
 
 // enqueueParts delivers the reminders in parts slices at once. A slice that fails

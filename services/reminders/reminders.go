@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
@@ -153,11 +154,14 @@ type service struct {
 	log        *slog.Logger
 	thresholds []int // ascending
 	splitAt    int
+	// delivered counts notifications by job, channel (in_app, email) and outcome
+	// (sent, failed, pending, no_recipient): gstjobs_notifications_total.
+	delivered *prometheus.CounterVec
 }
 
 func newService(d jobservice.Deps, cfg Config) (*service, error) {
 	var problems []error
-	s := &service{pool: d.Pool, loc: d.Location, log: d.Log, splitAt: cfg.SplitAt}
+	s := &service{pool: d.Pool, loc: d.Location, log: d.Log, splitAt: cfg.SplitAt, delivered: notificationsCounter(d.Registry)}
 	if s.splitAt <= 0 {
 		s.splitAt = 5000
 	}
@@ -296,9 +300,41 @@ func (s *service) errorsOf(t tally, emailErr error) []string {
 	return errs
 }
 
+// notificationsCounter is gstjobs_notifications_total, registered once per registry.
+func notificationsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gstjobs_notifications_total",
+		Help: "Notifications by job, channel (in_app, email) and outcome (sent, failed, pending, no_recipient).",
+	}, []string{"job", "channel", "outcome"})
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if errors.As(err, &already) {
+			return already.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	return c
+}
+
+func (s *service) count(job string, t tally) {
+	for _, c := range []struct {
+		channel, outcome string
+		n                int
+	}{
+		{notify.ChannelInApp, "sent", t.inApp}, {notify.ChannelInApp, "no_recipient", t.missing},
+		{notify.ChannelEmail, "sent", t.emailSent}, {notify.ChannelEmail, "failed", t.emailFail}, {notify.ChannelEmail, "pending", t.emailPen},
+	} {
+		if c.n > 0 {
+			s.delivered.WithLabelValues(job, c.channel, c.outcome).Add(float64(c.n))
+		}
+	}
+}
+
 // report turns an outcome into the run's report, its totals and each firm's slice,
 // and, when e-mail could not be delivered at all, the error that marks the run failed.
-func (s *service) report(o outcome, foundKey, sentKey, failedKey, what string) (worker.Report, error) {
+func (s *service) report(job string, o outcome, foundKey, sentKey, failedKey, what string) (worker.Report, error) {
 	var total tally
 	byFirm := make(map[string]*tally, len(o.firms))
 	for _, f := range o.firms {
@@ -321,6 +357,7 @@ func (s *service) report(o outcome, foundKey, sentKey, failedKey, what string) (
 			t.problems = append(t.problems, p)
 		}
 	}
+	s.count(job, total)
 	rep := worker.Report{Results: s.results(total, foundKey, sentKey, failedKey), Errors: s.errorsOf(total, o.emailErr)}
 	for _, f := range o.firms {
 		t := byFirm[f.TenantID]
