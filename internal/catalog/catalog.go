@@ -40,7 +40,18 @@ type Job struct {
 	Timeout time.Duration
 	// ResultKeys are the counters the job reports, in display order.
 	ResultKeys []string
+	// Service runs the job (ServiceSLA, ServiceReminders, ServiceAnalytics). Its NATS
+	// user may publish the job's run orders, statuses, slices and results, and no
+	// other service's (natsauth).
+	Service string
 }
+
+// The job services, each of which runs some of the jobs.
+const (
+	ServiceSLA       = "sla"
+	ServiceReminders = "reminders"
+	ServiceAnalytics = "analytics"
+)
 
 var jobs = []Job{
 	{
@@ -52,6 +63,7 @@ var jobs = []Job{
 		StaleAfter:  30 * time.Minute,
 		Timeout:     2 * time.Minute,
 		ResultKeys:  []string{"overdue_tasks", "sla_violations", "automation_rules_triggered"},
+		Service:     ServiceSLA,
 	},
 	{
 		Name:        SendHearingReminders,
@@ -62,6 +74,7 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     5 * time.Minute,
 		ResultKeys:  []string{"hearings_processed", "notifications_sent", "failed_notifications"},
+		Service:     ServiceReminders,
 	},
 	{
 		Name:        CaptureAnalyticsSnapshot,
@@ -72,6 +85,7 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     5 * time.Minute,
 		ResultKeys:  []string{"tenants_processed", "snapshots_written"},
+		Service:     ServiceAnalytics,
 	},
 	{
 		Name:        CheckUpcomingDeadlines,
@@ -82,6 +96,7 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     5 * time.Minute,
 		ResultKeys:  []string{"deadlines_found", "alerts_sent", "failed_alerts"},
+		Service:     ServiceReminders,
 	},
 	{
 		Name:        AutomationHealthCheck,
@@ -92,6 +107,7 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     2 * time.Minute,
 		ResultKeys:  []string{"rules_checked", "unhealthy_rules", "stale_jobs", "health"},
+		Service:     ServiceSLA,
 	},
 }
 
@@ -103,6 +119,20 @@ func Names() []string {
 	names := make([]string, len(jobs))
 	for i, j := range jobs {
 		names[i] = j.Name
+	}
+	return names
+}
+
+// Services returns the job services in a fixed order.
+func Services() []string { return []string{ServiceSLA, ServiceReminders, ServiceAnalytics} }
+
+// JobsOf returns the names of the jobs service runs, in dashboard order.
+func JobsOf(service string) []string {
+	var names []string
+	for _, j := range jobs {
+		if j.Service == service {
+			names = append(names, j.Name)
+		}
 	}
 	return names
 }
