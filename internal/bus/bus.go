@@ -108,7 +108,7 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger, opts ...na
 	nc, err := nats.Connect(url, append(all, opts...)...)
 	if err != nil {
 		if errors.Is(err, nats.ErrAuthorization) {
-			return nil, nil, fmt.Errorf("bus: NATS at %s refused the credentials (check NATS_USER and NATS_PASSWORD, NATS_NKEY or NATS_CREDS against the server's users): %w", url, err)
+			return nil, nil, fmt.Errorf("bus: NATS at %s refused the connection: give it this service's credentials as the server's users have them (check NATS_USER and NATS_PASSWORD, NATS_NKEY or NATS_CREDS): %w", url, err)
 		}
 		return nil, nil, fmt.Errorf("bus: cannot connect to NATS at %s (check NATS_URL, and NATS_TLS_CA for a server with TLS): %w", url, err)
 	}

@@ -73,8 +73,9 @@ const RoutePasswordVar = "NATS_ROUTE_PASSWORD"
 // (deploy/nats-server.conf): JetStream on a file store, the monitoring port, and every
 // user with the permissions of Permissions and the password of its PasswordVar
 // environment variable, which the server reads at start. No user is a default: a
-// connection without credentials is refused. A node's name and, for a cluster, its
-// routes are set on the server's command line (compose.yaml, compose.cluster.yaml).
+// connection without credentials is refused. A node's name, its store and, for a
+// cluster, its routes are set on the server's command line (compose.yaml,
+// compose.cluster.yaml).
 func WriteServerConfig(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString(`# nats-server configuration of the production-like stacks (compose.yaml and
@@ -94,9 +95,8 @@ func WriteServerConfig(w io.Writer) error {
 port: 4222
 http_port: 8222
 
-jetstream {
-  store_dir: "/data"
-}
+# JetStream's store is given on the command line (--store_dir /data in compose).
+jetstream: enabled
 
 authorization {
   users: [
