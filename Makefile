@@ -14,10 +14,11 @@ run:
 	$(GO) build -o bin/devstack ./cmd/devstack
 	./bin/devstack
 
-## build: one binary per service, for running them separately or in containers
+## build: one binary per service, natsadmin (declares the streams; prints the NATS config), for running them separately or in containers
 build:
 	@mkdir -p bin
 	@for s in $(SERVICES); do echo "go build -o bin/$$s ./services/$$s/cmd/$$s"; $(GO) build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
+	$(GO) build -o bin/natsadmin ./cmd/natsadmin
 	$(GO) build -o bin/devstack ./cmd/devstack
 
 vet:

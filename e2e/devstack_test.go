@@ -20,12 +20,16 @@ import (
 	"github.com/lexhq/gstjobs/internal/localpg"
 )
 
-// `make run` as a developer meets it, driven with the real nats CLI: the launcher starts
-// NATS, PostgreSQL, the demo data and every service on a fresh data directory and prints
-// the dashboard's address; `nats pub` runs a job, `nats sub 'jobs.>'` shows its status
-// and result, the run lands in audit_log; a malformed trigger gets a clear rejection;
-// Ctrl-C stops everything within seconds; a second start keeps the data and does not
-// load the demo again.
+// `make run` as a developer meets it, driven with the real nats CLI and no flags but the
+// server: the launcher starts NATS, PostgreSQL, the demo data and every service on a
+// fresh data directory and prints the dashboard's address; what an attacker with the
+// CLI tries (a forged result, status, run order, Run Now on the gateway's .api subject,
+// a pause written to jobs_config) is refused by the server with a permissions
+// violation and leaves no trace in audit_log or jobs_config; `nats pub` runs a job,
+// `nats sub 'jobs.>'` shows its status and result, the run lands in audit_log; the
+// README's looks (stream, consumer and key-value reads) work; a malformed trigger gets
+// a clear rejection; Ctrl-C stops everything within seconds; a second start keeps the
+// data and does not load the demo again.
 func TestMakeRunAndTheNatsCLI(t *testing.T) {
 	natsBin := natsCLI(t)
 	bin := filepath.Join(t.TempDir(), "devstack")
@@ -57,6 +61,30 @@ func TestMakeRunAndTheNatsCLI(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Process.Kill(); _ = sub.Wait() })
 	waitFor(t, "nats sub to subscribe", func() bool { return strings.Contains(subOut.String(), "Subscribing on jobs.>") })
 
+	// Without credentials the CLI is the developer user: the server refuses whatever
+	// only a service may do, and the CLI prints the server's words.
+	for _, forged := range []struct{ args []string }{
+		{[]string{"pub", "jobs.result.send-hearing-reminders", `{"job_name":"send-hearing-reminders","status":"success","run_id":"forged-result","finished_at":"2099-01-01T00:00:00Z","results":{}}`}},
+		{[]string{"pub", "jobs.status.check-sla-and-overdue", `{"run_id":"forged-status","job_name":"check-sla-and-overdue","state":"queued","source":"api","trigger_id":"forged-trigger","requested_by":"Priya Mehta"}`}},
+		{[]string{"pub", "jobs.run.check-sla-and-overdue", `{"run_id":"forged-run","job_name":"check-sla-and-overdue"}`}},
+		{[]string{"pub", "jobs.trigger.check-sla-and-overdue.api", `{"reason":"forged","requester":{"tenant_id":"a0000000-0000-0000-0000-000000000000","profile_id":"x","name":"Forged Person"}}`}},
+		{[]string{"kv", "put", "--timeout", "2s", "jobs_config", "check-sla-and-overdue", `{"paused":true,"updated_by":"forged"}`}},
+	} {
+		subject := forged.args[1]
+		if forged.args[0] == "kv" {
+			subject = "$KV.jobs_config.check-sla-and-overdue"
+		}
+		cmd := exec.Command(natsBin, forged.args...)
+		cmd.Env = natsEnv
+		out, err := cmd.CombinedOutput()
+		if want := `Permissions Violation for Publish to "` + subject + `"`; err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("nats %s: %v\n%s\nwant the server to refuse it: %s", strings.Join(forged.args, " "), err, out, want)
+		}
+	}
+	if out, err := exec.Command(natsBin, "--server", first.natsURL, "kv", "get", "jobs_config", "check-sla-and-overdue").CombinedOutput(); err == nil && strings.Contains(string(out), "forged") {
+		t.Errorf("jobs_config holds the forged pause:\n%s", out)
+	}
+
 	pub := exec.Command(natsBin, "pub", "jobs.trigger.check-sla-and-overdue", `{"reason":"before client meeting","requested_by":"dev@firm"}`)
 	pub.Env = natsEnv
 	if out, err := pub.CombinedOutput(); err != nil {
@@ -80,6 +108,27 @@ func TestMakeRunAndTheNatsCLI(t *testing.T) {
 			AND details->>'requested_by' = 'dev@firm' AND details->>'reason' = 'before client meeting' AND details->>'status' = 'success'`).Scan(&n)
 		return n == 1
 	})
+
+	// The refused messages went nowhere: the CLI's run, published after them, is in
+	// audit_log, and nothing forged is.
+	var forgedRows int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM audit_log
+		WHERE details::text LIKE '%forged%' OR details::text LIKE '%Forged Person%' OR details::text LIKE '%2099-01-01%'`).Scan(&forgedRows); err != nil || forgedRows != 0 {
+		t.Errorf("audit_log has %d rows of the refused messages (%v); want none", forgedRows, err)
+	}
+
+	// The README's looks.
+	for _, look := range [][]string{
+		{"stream", "info", "JOBS"},
+		{"consumer", "info", "JOBS", "run-check-sla-and-overdue"},
+		{"kv", "get", "jobs_runs", "check-sla-and-overdue"},
+	} {
+		cmd := exec.Command(natsBin, look...)
+		cmd.Env = natsEnv
+		if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "iolation") {
+			t.Errorf("nats %s: %v\n%s", strings.Join(look, " "), err, out)
+		}
+	}
 
 	bad := exec.Command(natsBin, "pub", "jobs.trigger.check-sla-and-overdue", `not json`)
 	bad.Env = natsEnv

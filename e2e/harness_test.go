@@ -16,6 +16,7 @@ import (
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/demo"
 	"github.com/lexhq/gstjobs/internal/jobservice"
+	"github.com/lexhq/gstjobs/internal/natsauth"
 	"github.com/lexhq/gstjobs/internal/natstest"
 	"github.com/lexhq/gstjobs/internal/ops"
 	"github.com/lexhq/gstjobs/internal/pgtest"
@@ -40,7 +41,8 @@ func mustLoc(name string) *time.Location {
 }
 
 // stack is the whole system in-process, as `make run` runs it, on a clock the test
-// controls.
+// controls, against a server with the system's NATS users: each service connects as
+// its own, and every permission the server refuses one fails the test.
 type stack struct {
 	t     *testing.T
 	nats  *natstest.Server
@@ -63,13 +65,15 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	if o.now.IsZero() {
 		o.now = time.Now()
 	}
-	s := &stack{t: t, nats: natstest.Start(t), clock: clockwork.NewFakeClockAt(o.now)}
+	s := &stack{t: t, nats: natstest.StartWithAuth(t), clock: clockwork.NewFakeClockAt(o.now)}
 	s.pool, s.dbURL = pgtest.NewPool(t)
 	if _, err := demo.Load(context.Background(), s.pool); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s.deps = jobservice.Deps{Pool: s.pool, NC: s.nats.NC, JS: s.nats.JS, Clock: s.clock, Location: kolkata, Log: log, Registry: ops.NewRegistry(), Env: &ops.Env{}}
+	// Each service's NC and JS are its own user's (startService); the test's own
+	// connection, s.nats.NC, may do anything.
+	s.deps = jobservice.Deps{Pool: s.pool, Clock: s.clock, Location: kolkata, Log: log, Registry: ops.NewRegistry(), Env: &ops.Env{}}
 	if o.services == nil {
 		o.services = []string{"sla", "reminders", "analytics"}
 	}
@@ -77,7 +81,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		s.startService(name)
 	}
 	if o.withTicker {
-		tk, err := ticker.New(ticker.Config{JS: s.nats.JS, NC: s.nats.NC, Location: kolkata, Clock: s.clock, Log: log})
+		nc, js := s.nats.ConnectAs(t, natsauth.Ticker)
+		tk, err := ticker.New(ticker.Config{JS: js, NC: nc, Location: kolkata, Clock: s.clock, Log: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +91,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		}
 		t.Cleanup(tk.Stop)
 	}
-	gw, err := gateway.New(gateway.Config{Pool: s.pool, NC: s.nats.NC, JS: s.nats.JS, Clock: s.clock, Location: kolkata, Log: log, Addr: "127.0.0.1:0", JWTSecret: testSecret, OperatorSecret: testOperatorSecret})
+	gwNC, gwJS := s.nats.ConnectAs(t, natsauth.Gateway)
+	gw, err := gateway.New(gateway.Config{Pool: s.pool, NC: gwNC, JS: gwJS, Clock: s.clock, Location: kolkata, Log: log, Addr: "127.0.0.1:0", JWTSecret: testSecret, OperatorSecret: testOperatorSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +107,9 @@ func startStack(t *testing.T, o stackOptions) *stack {
 func (s *stack) startService(name string) *worker.Worker {
 	s.t.Helper()
 	jobs := map[string]jobservice.Jobs{"sla": sla.Jobs, "reminders": reminders.Jobs, "analytics": analytics.Jobs}[name]
-	w, err := jobservice.Start(context.Background(), name, s.deps, jobs, func(c *worker.Config) { c.ShutdownGrace = 2 * time.Second })
+	d := s.deps
+	d.NC, d.JS = s.nats.ConnectAs(s.t, name)
+	w, err := jobservice.Start(context.Background(), name, d, jobs, func(c *worker.Config) { c.ShutdownGrace = 2 * time.Second })
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/internal/natsauth"
 )
 
 // A real sla process is killed (SIGKILL) in the middle of a run. The run order it held
@@ -78,7 +79,7 @@ func TestServiceKilledMidJobIsFinishedByAnotherReplica(t *testing.T) {
 func startSLA(t *testing.T, bin string, s *stack) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "NATS_URL="+s.nats.URL, "DATABASE_URL="+s.dbURL, "OPS_ADDR=127.0.0.1:0", "LOG_FORMAT=text", "LOG_LEVEL=warn")
+	cmd.Env = append(append(os.Environ(), s.nats.Env(natsauth.SLA)...), "DATABASE_URL="+s.dbURL, "OPS_ADDR=127.0.0.1:0", "LOG_FORMAT=text", "LOG_LEVEL=warn")
 	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

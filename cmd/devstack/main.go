@@ -2,8 +2,11 @@
 // starts an embedded NATS server with JetStream and, unless DATABASE_URL is given, a
 // private PostgreSQL, both keeping their data in DATA_DIR (.data); applies the
 // migrations; loads the demo data once; runs the ticker, the three job services and
-// the gateway in-process; and prints the dashboard's address. Ctrl-C stops everything
-// within seconds; the next start keeps the data.
+// the gateway in-process, each connected to NATS as its own user (natsauth), with
+// random passwords made at every start and kept in memory; and prints the dashboard's
+// address. A client without credentials, such as the nats CLI, is the developer user:
+// it may trigger, watch and read, and nothing else. Ctrl-C stops everything within
+// seconds; the next start keeps the data.
 //
 // As root, PostgreSQL runs as the postgres OS user, which cannot enter a checkout in
 // a 0700 home; its files then live in /var/lib/gstjobs/<hash of DATA_DIR>/pg instead
@@ -27,6 +30,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lexhq/gstjobs/internal/bus"
@@ -36,6 +40,7 @@ import (
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/localpg"
+	"github.com/lexhq/gstjobs/internal/natsauth"
 	"github.com/lexhq/gstjobs/internal/natsembed"
 	"github.com/lexhq/gstjobs/internal/ops"
 	"github.com/lexhq/gstjobs/services/analytics"
@@ -71,6 +76,10 @@ type config struct {
 	operatorSecret string
 	devMode        bool
 
+	// natsCreds are every connection's with NATS_URL set (NATS_USER…); unused otherwise:
+	// the embedded server's users get random passwords at each start.
+	natsCreds natsauth.Credentials
+
 	natsGiven, dbGiven bool              // NATS_URL, DATABASE_URL set: start no server of our own
 	pg                 localpg.Placement // where the private PostgreSQL keeps its files, once started
 }
@@ -87,6 +96,9 @@ func loadConfig() (config, error) {
 		devMode:  env.Bool("GATEWAY_DEV_MODE", true),
 	}
 	c.natsGiven, c.dbGiven = c.natsURL != "", c.dbURL != ""
+	if c.natsGiven {
+		c.natsCreds = natsauth.FromEnv(env, c.natsURL)
+	}
 	env.Check(checkPort("NATS_PORT", c.natsPort))
 	env.Check(checkPort("PG_PORT", c.pgPort))
 	if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {
@@ -134,16 +146,29 @@ func run(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 
-	// Dependencies: NATS and PostgreSQL, started here unless given.
+	// Dependencies: NATS and PostgreSQL, started here unless given. The embedded
+	// server has the system's users, with passwords made now, and gives connections
+	// without credentials the developer user.
+	creds := func(string) natsauth.Credentials { return cfg.natsCreds }
 	if !cfg.natsGiven {
 		store := filepath.Join(cfg.dataDir, "nats")
-		ns, err := natsembed.Start(natsembed.Config{Host: "127.0.0.1", Port: cfg.natsPort, StoreDir: store, ServerName: "gstjobs-dev"})
+		passwords := natsauth.NewPasswords()
+		ns, err := natsembed.Start(natsembed.Config{
+			Host: "127.0.0.1", Port: cfg.natsPort, StoreDir: store, ServerName: "gstjobs-dev",
+			Users: natsauth.ServerUsers(passwords), NoAuthUser: natsauth.Developer,
+		})
 		if err != nil {
 			return natsStartProblem(cfg, err)
 		}
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 		cfg.natsURL = ns.ClientURL()
-		log.Info("embedded NATS with JetStream started", "url", cfg.natsURL, "store", store)
+		creds = func(user string) natsauth.Credentials {
+			if user == natsauth.Developer {
+				return natsauth.Credentials{} // as a developer's nats CLI connects
+			}
+			return natsauth.Password(user, passwords[user])
+		}
+		log.Info("embedded NATS with JetStream started", "url", cfg.natsURL, "store", store, "users", natsauth.Users(), "default_user", natsauth.Developer)
 	}
 	if !cfg.dbGiven {
 		pgDir, err := pgDataDir(cfg.dataDir)
@@ -180,19 +205,33 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if freshDemo {
 		log.Info("demo data loaded: two firms with users of every role, cases, hearings, tasks, rules")
 	}
-	nc, js, err := bus.Connect(ctx, cfg.natsURL, "devstack", log)
-	if err != nil {
-		return cfg.natsProblem("connect", err)
+	// Each service, the declarations and the demo's first runs connect as their own
+	// NATS users.
+	type conn struct {
+		NC *nats.Conn
+		JS jetstream.JetStream
 	}
-	defer nc.Close()
-	if err := bus.Ensure(ctx, js, bus.Options{}); err != nil {
+	conns := map[string]conn{}
+	for _, user := range natsauth.Users() {
+		opts, err := creds(user).Options()
+		if err != nil {
+			return cfg.natsProblem("connect", err)
+		}
+		nc, js, err := bus.Connect(ctx, cfg.natsURL, "devstack "+user, ops.ForService(log, user), opts...)
+		if err != nil {
+			return cfg.natsProblem("connect as the "+user+" user", err)
+		}
+		defer nc.Close()
+		conns[user] = conn{nc, js}
+	}
+	if err := bus.Ensure(ctx, conns[natsauth.Setup].JS, bus.Options{}); err != nil {
 		return cfg.natsProblem("declare the streams and buckets", err)
 	}
 
 	// Start every service in this process, each as it would run alone.
 	reg := ops.NewRegistry()
 	clock := clockwork.NewRealClock()
-	deps := jobservice.Deps{Pool: pool, NC: nc, JS: js, Clock: clock, Location: cfg.tz, Log: log, Registry: reg, Env: &ops.Env{}}
+	deps := jobservice.Deps{Pool: pool, Clock: clock, Location: cfg.tz, Log: log, Registry: reg, Env: &ops.Env{}}
 	var stops []func()
 	defer func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -205,6 +244,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}{{"sla", sla.Jobs}, {"reminders", reminders.Jobs}, {"analytics", analytics.Jobs}} {
 		d := deps
 		d.Log = ops.ForService(log, svc.name)
+		d.NC, d.JS = conns[svc.name].NC, conns[svc.name].JS
 		w, err := jobservice.Start(ctx, svc.name, d, svc.jobs)
 		if err != nil {
 			return serviceProblem(svc.name, err)
@@ -214,7 +254,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := deps.Env.Err(); err != nil {
 		return err
 	}
-	tk, err := ticker.New(ticker.Config{JS: js, NC: nc, Location: cfg.tz, Clock: clock, Log: ops.ForService(log, "ticker"), Registerer: reg})
+	tk, err := ticker.New(ticker.Config{JS: conns[natsauth.Ticker].JS, NC: conns[natsauth.Ticker].NC, Location: cfg.tz, Clock: clock, Log: ops.ForService(log, "ticker"), Registerer: reg})
 	if err != nil {
 		return serviceProblem("ticker", err)
 	}
@@ -223,7 +263,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	stops = append(stops, tk.Stop)
 	gw, err := gateway.New(gateway.Config{
-		Pool: pool, NC: nc, JS: js, Clock: clock, Location: cfg.tz, Log: ops.ForService(log, "gateway"),
+		Pool: pool, NC: conns[natsauth.Gateway].NC, JS: conns[natsauth.Gateway].JS, Clock: clock, Location: cfg.tz, Log: ops.ForService(log, "gateway"),
 		Registry: reg, Addr: cfg.httpAddr, JWTSecret: []byte(cfg.jwtSecret), OperatorSecret: []byte(cfg.operatorSecret), DevMode: cfg.devMode,
 	})
 	if err != nil {
@@ -238,8 +278,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 	stops = append(stops, gw.Stop)
 
 	if freshDemo {
-		// So that every card shows real numbers at once instead of waiting for 08:00.
-		if err := triggerAll(ctx, js); err != nil {
+		// So that every card shows real numbers at once instead of waiting for 08:00:
+		// a developer's trigger, as `nats pub` sends it.
+		if err := triggerAll(ctx, conns[natsauth.Developer].JS); err != nil {
 			log.Warn("could not run the jobs once for the demo", "err", err)
 		}
 	}
@@ -278,6 +319,9 @@ func printBanner(url string, cfg config, links map[string]string) {
 	fmt.Fprintf(&b, "\n  Background Jobs Monitor is running.\n\n")
 	fmt.Fprintf(&b, "  Dashboard:  %s\n", url)
 	fmt.Fprintf(&b, "  NATS:       %s   (try: nats sub 'jobs.>')\n", cfg.natsURL)
+	if !cfg.natsGiven {
+		fmt.Fprintf(&b, "              one user per service; a client without credentials may trigger, watch and read\n")
+	}
 	fmt.Fprintf(&b, "  PostgreSQL: %s\n", db.Redact(cfg.dbURL))
 	if !cfg.dbGiven {
 		fmt.Fprintf(&b, "              files in %s\n", cfg.pg.Dir)

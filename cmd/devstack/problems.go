@@ -23,7 +23,7 @@ import (
 // TestPackageNamesAreKnown keeps the list complete.
 var packageNames = []string{
 	"analytics", "bus", "catalog", "db", "demo", "e2e", "events", "gateway", "jobservice",
-	"jobstate", "localpg", "natsembed", "natstest", "notify", "ops", "pgtest", "reminders",
+	"jobstate", "localpg", "natsauth", "natsembed", "natstest", "notify", "ops", "pgtest", "reminders",
 	"sla", "smtptest", "tenancy", "ticker", "worker",
 }
 

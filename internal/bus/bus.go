@@ -2,9 +2,11 @@
 // in JetStream: the work-queue stream of schedule, trigger and run messages, the event
 // stream of statuses and results, the key-value buckets, and every durable consumer.
 //
-// Every service calls Ensure at start. Declarations are CreateOrUpdate with the same
-// configuration each time, so a second start or a tenth replica changes nothing. With
-// a NATS cluster, Replicas > 1 replicates every stream and bucket.
+// One user declares, with Ensure: the setup user (`natsadmin declare`, cmd/devstack,
+// natstest), whose NATS permissions allow it; services may not, and Check at start that
+// what they use exists (internal/natsauth says why). Declarations are CreateOrUpdate
+// with the same configuration each time, so a second declaration changes nothing.
+// With a NATS cluster, Replicas > 1 replicates every stream and bucket.
 package bus
 
 import (
@@ -12,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -81,14 +84,17 @@ func (o Options) withDefaults() Options {
 }
 
 // Connect dials NATS with reconnects forever, so a NATS restart is a pause, not an outage.
-func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+// opts add the client's credentials and TLS (natsauth.Credentials.Options). Whatever
+// the server refuses the connection later (a permissions violation) is logged as an
+// error naming the subject: a service that lacks a permission says so.
+func Connect(ctx context.Context, url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	nc, err := nats.Connect(url,
+	all := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond),
+		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -96,9 +102,24 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Con
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
-	)
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				log.Error("NATS refused this service a permission (see the README's NATS users)", "err", err)
+				return
+			}
+			if sub != nil {
+				log.Warn("nats", "subject", sub.Subject, "err", err)
+				return
+			}
+			log.Warn("nats", "err", err)
+		}),
+	}
+	nc, err := nats.Connect(url, append(all, opts...)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bus: cannot connect to NATS at %s (check NATS_URL): %w", url, err)
+		if errors.Is(err, nats.ErrAuthorization) {
+			return nil, nil, fmt.Errorf("bus: NATS at %s refused the connection: give it this service's credentials as the server's users have them (check NATS_USER and NATS_PASSWORD, NATS_NKEY or NATS_CREDS): %w", url, err)
+		}
+		return nil, nil, fmt.Errorf("bus: cannot connect to NATS at %s (check NATS_URL, and NATS_TLS_CA for a server with TLS): %w", url, err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -110,7 +131,7 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Con
 	defer cancel()
 	if _, err := js.AccountInfo(infoCtx); err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("bus: NATS at %s has no JetStream (start nats-server with -js): %w", url, err)
+		return nil, nil, fmt.Errorf("bus: NATS at %s has no JetStream for this user (start nats-server with -js; with users, give this one its permissions: deploy/nats-server.conf): %w", url, err)
 	}
 	return nc, js, nil
 }
@@ -230,6 +251,40 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) error {
 		MaxAckPending: 4096,
 	}); err != nil {
 		return fmt.Errorf("bus: declare consumer %s: %w", ConsumerGatewayEvents, err)
+	}
+	return nil
+}
+
+// ErrNotDeclared is a stream, bucket or consumer that a service uses and that has not
+// been declared (Ensure): services do not declare, the setup user does.
+var ErrNotDeclared = errors.New("not declared on NATS")
+
+// ConsumerRef names a durable consumer of a stream.
+type ConsumerRef struct{ Stream, Name string }
+
+// Check reports, at a service's start, every bucket and consumer it uses that does not
+// exist, with how to declare them. It only reads their info: a service's NATS user
+// may not declare (natsauth).
+func Check(ctx context.Context, js jetstream.JetStream, buckets []string, consumers []ConsumerRef) error {
+	var missing []string
+	for _, b := range buckets {
+		if _, err := js.KeyValue(ctx, b); err != nil {
+			if !errors.Is(err, jetstream.ErrBucketNotFound) {
+				return fmt.Errorf("bus: open bucket %s: %w", b, err)
+			}
+			missing = append(missing, "bucket "+b)
+		}
+	}
+	for _, c := range consumers {
+		if _, err := js.Consumer(ctx, c.Stream, c.Name); err != nil {
+			if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("bus: consumer %s of stream %s: %w", c.Name, c.Stream, err)
+			}
+			missing = append(missing, "consumer "+c.Name+" of stream "+c.Stream)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("bus: %s %w: declare the streams, buckets and consumers first, as the setup user (`natsadmin declare`; make run and the compose stacks do it)", strings.Join(missing, ", "), ErrNotDeclared)
 	}
 	return nil
 }

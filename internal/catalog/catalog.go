@@ -53,7 +53,18 @@ type Job struct {
 	About []string
 	// RunNowWhen says when pressing Run Now on this job helps.
 	RunNowWhen string
+	// Service runs the job (ServiceSLA, ServiceReminders, ServiceAnalytics). Its NATS
+	// user may publish the job's run orders, statuses, slices and results, and no
+	// other service's (natsauth).
+	Service string
 }
+
+// The job services, each of which runs some of the jobs.
+const (
+	ServiceSLA       = "sla"
+	ServiceReminders = "reminders"
+	ServiceAnalytics = "analytics"
+)
 
 var jobs = []Job{
 	{
@@ -73,6 +84,7 @@ var jobs = []Job{
 			"A breach fires again only when its deadline moves later (the task was rescheduled) and is missed again, so a re-run notifies no one twice. One run fires at most 20,000 rules (SLA_MAX_FIRES_PER_RUN), oldest breaches first; the rest, the automation backlog, wait for the next runs.",
 		},
 		RunNowWhen: "Before a client meeting or a review, to see the overdue work as it stands now; after correcting due dates or assignees, to fire the rules again.",
+		Service:    ServiceSLA,
 	},
 	{
 		Name:        SendHearingReminders,
@@ -90,6 +102,7 @@ var jobs = []Job{
 			"Nobody is reminded twice of the same hearing; a hearing moved to another time is reminded again. A reminder fails when there is no one to remind (the hearing has no assignee and the case no owner) or when its e-mail cannot be delivered (no address, an invalid one, a recipient the mail server refused). Correct the data and press Run Now: what was delivered is not delivered again, and the rest goes out.",
 		},
 		RunNowWhen: "After adding or moving a hearing for the next 24 hours, or after fixing an address, to send the reminders now instead of at 08:00.",
+		Service:    ServiceReminders,
 	},
 	{
 		Name:        CaptureAnalyticsSnapshot,
@@ -107,6 +120,7 @@ var jobs = []Job{
 			"The metrics are the tables as they are when the job runs: a snapshot can be taken, not recomputed later. A second run on the same day replaces that day's values; the next day's run adds a new set.",
 		},
 		RunNowWhen: "Before generating a report, when today's snapshot is missing or was taken before the day's data was entered.",
+		Service:    ServiceAnalytics,
 	},
 	{
 		Name:        CheckUpcomingDeadlines,
@@ -124,6 +138,7 @@ var jobs = []Job{
 			"Each deadline is alerted once per threshold, at the tightest threshold it is within. A task whose due time has passed is overdue (the SLA & Overdue Check's business), not upcoming; a statutory date is upcoming until its day is over. An alert fails when there is no one to alert (no assignee, no case owner) or its e-mail cannot be delivered.",
 		},
 		RunNowWhen: "In the morning before 07:00, or after entering a new deadline, when the people concerned must know today.",
+		Service:    ServiceReminders,
 	},
 	{
 		Name:        AutomationHealthCheck,
@@ -141,6 +156,7 @@ var jobs = []Job{
 			"Healthy: nothing is wrong. Degraded: a rule is unhealthy or a job is stale. Unhealthy: the SLA & Overdue Check is stale, two or more jobs are stale, or more than half of the rules are unhealthy. When your firm turns unhealthy its admins get one in-app notification, and another only after it has been healthy again. The dashboard shows a degraded or unhealthy verdict under its header and on this card.",
 		},
 		RunNowWhen: "After fixing a rule or the data it failed on, to see the verdict change without waiting for 06:00.",
+		Service:    ServiceSLA,
 	},
 }
 
@@ -152,6 +168,20 @@ func Names() []string {
 	names := make([]string, len(jobs))
 	for i, j := range jobs {
 		names[i] = j.Name
+	}
+	return names
+}
+
+// Services returns the job services in a fixed order.
+func Services() []string { return []string{ServiceSLA, ServiceReminders, ServiceAnalytics} }
+
+// JobsOf returns the names of the jobs service runs, in dashboard order.
+func JobsOf(service string) []string {
+	var names []string
+	for _, j := range jobs {
+		if j.Service == service {
+			names = append(names, j.Name)
+		}
 	}
 	return names
 }

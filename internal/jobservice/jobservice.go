@@ -1,7 +1,8 @@
 // Package jobservice is the shared shape of the three job services (sla, reminders,
-// analytics): read the configuration, connect to PostgreSQL and NATS, declare the
-// streams, run the service's jobs on the worker runtime, serve health and metrics, and
-// shut down gracefully on a signal. A service is its list of jobs.
+// analytics): read the configuration, connect to PostgreSQL and to NATS as the
+// service's own user, check that its streams and consumers are declared, run the
+// service's jobs on the worker runtime, serve health and metrics, and shut down
+// gracefully on a signal. A service is its list of jobs, which the catalog assigns it.
 package jobservice
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/db"
+	"github.com/lexhq/gstjobs/internal/natsauth"
 	"github.com/lexhq/gstjobs/internal/ops"
 	"github.com/lexhq/gstjobs/internal/worker"
 )
@@ -45,12 +47,18 @@ type Deps struct {
 // Jobs builds a service's job functions from its dependencies.
 type Jobs func(d Deps) (map[string]worker.Func, error)
 
-// Start runs jobs on a worker. The caller owns the connections in d; d.Log should
-// already name the service.
+// Start runs jobs on a worker. The caller owns the connections in d, which should be
+// the service's own NATS user's (natsauth); d.Log should already name the service.
+// Every job must be the service's in the catalog: its user may publish no other's.
 func Start(ctx context.Context, name string, d Deps, jobs Jobs, opts ...func(*worker.Config)) (*worker.Worker, error) {
 	fns, err := jobs(d)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for job := range fns {
+		if j, ok := catalog.Lookup(job); ok && j.Service != name {
+			return nil, fmt.Errorf("%s: job %s is the %s service's in the catalog: the %s user may not publish its results", name, job, j.Service, name)
+		}
 	}
 	cfg := worker.Config{
 		NC: d.NC, JS: d.JS, Jobs: fns, Clock: d.Clock, Log: d.Log,
@@ -91,7 +99,7 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 	dbURL := env.Required("DATABASE_URL", "point it at PostgreSQL (postgres://user:pass@host:5432/db), or use `make run`, which starts one")
 	tzName := env.String("JOBS_TIMEZONE", catalog.DefaultTimezone)
 	opsAddr := env.String("OPS_ADDR", defaultOpsAddr[name])
-	replicas := env.Int("NATS_REPLICAS", 1)
+	creds := natsauth.FromEnv(env, natsURL)
 	loc, err := catalog.LoadTimezone(tzName)
 	env.Check(err)
 	reg := ops.NewRegistry()
@@ -103,10 +111,10 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	log.Info("starting", "nats_url", natsURL, "database", db.Redact(dbURL), "jobs_timezone", loc.String(), "ops_addr", opsAddr, "nats_replicas", replicas)
+	log.Info("starting", "nats_url", natsURL, "nats_credentials", creds.String(), "database", db.Redact(dbURL), "jobs_timezone", loc.String(), "ops_addr", opsAddr)
 
 	// Dependencies.
-	pool, nc, js, closeAll, err := Connect(ctx, name, natsURL, dbURL, replicas, log)
+	pool, nc, js, closeAll, err := Connect(ctx, name, natsURL, dbURL, creds, log)
 	if err != nil {
 		return err
 	}
@@ -148,8 +156,10 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 
 // Connect prepares what every service binary that uses the database needs, the same
 // way: migrations applied (under a lock, so replicas may race), a checked pool, a NATS
-// connection and the streams, buckets and consumers declared. closeAll closes both.
-func Connect(ctx context.Context, name, natsURL, dbURL string, replicas int, log *slog.Logger) (
+// connection as the service's user (creds), and a check that the streams, buckets and
+// consumers the service uses are declared (the setup user declares them). closeAll
+// closes both.
+func Connect(ctx context.Context, name, natsURL, dbURL string, creds natsauth.Credentials, log *slog.Logger) (
 	pool *pgxpool.Pool, nc *nats.Conn, js jetstream.JetStream, closeAll func(), err error) {
 	if err := db.Migrate(ctx, dbURL, log); err != nil {
 		return nil, nil, nil, nil, err
@@ -157,11 +167,16 @@ func Connect(ctx context.Context, name, natsURL, dbURL string, replicas int, log
 	if pool, err = db.Open(ctx, dbURL); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	if nc, js, err = bus.Connect(ctx, natsURL, name, log); err != nil {
+	opts, err := creds.Options()
+	if err != nil {
 		pool.Close()
 		return nil, nil, nil, nil, err
 	}
-	if err := bus.Ensure(ctx, js, bus.Options{Replicas: replicas}); err != nil {
+	if nc, js, err = bus.Connect(ctx, natsURL, name, log, opts...); err != nil {
+		pool.Close()
+		return nil, nil, nil, nil, err
+	}
+	if err := natsauth.CheckDeclared(ctx, js, name); err != nil {
 		nc.Close()
 		pool.Close()
 		return nil, nil, nil, nil, err

@@ -3,6 +3,7 @@
 package natsembed
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +23,14 @@ type Config struct {
 	StoreDir string
 	// ServerName shows in `nats server info`.
 	ServerName string
+	// Users may connect, each with its permissions (natsauth.ServerUsers). None: every
+	// client may do anything.
+	Users []*server.User
+	// NoAuthUser is the user of connections without credentials (natsauth.Developer
+	// under `make run`); empty: such connections are refused when there are Users.
+	NoAuthUser string
+	// TLS, when set, is required of every client.
+	TLS *tls.Config
 }
 
 // Start runs the server and waits until it accepts clients.
@@ -51,6 +60,11 @@ func Start(cfg Config) (*server.Server, error) {
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
+		Users:      cfg.Users,
+		NoAuthUser: cfg.NoAuthUser,
+	}
+	if cfg.TLS != nil {
+		opts.TLSConfig, opts.TLS, opts.TLSVerify = cfg.TLS, true, cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -155,7 +155,7 @@ func (p *tab) untilLoaded(what, js string) {
 		if err == nil {
 			return
 		}
-		gone := strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "Execution context was destroyed")
+		gone := strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "Execution context was destroyed") || strings.Contains(err.Error(), "Inspected target navigated or closed")
 		if !gone || time.Now().After(deadline) {
 			p.t.Fatalf("waiting for %s: %v\nthe page shows:\n%s", what, err, p.describe())
 		}

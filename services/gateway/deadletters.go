@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/events"
 )
 
 // ActionDeadLetterReplayed is the audit row of an operator's replay of a dead letter.
@@ -102,10 +103,13 @@ func (g *Gateway) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, http.StatusOK, map[string]any{"dead_letters": list, "total": info.State.Msgs})
 }
 
-// handleReplayDeadLetter is POST /api/dead-letters/{seq}/replay: the message is
-// published again on its own subject (with a message id of its own, so a second press
-// within the dedupe window replays nothing twice), removed from JOBS_DEAD, and the
-// replay recorded in audit_log. If it fails again it comes back as a new dead letter.
+// handleReplayDeadLetter is POST /api/dead-letters/{seq}/replay: an event the audit
+// consumer gave up on is written to audit_log now; for a slot or trigger an intake gave
+// up on, the job runs now as the operator's Run Now (the gateway does not publish on the
+// ticker's or a developer's subjects); then it is removed from JOBS_DEAD and the replay
+// recorded in audit_log. A run order is not replayed (the sweep re-sends the
+// order of a run still queued). If a replayed trigger fails again it comes back as a
+// new dead letter.
 func (g *Gateway) handleReplayDeadLetter(w http.ResponseWriter, r *http.Request) {
 	var body runNowBody
 	if !decodeBody(w, r, &body) {
@@ -132,13 +136,47 @@ func (g *Gateway) handleReplayDeadLetter(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	d := deadLetterOf(m)
+	var run *Accepted
 	if d.Subject == "" {
 		writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("dead letter %d does not say its subject; it cannot be replayed", seq))
 		return
 	}
-	out := &nats.Msg{Subject: d.Subject, Data: m.Data, Header: nats.Header{}}
-	if _, err := g.cfg.JS.PublishMsg(ctx, out, jetstream.WithMsgID(fmt.Sprintf("replay:%d", seq))); err != nil {
-		g.fail(w, r, err)
+	switch {
+	case d.Consumer == bus.ConsumerGatewayEvents:
+		// The gateway's own: written to audit_log here, as the audit consumer would
+		// have (the gateway may not speak for the job services on their subjects).
+		p, err := planEvent(d.Subject, m.Data)
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("dead letter %d still cannot be written: %s", seq, strings.TrimPrefix(err.Error(), "invalid payload: ")))
+			return
+		}
+		if err := g.write(ctx, p); err != nil {
+			if bus.Permanent(err) {
+				writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("dead letter %d is still refused by the database; it stays in %s", seq, bus.StreamDead))
+				return
+			}
+			g.fail(w, r, err)
+			return
+		}
+	case strings.HasPrefix(d.Subject, events.PrefixTrigger), strings.HasPrefix(d.Subject, events.PrefixSchedule):
+		// A schedule slot or trigger a job's intake gave up on: the job runs again as
+		// the operator's Run Now, for every firm. The gateway may not speak for the
+		// ticker or a developer on their subjects; the operator's run covers what the
+		// lost one would have.
+		job := events.JobFromSubject(d.Subject)
+		p := principalFrom(ctx)
+		reason := fmt.Sprintf("replay of dead letter %d (%s)", seq, d.Subject)
+		if body.Reason != "" {
+			reason += ": " + body.Reason
+		}
+		acc, err := g.RunNow(ctx, job, reason, Requester{Name: p.Display(), Operator: true}, 0)
+		if err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		run = &acc
+	default:
+		writeError(w, http.StatusConflict, fmt.Sprintf("dead letter %d is a %s message of %s: a run order is not replayed from here. If its run is still queued, the workers' sweep sends its order again within seconds; otherwise press Run Now on the job", seq, d.Subject, d.Consumer))
 		return
 	}
 	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -147,5 +185,9 @@ func (g *Gateway) handleReplayDeadLetter(w http.ResponseWriter, r *http.Request)
 	g.auditChange(r, ActionDeadLetterReplayed, "dead-letter", "", map[string]any{
 		"seq": seq, "subject": d.Subject, "consumer": d.Consumer, "class": d.Class, "dead_reason": d.Reason, "reason": body.Reason,
 	})
-	writeJSONResponse(w, http.StatusAccepted, map[string]any{"replayed": d})
+	out := map[string]any{"replayed": d}
+	if run != nil {
+		out["run_now"] = run
+	}
+	writeJSONResponse(w, http.StatusAccepted, out)
 }

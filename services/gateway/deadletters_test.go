@@ -139,6 +139,58 @@ func TestOperatorReplaysADeadLetter(t *testing.T) {
 	}
 }
 
+// What is tried: a schedule slot an intake gave up on (kept in JOBS_DEAD), replayed by
+// the operator.
+// What must hold: the gateway does not publish on the ticker's subject; the job is
+// ordered again on jobs.trigger.<job>.api as the operator's Run Now (every firm), whose
+// reason names the dead letter; the letter leaves JOBS_DEAD.
+func TestReplayingALostSlotRunsTheJobAsTheOperator(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	ctx := context.Background()
+	job := catalog.SendHearingReminders
+	orders := make(chan *nats.Msg, 16)
+	sub, err := s.NATS.NC.ChanSubscribe("jobs.>", orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	m := &nats.Msg{Subject: bus.DeadSubject(bus.TriggerConsumer(job)), Data: []byte(`{"slot":"2026-12-01T08:00:00+05:30"}`), Header: nats.Header{}}
+	m.Header.Set(bus.HeaderDeadSubject, events.PrefixSchedule+job)
+	m.Header.Set(bus.HeaderDeadConsumer, bus.TriggerConsumer(job))
+	m.Header.Set(bus.HeaderDeadClass, bus.DeadExhausted)
+	m.Header.Set(bus.HeaderDeadReason, "failed 40 times, the last: connection refused")
+	ack, err := s.NATS.JS.PublishMsg(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := s.do(t, request{method: "POST", path: fmt.Sprintf("/api/dead-letters/%d/replay", ack.Sequence), body: `{"reason":"database back"}`, bearer: operatorToken(t)})
+	if res.code != 202 || !strings.Contains(string(res.body), `"run_now"`) {
+		t.Fatalf("replay = %d %s; want 202 with the Run Now it started", res.code, res.body)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case o := <-orders:
+			if strings.HasPrefix(o.Subject, events.PrefixSchedule) {
+				t.Fatalf("the gateway published %s: it may not speak for the ticker", o.Subject)
+			}
+			if o.Subject != events.APITriggerSubject(job) {
+				continue
+			}
+			tr, err := events.DecodeTrigger(o.Data, true)
+			if err != nil || tr.Requester == nil || !tr.Requester.Operator || !strings.Contains(tr.Reason, fmt.Sprintf("dead letter %d", ack.Sequence)) || !strings.Contains(tr.Reason, "database back") {
+				t.Fatalf("the replayed order %s: %+v, %v; want the operator's Run Now naming the dead letter", o.Data, tr, err)
+			}
+			if n := s.deadLetters(t); n != 0 {
+				t.Errorf("JOBS_DEAD holds %d after the replay, want 0", n)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no Run Now on jobs.trigger.<job>.api within 10s of the replay")
+		}
+	}
+}
+
 // What is tried: 300 triggers for a job that does not exist, then two processes' samples
 // and final counts of one minute of rejections (one of them delivered twice).
 // What must hold: the gateway stores one rejection for the 300 in that minute; the

@@ -22,6 +22,7 @@ import (
 	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobstate"
+	"github.com/lexhq/gstjobs/internal/natsauth"
 	"github.com/lexhq/gstjobs/internal/natstest"
 )
 
@@ -45,8 +46,9 @@ func at(s string) time.Time {
 	return t
 }
 
-// harness is one embedded JetStream server, one fake clock shared by every ticker of the
-// test, and a subscription to everything under jobs.>.
+// harness is one embedded JetStream server with the system's NATS users, one fake clock
+// shared by every ticker of the test, and a subscription to everything under jobs.>.
+// Tickers connect as the ticker user: a permission it lacks fails the test.
 type harness struct {
 	t       *testing.T
 	srv     *natstest.Server
@@ -58,7 +60,7 @@ type harness struct {
 
 func newHarness(t *testing.T, now string) *harness {
 	t.Helper()
-	srv := natstest.Start(t)
+	srv := natstest.StartWithAuth(t)
 	return &harness{t: t, srv: srv, clock: clockwork.NewFakeClockAt(at(now)), msgs: natstest.Collect(t, srv.NC, "jobs.>")}
 }
 
@@ -66,7 +68,7 @@ func newHarness(t *testing.T, now string) *harness {
 // until it sleeps on the clock.
 func (h *harness) start(instance string, opts ...func(*Config)) *Ticker {
 	h.t.Helper()
-	nc, js := natstest.Connect(h.t, h.srv.URL)
+	nc, js := h.srv.ConnectAs(h.t, natsauth.Ticker)
 	cfg := Config{
 		JS: js, NC: nc, Location: kolkata, Clock: h.clock, Instance: instance,
 		Log:        slog.New(slog.NewTextHandler(h.t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -19,6 +19,7 @@ import (
 	"github.com/lexhq/gstjobs/internal/db"
 	"github.com/lexhq/gstjobs/internal/demo"
 	"github.com/lexhq/gstjobs/internal/jobservice"
+	"github.com/lexhq/gstjobs/internal/natsauth"
 	"github.com/lexhq/gstjobs/internal/ops"
 	"github.com/lexhq/gstjobs/services/gateway"
 )
@@ -47,7 +48,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	natsURL := env.Required("NATS_URL", "point it at a NATS server with JetStream (nats://host:4222), or use `make run`, which starts one")
 	dbURL := env.Required("DATABASE_URL", "point it at PostgreSQL (postgres://user:pass@host:5432/db), or use `make run`, which starts one")
 	addr := env.String("HTTP_ADDR", ":8080")
-	replicas := env.Int("NATS_REPLICAS", 1)
+	creds := natsauth.FromEnv(env, natsURL)
 	loc, err := catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))
 	env.Check(err)
 	devMode := env.Bool("GATEWAY_DEV_MODE", false)
@@ -78,14 +79,14 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	log.Info("starting", "nats_url", natsURL, "database", db.Redact(dbURL), "http_addr", addr, "jobs_timezone", loc.String(),
+	log.Info("starting", "nats_url", natsURL, "nats_credentials", creds.String(), "database", db.Redact(dbURL), "http_addr", addr, "jobs_timezone", loc.String(),
 		"gateway_dev_mode", devMode, "auth_jwt_secret", mask(secret), "operator_jwt_secret", mask(operatorSecret), "allowed_origins", origins)
 	if operatorSecret == "" && !devMode {
 		log.Warn("OPERATOR_JWT_SECRET is not set: nobody can sign in as the platform operator (pause for every firm, schedules, every firm's results)")
 	}
 
 	// Dependencies.
-	pool, nc, js, closeAll, err := jobservice.Connect(ctx, "gateway", natsURL, dbURL, replicas, log)
+	pool, nc, js, closeAll, err := jobservice.Connect(ctx, natsauth.Gateway, natsURL, dbURL, creds, log)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/natsauth"
 	"github.com/lexhq/gstjobs/internal/ops"
 	"github.com/lexhq/gstjobs/services/ticker"
 )
@@ -39,10 +40,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// Configuration.
 	env := &ops.Env{}
 	natsURL := env.Required("NATS_URL", "point it at a NATS server with JetStream (nats://host:4222, started with nats-server -js), or use `make run`, which starts one")
-	replicas := env.Int("NATS_REPLICAS", 1)
-	if replicas < 1 {
-		env.Check(errors.New("NATS_REPLICAS must be 1 or more (1 on one server, 3 on a cluster)"))
-	}
+	creds := natsauth.FromEnv(env, natsURL)
 	loc, err := catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))
 	env.Check(err)
 	opsAddr := env.String("OPS_ADDR", ":9102")
@@ -50,16 +48,20 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	log.Info("starting", "nats_url", redactURL(natsURL), "nats_replicas", replicas,
+	log.Info("starting", "nats_url", redactURL(natsURL), "nats_credentials", creds.String(),
 		"jobs_timezone", loc.String(), "ops_addr", opsAddr, "instance", instance)
 
 	// Dependencies.
-	nc, js, err := bus.Connect(ctx, natsURL, "ticker", log)
+	natsOpts, err := creds.Options()
+	if err != nil {
+		return err
+	}
+	nc, js, err := bus.Connect(ctx, natsURL, natsauth.Ticker, log, natsOpts...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	if err := bus.Ensure(ctx, js, bus.Options{Replicas: replicas}); err != nil {
+	if err := natsauth.CheckDeclared(ctx, js, natsauth.Ticker); err != nil {
 		return err
 	}
 	reg := ops.NewRegistry()
