@@ -79,7 +79,7 @@ var slaResults = []Result{
 		Meaning: "Rule fires left for the next runs because this one reached its limit (SLA_MAX_FIRES_PER_RUN)."},
 }
 
-var hearingResults = []Result{
+var hearingResults = append([]Result{
 	{Key: "hearings_processed", Label: "Hearings processed", Words: "hearings", One: "hearing", Show: ShowAlways,
 		Meaning: "Scheduled or adjourned hearings starting within 24 hours of the run.",
 		Items:   "The hearings in the run's 24-hour window, as they stand now, and whom this run reminded."},
@@ -89,16 +89,7 @@ var hearingResults = []Result{
 	{Key: "failed_notifications", Label: "Failed notifications", Words: "failed", One: "failed", Show: ShowNonZero,
 		Meaning: "Reminders this run could not deliver: hearings with no one to remind, e-mails that failed or wait for the mail server.",
 		Items:   "Each reminder that did not go out, to whom, and why."},
-	{Key: "in_app_sent", Label: "In-app sent", Meaning: "Reminders delivered in-app.",
-		Items: "Each in-app reminder: which hearing, to whom."},
-	{Key: "emails_sent", Label: "E-mails sent", Meaning: "Reminders the mail server accepted.",
-		Items: "Each e-mail: which hearing, to whom, at which address."},
-	{Key: "emails_failed", Label: "E-mails failed", Meaning: "E-mails that cannot be delivered as things are (no or invalid address, refused recipient); retried by later runs while the hearing is ahead.",
-		Items: "Each e-mail that failed, to whom, and why."},
-	{Key: "emails_pending", Label: "E-mails pending", Meaning: "E-mails left for the next run because the mail server could not be reached or deferred them.",
-		Items: "Each e-mail waiting, to whom, and why."},
-	{Key: "email_enabled", Label: "E-mail on", Meaning: "Whether the deployment sends e-mail (SMTP_URL); off, reminders are in-app only."},
-}
+}, channelResults("reminder", "hearing")...)
 
 var analyticsResults = []Result{
 	{Key: "tenants_processed", Label: "Firms processed",
@@ -110,7 +101,7 @@ var analyticsResults = []Result{
 		Meaning: "The day the metrics are for, in the jobs' time zone."},
 }
 
-var deadlineResults = []Result{
+var deadlineResults = append([]Result{
 	{Key: "deadlines_found", Label: "Deadlines found", Words: "deadlines", One: "deadline", Show: ShowAlways,
 		Meaning: "Task due dates, replies to show-cause notices and appeal deadlines within the widest alert threshold."},
 	{Key: "alerts_sent", Label: "Alerts sent", Words: "alerts sent", One: "alert sent", Show: ShowAlways, Toast: "deadline alerts sent",
@@ -119,16 +110,7 @@ var deadlineResults = []Result{
 	{Key: "failed_alerts", Label: "Failed alerts", Words: "failed", One: "failed", Show: ShowNonZero,
 		Meaning: "Alerts this run could not deliver: deadlines with no one to alert, e-mails that failed or wait for the mail server.",
 		Items:   "Each alert that did not go out, to whom, and why."},
-	{Key: "in_app_sent", Label: "In-app sent", Meaning: "Alerts delivered in-app.",
-		Items: "Each in-app alert: which deadline, to whom."},
-	{Key: "emails_sent", Label: "E-mails sent", Meaning: "Alerts the mail server accepted.",
-		Items: "Each e-mail: which deadline, to whom, at which address."},
-	{Key: "emails_failed", Label: "E-mails failed", Meaning: "E-mails that cannot be delivered as things are; retried by later runs while the deadline is ahead.",
-		Items: "Each e-mail that failed, to whom, and why."},
-	{Key: "emails_pending", Label: "E-mails pending", Meaning: "E-mails left for the next run because the mail server could not be reached or deferred them.",
-		Items: "Each e-mail waiting, to whom, and why."},
-	{Key: "email_enabled", Label: "E-mail on", Meaning: "Whether the deployment sends e-mail (SMTP_URL); off, alerts are in-app only."},
-}
+}, channelResults("alert", "deadline")...)
 
 var healthResults = []Result{
 	{Key: "health", Label: "Health", Show: ShowLead, Toast: "automation",
@@ -299,4 +281,21 @@ func Metric(metricType string) (MetricInfo, bool) {
 		}
 	}
 	return MetricInfo{}, false
+}
+
+// channelResults are the per-channel counts both notifying jobs report, in their words:
+// what (a reminder, an alert) about what (a hearing, a deadline).
+func channelResults(what, about string) []Result {
+	What := strings.ToUpper(what[:1]) + what[1:]
+	return []Result{
+		{Key: "in_app_sent", Label: "In-app sent", Meaning: What + "s delivered in-app.",
+			Items: "Each in-app " + what + ": which " + about + ", to whom."},
+		{Key: "emails_sent", Label: "E-mails sent", Meaning: What + "s the mail server accepted.",
+			Items: "Each e-mail: which " + about + ", to whom, at which address."},
+		{Key: "emails_failed", Label: "E-mails failed", Meaning: "E-mails that cannot be delivered as things are (no or invalid address, refused recipient); retried by later runs while the " + about + " is ahead.",
+			Items: "Each e-mail that failed, to whom, and why."},
+		{Key: "emails_pending", Label: "E-mails pending", Meaning: "E-mails left for the next run because the mail server could not be reached or deferred them.",
+			Items: "Each e-mail waiting, to whom, and why."},
+		{Key: "email_enabled", Label: "E-mail on", Meaning: "Whether the deployment sends e-mail (SMTP_URL); off, " + what + "s are in-app only."},
+	}
 }
