@@ -40,6 +40,10 @@ type Job struct {
 	Timeout time.Duration
 	// ResultKeys are the counters the job reports, in display order.
 	ResultKeys []string
+	// FirmHours: the job runs once a day, and each firm may choose its own time of day
+	// for it (read in the firm's own time zone). The SLA check runs every 15 minutes for
+	// every firm: a firm may pause it, not slow it.
+	FirmHours bool
 }
 
 var jobs = []Job{
@@ -62,6 +66,7 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     5 * time.Minute,
 		ResultKeys:  []string{"hearings_processed", "notifications_sent", "failed_notifications"},
+		FirmHours:   true,
 	},
 	{
 		Name:        CaptureAnalyticsSnapshot,
@@ -72,6 +77,7 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     5 * time.Minute,
 		ResultKeys:  []string{"tenants_processed", "snapshots_written"},
+		FirmHours:   true,
 	},
 	{
 		Name:        CheckUpcomingDeadlines,
@@ -82,6 +88,7 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     5 * time.Minute,
 		ResultKeys:  []string{"deadlines_found", "alerts_sent", "failed_alerts"},
+		FirmHours:   true,
 	},
 	{
 		Name:        AutomationHealthCheck,
@@ -92,6 +99,7 @@ var jobs = []Job{
 		StaleAfter:  36 * time.Hour,
 		Timeout:     2 * time.Minute,
 		ResultKeys:  []string{"rules_checked", "unhealthy_rules", "stale_jobs", "health"},
+		FirmHours:   true,
 	},
 }
 
@@ -214,6 +222,42 @@ func Describe(expr string) string {
 		return "Every " + time.Weekday(d%7).String() + " at " + at
 	}
 	return "Cron " + expr
+}
+
+// DailyAt is the time of day of a schedule that runs once a day, every day ("30 7 * *
+// *" is "07:30"); ok is false for any other schedule.
+func DailyAt(expr string) (at string, ok bool) {
+	f := strings.Fields(expr)
+	if len(f) != 5 || f[2] != "*" || f[3] != "*" || f[4] != "*" {
+		return "", false
+	}
+	m, errM := strconv.Atoi(f[0])
+	h, errH := strconv.Atoi(f[1])
+	if errM != nil || errH != nil || m < 0 || m > 59 || h < 0 || h > 23 {
+		return "", false
+	}
+	return fmt.Sprintf("%02d:%02d", h, m), true
+}
+
+// ParseAt reads a firm's time of day for a daily job, "HH:MM" on the 24-hour clock
+// ("7:30" is accepted), and returns it as "07:30".
+func ParseAt(s string) (string, error) {
+	hh, mm, ok := strings.Cut(strings.TrimSpace(s), ":")
+	h, errH := strconv.Atoi(hh)
+	m, errM := strconv.Atoi(mm)
+	if !ok || errH != nil || errM != nil || len(mm) != 2 || len(hh) < 1 || len(hh) > 2 || h < 0 || h > 23 || m < 0 || m > 59 {
+		return "", fmt.Errorf("catalog: time of day %q is not HH:MM on the 24-hour clock (for example 07:30 or 18:00)", s)
+	}
+	return fmt.Sprintf("%02d:%02d", h, m), nil
+}
+
+// DailyCron is the schedule that runs every day at at ("07:30" is "30 7 * * *"); at
+// must come from ParseAt or DailyAt.
+func DailyCron(at string) string {
+	h, m, _ := strings.Cut(at, ":")
+	hour, _ := strconv.Atoi(h)
+	minute, _ := strconv.Atoi(m)
+	return fmt.Sprintf("%d %d * * *", minute, hour)
 }
 
 func clock12(h, m int) string {

@@ -7,6 +7,7 @@ package tenancy
 import (
 	"maps"
 	"regexp"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -20,13 +21,37 @@ func Filter(col string) string {
 	return "(" + col + " = ANY(@scope_tenants::uuid[]) OR (@scope_all::bool AND NOT " + col + " = ANY(@scope_skip::uuid[])))"
 }
 
-// Args binds a scope for Filter. Lists are never nil: a NULL array would make the
-// predicate NULL instead of false.
+// Args binds a scope for Filter. The scope's named firms (those that asked, and those
+// a schedule slot is for and that did not pause the job) are bound as @scope_tenants,
+// and, for a scope of every firm, the firms it is not for (paused, or whose slot is
+// elsewhere) as @scope_skip; the predicate therefore keeps one shape, and a run for a
+// few firms is one list the planner can look up by index. Lists are never nil: a NULL
+// array would make the predicate NULL instead of false.
 func Args(s events.Scope) pgx.NamedArgs {
+	named := slices.Clone(s.Tenants)
+	for _, t := range s.Firms {
+		if s.Covers(t) {
+			named = append(named, t)
+		}
+	}
+	slices.Sort(named)
+	named = slices.Compact(named)
+	var skip []string
+	if s.All {
+		for _, list := range [][]string{s.Except, s.Skip} {
+			for _, t := range list {
+				if !s.Covers(t) {
+					skip = append(skip, t)
+				}
+			}
+		}
+		slices.Sort(skip)
+		skip = slices.Compact(skip)
+	}
 	return pgx.NamedArgs{
 		"scope_all":     s.All,
-		"scope_tenants": nonNil(s.Tenants),
-		"scope_skip":    nonNil(s.Skip),
+		"scope_tenants": nonNil(named),
+		"scope_skip":    nonNil(skip),
 	}
 }
 

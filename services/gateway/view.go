@@ -186,7 +186,7 @@ func viewRunInfo(ri *jobstate.RunInfo, v Viewer) *jobstate.RunInfo {
 		return ri
 	}
 	scope := ri.Scope
-	if !scope.All && len(scope.Tenants) == 0 {
+	if scope.Empty() {
 		scope = events.ScopeAll() // queued before runs had scopes: the worker runs it for all
 	}
 	if !scope.Covers(v.TenantID) {
