@@ -75,7 +75,7 @@ func BenchmarkCapture(b *testing.B) {
 					b.StartTimer()
 					var tenants, rows int64
 					if err := pool.QueryRow(ctx, totalsOnlySQL(b), pgx.NamedArgs{
-						"snapshot_date": runDate, "now": runNow, "day_start": dayStart, "prev_day_start": prevStart, "week_end": weekEnd,
+						"now": runNow, "fallback_zone": kolkata.String(),
 					}).Scan(&tenants, &rows); err != nil {
 						b.Fatal(err)
 					}
@@ -97,7 +97,7 @@ func BenchmarkCapture(b *testing.B) {
 // totalsOnlySQL is capture.sql as it was before each firm got its slice: every
 // covered(...) filter true and the last statement counting the rows written in all.
 func totalsOnlySQL(b *testing.B) string {
-	const perFirm = "SELECT coalesce(array_agg(tenant_id::text ORDER BY tenant_id), '{}'), coalesce(array_agg(n ORDER BY tenant_id), '{}')\nFROM (SELECT tenant_id, count(*) AS n FROM written GROUP BY tenant_id) w;"
+	const perFirm = "SELECT coalesce(array_agg(tenant_id::text ORDER BY tenant_id), '{}'), coalesce(array_agg(n ORDER BY tenant_id), '{}'),\n       coalesce(array_agg(snapshot_date::text ORDER BY tenant_id), '{}')\nFROM (SELECT tenant_id, snapshot_date, count(*) AS n FROM written GROUP BY tenant_id, snapshot_date) w;"
 	if !strings.Contains(captureFile, perFirm) {
 		b.Fatal("capture.sql no longer ends with the per-firm count this baseline replaces")
 	}

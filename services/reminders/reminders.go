@@ -205,19 +205,14 @@ func newService(d jobservice.Deps, cfg Config) (*service, error) {
 	return s, nil
 }
 
-// inTx runs fn in a transaction whose session time zone is the firms' zone, so that
-// SQL's "date of a timestamptz", "midnight of a date" and the zone shown in
-// notification text (to_char ... TZ) are those of the firm, not of the server.
+// inTx runs fn in a transaction. The statements name each firm's zone themselves
+// (firm_zones, to_char_in): nothing depends on the session's time zone, so one
+// statement serves firms in Kolkata, Dubai and New York alike.
 func (s *service) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	if s.pool == nil {
 		return errors.New("no database pool")
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('TimeZone', $1, true)`, s.loc.String()); err != nil {
-			return fmt.Errorf("set time zone %s: %w", s.loc, err)
-		}
-		return fn(tx)
-	})
+	return pgx.BeginFunc(ctx, s.pool, fn)
 }
 
 // perFirmCounts ends a counts query whose per_firm CTE has tenant_id, found, missing
