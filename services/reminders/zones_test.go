@@ -138,4 +138,3 @@ func TestDeadlineDaysInEachFirmsZone(t *testing.T) {
 		t.Errorf("Dubai's task alert says %q, want its due time in Dubai: %q", body, want)
 	}
 }
-
