@@ -30,7 +30,7 @@ func TestComposeStackIsConsistent(t *testing.T) {
 		t.Fatalf("compose.yaml does not parse: %v", err)
 	}
 	required := map[string][]string{
-		"ticker":    {"NATS_URL"},
+		"ticker":    {"NATS_URL", "DATABASE_URL"},
 		"sla":       {"NATS_URL", "DATABASE_URL"},
 		"reminders": {"NATS_URL", "DATABASE_URL", "SMTP_URL", "SMTP_FROM"},
 		"analytics": {"NATS_URL", "DATABASE_URL"},

@@ -77,7 +77,9 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		s.startService(name)
 	}
 	if o.withTicker {
-		tk, err := ticker.New(ticker.Config{JS: s.nats.JS, NC: s.nats.NC, Location: kolkata, Clock: s.clock, Log: log})
+		firms := ticker.NewPostgresFirms(s.pool, kolkata, log)
+		t.Cleanup(firms.Close)
+		tk, err := ticker.New(ticker.Config{JS: s.nats.JS, NC: s.nats.NC, Location: kolkata, Clock: s.clock, Log: log, Firms: firms})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -97,7 +97,11 @@ func (p *PostgresFirms) listenOnce(ctx context.Context, listening func()) error 
 	}
 	// A connection that listened is not handed back to other users of the pool.
 	conn := pooled.Hijack()
-	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN gstjobs_firm_zones"); err != nil {
 		return err
 	}
