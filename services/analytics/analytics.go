@@ -118,10 +118,15 @@ var captureSQL = tenancy.Expand(captureFile)
 
 func capture(ctx context.Context, pool *pgxpool.Pool, now time.Time, loc *time.Location, scope events.Scope) (summary, error) {
 	var s summary
-	err := pool.QueryRow(ctx, captureSQL, tenancy.With(pgx.NamedArgs{
-		"now":           now,
-		"fallback_zone": loc.String(),
-	}, scope)).Scan(&s.firms, &s.firmSnapshots, &s.firmDates)
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := tenancy.PlanEachRun(ctx, tx); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, captureSQL, tenancy.With(pgx.NamedArgs{
+			"now":           now,
+			"fallback_zone": loc.String(),
+		}, scope)).Scan(&s.firms, &s.firmSnapshots, &s.firmDates)
+	})
 	if err != nil {
 		return summary{}, fmt.Errorf("analytics: capture snapshot at %s: %w", now.UTC().Format(time.RFC3339), err)
 	}

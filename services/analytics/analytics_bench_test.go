@@ -26,7 +26,9 @@ const benchTenants = 1000
 //
 //   - nightly: the 00:30 run, which inserts the day's rows (each iteration first
 //     deletes them, untimed);
-//   - rerun: Run Now later the same day, which replaces them.
+//   - rerun: Run Now later the same day, which replaces them;
+//   - firm_hours: the day's snapshots as today's single schedule takes them and as 50
+//     runs for the firms spread over 50 (zone, time of day) pairs (see firmHours).
 //
 // Beside ns/op each reports scan_ms, the time to count every row of the tables the
 // snapshot reads (the cheapest way to visit each row once, on the same data, measured
@@ -90,6 +92,7 @@ func BenchmarkCapture(b *testing.B) {
 				}
 				report(b, pool)
 			})
+			b.Run("firm_hours", func(b *testing.B) { firmHours(b, pool, job) })
 		})
 	}
 }

@@ -109,7 +109,7 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 		"fallback_zone": s.loc.String(),
 	}, run.Scope)
 	var o outcome
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, hearingPlans(run.Scope), func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, hearingCountsSQL, args).Scan(&o.firms)
 	})
 	if err == nil {
@@ -136,7 +136,7 @@ func (s *service) enqueueParts(ctx context.Context, run worker.Run, args pgx.Nam
 			partArgs := maps.Clone(args)
 			partArgs["parts"], partArgs["part"] = parts, part
 			var enq notify.Enqueued
-			err := s.inTx(ctx, func(tx pgx.Tx) error {
+			err := s.inTx(ctx, hearingPlans(run.Scope), func(tx pgx.Tx) error {
 				var err error
 				enq, err = notify.Enqueue(ctx, tx, notify.Batch{
 					Query: hearingRemindersSQL, Args: partArgs,

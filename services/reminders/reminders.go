@@ -205,14 +205,27 @@ func newService(d jobservice.Deps, cfg Config) (*service, error) {
 	return s, nil
 }
 
-// inTx runs fn in a transaction. The statements name each firm's zone themselves
-// (firm_zones, to_char_in): nothing depends on the session's time zone, so one
-// statement serves firms in Kolkata, Dubai and New York alike.
-func (s *service) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+// inTx runs fn in a transaction whose statements are planned as plan says. The
+// statements name each firm's zone themselves (firm_zones, to_char_in): nothing depends
+// on the session's time zone, so one statement serves firms in Kolkata, Dubai and New
+// York alike.
+func (s *service) inTx(ctx context.Context, plan func(context.Context, pgx.Tx) error, fn func(pgx.Tx) error) error {
 	if s.pool == nil {
 		return errors.New("no database pool")
 	}
-	return pgx.BeginFunc(ctx, s.pool, fn)
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := plan(ctx, tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// hearingPlans: the reminders' statements read the hearings of the next 24 hours by
+// date whatever the firms, so a run for named firms (a slot's) keeps one plan per
+// connection (tenancy.ForScope).
+func hearingPlans(scope events.Scope) func(context.Context, pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error { return tenancy.ForScope(ctx, tx, scope) }
 }
 
 // perFirmCounts ends a counts query whose per_firm CTE has tenant_id, found, missing

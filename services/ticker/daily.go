@@ -41,8 +41,9 @@ type groupMark struct {
 type dailyFirm struct {
 	id  string
 	loc *time.Location
-	// at is the firm's time of day for the job: its own or the job's default.
-	at string
+	// at is the firm's time of day for the job: its own or the job's default; label
+	// its group's name (groupLabel).
+	at, label string
 }
 
 // dailyInput is everything a daily decision is taken on.
@@ -60,6 +61,10 @@ type dailyInput struct {
 	fallback  *time.Location
 	firms     []dailyFirm
 	self      string
+	// known is the firms' ids, last the record's firms (firmSlots), when the caller has
+	// them already (nil: computed here).
+	known map[string]bool
+	last  map[string]time.Time
 }
 
 // dailyPlan is a daily decision: the record to write (if changed), the groups' slots to
@@ -80,40 +85,65 @@ type dailyGroup struct {
 	label string // "Asia/Dubai 08:00"
 	loc   *time.Location
 	at    string
-	// slot is the group's latest slot at or before now.
-	slot      time.Time
-	isDefault bool
-	fire      []string
-	paused    []string
-	missed    []string
-	skipped   map[time.Time][]string
+	// slot is the group's latest slot at or before now, day the start of its day there,
+	// before the slot of the day before.
+	slot, day, before time.Time
+	isDefault         bool
+	fire              []string
+	paused            []string
+	missed            []string
+	skipped           map[time.Time][]string
 }
 
 func groupLabel(zone, at string) string { return zone + " " + at }
 
-// latestDaily is the latest instant at or before now that is at (HH:MM) in loc.
-func latestDaily(at string, loc *time.Location, now time.Time) time.Time {
-	s, ok, err := catalog.Prev(catalog.DailyCron(at), loc, now, 49*time.Hour)
-	if err != nil || !ok {
+// clockOf reads "HH:MM".
+func clockOf(at string) (h, m int, ok bool) {
+	if len(at) != 5 || at[2] != ':' {
+		return 0, 0, false
+	}
+	h, errH := strconv.Atoi(at[:2])
+	m, errM := strconv.Atoi(at[3:])
+	return h, m, errH == nil && errM == nil
+}
+
+// onDay is at (HH:MM) on the local day of t in loc. A time the clocks skip (a change to
+// daylight saving time) is the instant it would have been (02:30 becomes 03:30).
+func onDay(at string, loc *time.Location, t time.Time, days int) time.Time {
+	h, m, ok := clockOf(at)
+	if !ok {
 		return time.Time{}
 	}
-	return s.UTC()
+	y, mo, d := t.In(loc).Date()
+	return time.Date(y, mo, d+days, h, m, 0, 0, loc).UTC()
+}
+
+// latestDaily is the latest instant at or before now that is at (HH:MM) in loc.
+func latestDaily(at string, loc *time.Location, now time.Time) time.Time {
+	for days := 0; days >= -2; days-- {
+		if s := onDay(at, loc, now, days); !s.IsZero() && !s.After(now) {
+			return s
+		}
+	}
+	return time.Time{}
 }
 
 // nextDaily is the first instant after t that is at in loc.
 func nextDaily(at string, loc *time.Location, t time.Time) time.Time {
-	n, err := catalog.Next(catalog.DailyCron(at), loc, t)
-	if err != nil {
-		return time.Time{}
+	for days := 0; days <= 2; days++ {
+		if s := onDay(at, loc, t, days); !s.IsZero() && s.After(t) {
+			return s
+		}
 	}
-	return n.UTC()
+	return time.Time{}
 }
 
-func localDate(t time.Time, loc *time.Location) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.In(loc).Format(time.DateOnly)
+// dayStart is the instant the local day of t starts in loc: a slot falls on a later day
+// of a firm's calendar than its last run exactly when the run came before the slot's
+// day began.
+func dayStart(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
 }
 
 // firmSlots reads the record's firms: each firm the record names → the slot of its
@@ -165,17 +195,26 @@ func packFirms(last map[string]time.Time) map[string][]string {
 func decideDaily(in dailyInput) dailyPlan {
 	p := dailyPlan{rec: in.rec}
 	p.rec.Pending = nil
-	last := firmSlots(in.rec)
-	known := make(map[string]bool, len(in.firms))
-	for _, f := range in.firms {
-		known[f.id] = true
+	last := maps.Clone(in.last)
+	if in.last == nil {
+		last = firmSlots(in.rec)
+	}
+	known := in.known
+	if known == nil {
+		known = make(map[string]bool, len(in.firms))
+		for _, f := range in.firms {
+			known[f.id] = true
+		}
 	}
 	defaultSlot := latestDaily(in.defaultAt, in.fallback, in.now)
 	defaultLabel := groupLabel(in.fallback.String(), in.defaultAt)
 
 	groups := map[string]*dailyGroup{}
 	groupOf := func(f dailyFirm) *dailyGroup {
-		label := groupLabel(f.loc.String(), f.at)
+		label := f.label
+		if label == "" {
+			label = groupLabel(f.loc.String(), f.at)
+		}
 		g := groups[label]
 		if g == nil {
 			g = &dailyGroup{label: label, loc: f.loc, at: f.at, isDefault: label == defaultLabel, skipped: map[time.Time][]string{}}
@@ -183,6 +222,10 @@ func decideDaily(in dailyInput) dailyPlan {
 				g.slot = defaultSlot
 			} else {
 				g.slot = latestDaily(f.at, f.loc, in.now)
+			}
+			if !g.slot.IsZero() {
+				g.day = dayStart(g.slot, g.loc)
+				g.before = latestDaily(g.at, g.loc, g.slot.Add(-time.Second))
 			}
 			groups[label] = g
 		}
@@ -221,7 +264,7 @@ func decideDaily(in dailyInput) dailyPlan {
 	// with no known firm) into its group's fire, paused or missed list.
 	due := func(g *dailyGroup, id string) bool {
 		prev := lastOf(id)
-		if g.slot.IsZero() || g.slot.Before(in.cfg.UpdatedAt) || localDate(g.slot, g.loc) <= localDate(prev, g.loc) {
+		if g.slot.IsZero() || g.slot.Before(in.cfg.UpdatedAt) || !prev.Before(g.day) {
 			return false
 		}
 		switch {
@@ -234,7 +277,7 @@ func decideDaily(in dailyInput) dailyPlan {
 		}
 		// The day before the slot's, if it too was owed and not run: missed while no
 		// ticker ran (only the latest slot is ever caught up).
-		if before := latestDaily(g.at, g.loc, g.slot.Add(-time.Second)); !before.IsZero() && before.After(floor(prev)) && !prev.IsZero() {
+		if before := g.before; !before.IsZero() && before.After(floor(prev)) && !prev.IsZero() {
 			g.skipped[before] = append(g.skipped[before], id)
 		}
 		return true
@@ -245,6 +288,10 @@ func decideDaily(in dailyInput) dailyPlan {
 	def := groups[defaultLabel]
 	if def == nil {
 		def = &dailyGroup{label: defaultLabel, loc: in.fallback, at: in.defaultAt, slot: defaultSlot, isDefault: true, skipped: map[time.Time][]string{}}
+		if !defaultSlot.IsZero() {
+			def.day = dayStart(defaultSlot, in.fallback)
+			def.before = latestDaily(in.defaultAt, in.fallback, defaultSlot.Add(-time.Second))
+		}
 	}
 	// The default group's slot for every firm fires when it is newer than the record's,
 	// for the default group's due firms, or, when the ticker knows no firm at all, for
@@ -394,7 +441,10 @@ func nextDailyWake(in dailyInput) time.Time {
 	next := nextDaily(in.defaultAt, in.fallback, in.now)
 	seen := map[string]bool{}
 	for _, f := range in.firms {
-		label := groupLabel(f.loc.String(), f.at)
+		label := f.label
+		if label == "" {
+			label = groupLabel(f.loc.String(), f.at)
+		}
 		if seen[label] {
 			continue
 		}
@@ -417,7 +467,8 @@ func (t *Ticker) settleDaily(ctx context.Context, j *jobTicker, now time.Time, c
 		return nil
 	}
 	j.lookAgain, j.quietUntil = time.Time{}, time.Time{}
-	in := dailyInput{now: now, job: j.job, cfg: cfg, defaultAt: defaultAt, fallback: t.cfg.Location, firms: t.dailyFirms(j.job.Name, defaultAt), self: t.cfg.Instance}
+	firms, known := t.dailyFirms(j, defaultAt, gen)
+	in := dailyInput{now: now, job: j.job, cfg: cfg, defaultAt: defaultAt, fallback: t.cfg.Location, firms: firms, known: known, self: t.cfg.Instance}
 	for range 5 {
 		fresh := j.cached == nil
 		if fresh {
@@ -445,7 +496,10 @@ func (t *Ticker) settleDaily(ctx context.Context, j *jobTicker, now time.Time, c
 			}
 			continue
 		}
-		in.rec, in.rev = rec, rev
+		if j.lastIndex == nil || j.lastIndexRev != rev {
+			j.lastIndex, j.lastIndexRev = firmSlots(rec), rev
+		}
+		in.rec, in.rev, in.last = rec, rev, j.lastIndex
 		p := decideDaily(in)
 		if !p.changed {
 			j.quietUntil, j.quietGen = nextDailyWake(in), gen
@@ -557,16 +611,23 @@ func (t *Ticker) lostDaily(j *jobTicker, msgID string) {
 	t.log.Debug("slot taken by another ticker", "job_name", j.job.Name, "msg_id", msgID)
 }
 
-// dailyFirms is every known firm with its zone and its time of day for job.
-func (t *Ticker) dailyFirms(job, defaultAt string) []dailyFirm {
-	own := t.configs.firmsAt(job)
+// dailyFirms is every known firm with its zone and its time of day for the job, kept
+// until the firms or the config change (gen).
+func (t *Ticker) dailyFirms(j *jobTicker, defaultAt string, gen uint64) ([]dailyFirm, map[string]bool) {
+	if j.firmsList != nil && j.firmsListGen == gen && j.firmsListAt == defaultAt {
+		return j.firmsList, j.firmsKnown
+	}
+	own := t.configs.firmsAt(j.job.Name)
 	out := make([]dailyFirm, 0, len(t.firms))
+	known := make(map[string]bool, len(t.firms))
 	for _, f := range t.firms {
 		at := own[f.id]
 		if at == "" {
 			at = defaultAt
 		}
-		out = append(out, dailyFirm{id: f.id, loc: f.loc, at: at})
+		out = append(out, dailyFirm{id: f.id, loc: f.loc, at: at, label: groupLabel(f.loc.String(), at)})
+		known[f.id] = true
 	}
-	return out
+	j.firmsList, j.firmsKnown, j.firmsListGen, j.firmsListAt = out, known, gen, defaultAt
+	return out, known
 }

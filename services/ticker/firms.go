@@ -28,7 +28,7 @@ type Firms interface {
 
 // firmsRefresh is how old the ticker lets its list of firms get even with no change
 // notified: a notification lost with its connection costs at most this.
-const firmsRefresh = 15 * time.Minute
+const firmsRefresh = time.Hour
 
 // PostgresFirms reads the firms' zones from PostgreSQL, and listens for their changes
 // (migration 00050 notifies gstjobs_firm_zones on every change of tenants).

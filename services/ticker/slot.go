@@ -78,6 +78,14 @@ type jobTicker struct {
 	quietUntil time.Time
 	quietGen   uint64
 	lostIDs    map[string]bool
+	// The firms as the daily decision reads them, and the record's firms parsed, kept
+	// while they do not change.
+	firmsList    []dailyFirm
+	firmsKnown   map[string]bool
+	firmsListGen uint64
+	firmsListAt  string
+	lastIndex    map[string]time.Time
+	lastIndexRev uint64
 }
 
 // step is what a ticker does about a job's latest slot.
