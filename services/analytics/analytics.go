@@ -119,7 +119,7 @@ var captureSQL = tenancy.Expand(captureFile)
 func capture(ctx context.Context, pool *pgxpool.Pool, now time.Time, loc *time.Location, scope events.Scope) (summary, error) {
 	var s summary
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if err := tenancy.PlanEachRun(ctx, tx); err != nil {
+		if err := tenancy.PlanEachNamedRun(ctx, tx, scope); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, captureSQL, tenancy.With(pgx.NamedArgs{

@@ -140,9 +140,7 @@ func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (w
 		"max_listed": maxErrors, "fallback_zone": s.loc.String(),
 	}, run.Scope)
 	var o outcome
-	// Planned for each run: a generic plan of the alerts, made for no firms in
-	// particular, reads every firm's deadlines to alert twenty.
-	err := s.inTx(ctx, tenancy.PlanEachRun, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, deadlinePlans(run.Scope), func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, deadlineCountsSQL, args).Scan(&o.firms); err != nil {
 			return err
 		}

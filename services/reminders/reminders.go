@@ -223,9 +223,14 @@ func (s *service) inTx(ctx context.Context, plan func(context.Context, pgx.Tx) e
 
 // hearingPlans: the reminders' statements read the hearings of the next 24 hours by
 // date whatever the firms, so a run for named firms (a slot's) keeps one plan per
-// connection (tenancy.ForScope).
+// connection; deadlinePlans: a generic plan of the alerts reads every firm's deadlines
+// to alert twenty, so a run for named firms plans each statement for its firms.
 func hearingPlans(scope events.Scope) func(context.Context, pgx.Tx) error {
-	return func(ctx context.Context, tx pgx.Tx) error { return tenancy.ForScope(ctx, tx, scope) }
+	return func(ctx context.Context, tx pgx.Tx) error { return tenancy.ReusePlansForNamed(ctx, tx, scope) }
+}
+
+func deadlinePlans(scope events.Scope) func(context.Context, pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error { return tenancy.PlanEachNamedRun(ctx, tx, scope) }
 }
 
 // perFirmCounts ends a counts query whose per_firm CTE has tenant_id, found, missing
