@@ -502,6 +502,7 @@ func (t *Ticker) settleDaily(ctx context.Context, j *jobTicker, now time.Time, c
 		in.rec, in.rev, in.last = rec, rev, j.lastIndex
 		p := decideDaily(in)
 		if !p.changed {
+			t.noteOthersSlots(j, rec, groupLabel(t.cfg.Location.String(), defaultAt))
 			j.quietUntil, j.quietGen = nextDailyWake(in), gen
 			return nil
 		}
@@ -529,6 +530,10 @@ func (t *Ticker) settleDaily(ctx context.Context, j *jobTicker, now time.Time, c
 			j.announce = append(j.announce, m)
 		}
 		j.cached, j.cachedRev = &p.rec, newRev
+		for _, f := range p.fires {
+			j.ownIDs = appendCapped(j.ownIDs, f.MsgID)
+		}
+		j.seenMarks = p.rec.Groups
 		if len(p.fires) > 0 {
 			if _, err := t.publishPending(ctx, j, p.rec, newRev, now); err != nil {
 				return err
@@ -594,6 +599,39 @@ func (t *Ticker) publishPending(ctx context.Context, j *jobTicker, rec record, r
 	}
 	j.cached, j.cachedRev = &marked, newRev
 	return true, nil
+}
+
+// noteOthersSlots counts, once each, the groups' slots another ticker fired since this
+// one last looked (it finds them in the record's marks, which it did not write).
+func (t *Ticker) noteOthersSlots(j *jobTicker, rec record, defaultLabel string) {
+	if j.seenMarks != nil {
+		for label, m := range rec.Groups {
+			if old, ok := j.seenMarks[label]; ok && old == m {
+				continue
+			}
+			name := label
+			if m.N > 1 {
+				name += "~" + strconv.Itoa(m.N)
+			} else if label == defaultLabel {
+				name = ""
+			}
+			id := events.GroupMsgID(j.job.Name, m.Slot, name)
+			if !slices.Contains(j.ownIDs, id) {
+				t.lostDaily(j, id)
+			}
+		}
+	}
+	j.seenMarks = rec.Groups
+	if j.seenMarks == nil {
+		j.seenMarks = map[string]groupMark{}
+	}
+}
+
+func appendCapped(ids []string, id string) []string {
+	if len(ids) >= 1000 {
+		ids = ids[len(ids)-500:]
+	}
+	return append(ids, id)
 }
 
 func (t *Ticker) lostDaily(j *jobTicker, msgID string) {

@@ -86,6 +86,10 @@ type jobTicker struct {
 	firmsListAt  string
 	lastIndex    map[string]time.Time
 	lastIndexRev uint64
+	// seenMarks are the groups' marks as this ticker last saw them, ownIDs the slots it
+	// fired, so a slot another ticker fired is counted lost_race once.
+	seenMarks map[string]groupMark
+	ownIDs    []string
 }
 
 // step is what a ticker does about a job's latest slot.
