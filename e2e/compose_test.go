@@ -60,7 +60,7 @@ func readCompose(t *testing.T, path string) composeFile {
 func TestComposeStackIsConsistent(t *testing.T) {
 	compose := readCompose(t, "../compose.yaml")
 	required := map[string][]string{
-		"ticker":    {"NATS_URL", "NATS_USER", "NATS_PASSWORD"},
+		"ticker":    {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "DATABASE_URL"},
 		"sla":       {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "DATABASE_URL"},
 		"reminders": {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "DATABASE_URL", "SMTP_URL", "SMTP_FROM"},
 		"analytics": {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "DATABASE_URL"},

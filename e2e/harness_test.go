@@ -82,7 +82,9 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	}
 	if o.withTicker {
 		nc, js := s.nats.ConnectAs(t, natsauth.Ticker)
-		tk, err := ticker.New(ticker.Config{JS: js, NC: nc, Location: kolkata, Clock: s.clock, Log: log})
+		firms := ticker.NewPostgresFirms(s.pool, kolkata, log)
+		t.Cleanup(firms.Close)
+		tk, err := ticker.New(ticker.Config{JS: js, NC: nc, Location: kolkata, Clock: s.clock, Log: log, Firms: firms})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -254,7 +254,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := deps.Env.Err(); err != nil {
 		return err
 	}
-	tk, err := ticker.New(ticker.Config{JS: conns[natsauth.Ticker].JS, NC: conns[natsauth.Ticker].NC, Location: cfg.tz, Clock: clock, Log: ops.ForService(log, "ticker"), Registerer: reg})
+	firms := ticker.NewPostgresFirms(pool, cfg.tz, ops.ForService(log, "ticker"))
+	stops = append(stops, firms.Close)
+	tk, err := ticker.New(ticker.Config{JS: conns[natsauth.Ticker].JS, NC: conns[natsauth.Ticker].NC, Location: cfg.tz, Clock: clock, Log: ops.ForService(log, "ticker"), Registerer: reg, Firms: firms})
 	if err != nil {
 		return serviceProblem("ticker", err)
 	}

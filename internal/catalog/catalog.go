@@ -57,6 +57,10 @@ type Job struct {
 	// user may publish the job's run orders, statuses, slices and results, and no
 	// other service's (natsauth).
 	Service string
+	// FirmHours: the job runs once a day, and each firm may choose its own time of day
+	// for it (read in the firm's own time zone). The SLA check runs every 15 minutes for
+	// every firm: a firm may pause it, not slow it.
+	FirmHours bool
 }
 
 // The job services, each of which runs some of the jobs.
@@ -103,6 +107,7 @@ var jobs = []Job{
 		},
 		RunNowWhen: "After adding or moving a hearing for the next 24 hours, or after fixing an address, to send the reminders now instead of at 08:00.",
 		Service:    ServiceReminders,
+		FirmHours:  true,
 	},
 	{
 		Name:        CaptureAnalyticsSnapshot,
@@ -121,6 +126,7 @@ var jobs = []Job{
 		},
 		RunNowWhen: "Before generating a report, when today's snapshot is missing or was taken before the day's data was entered.",
 		Service:    ServiceAnalytics,
+		FirmHours:  true,
 	},
 	{
 		Name:        CheckUpcomingDeadlines,
@@ -139,6 +145,7 @@ var jobs = []Job{
 		},
 		RunNowWhen: "In the morning before 07:00, or after entering a new deadline, when the people concerned must know today.",
 		Service:    ServiceReminders,
+		FirmHours:  true,
 	},
 	{
 		Name:        AutomationHealthCheck,
@@ -157,6 +164,7 @@ var jobs = []Job{
 		},
 		RunNowWhen: "After fixing a rule or the data it failed on, to see the verdict change without waiting for 06:00.",
 		Service:    ServiceSLA,
+		FirmHours:  true,
 	},
 }
 
@@ -293,6 +301,42 @@ func Describe(expr string) string {
 		return "Every " + time.Weekday(d%7).String() + " at " + at
 	}
 	return "Cron " + expr
+}
+
+// DailyAt is the time of day of a schedule that runs once a day, every day ("30 7 * *
+// *" is "07:30"); ok is false for any other schedule.
+func DailyAt(expr string) (at string, ok bool) {
+	f := strings.Fields(expr)
+	if len(f) != 5 || f[2] != "*" || f[3] != "*" || f[4] != "*" {
+		return "", false
+	}
+	m, errM := strconv.Atoi(f[0])
+	h, errH := strconv.Atoi(f[1])
+	if errM != nil || errH != nil || m < 0 || m > 59 || h < 0 || h > 23 {
+		return "", false
+	}
+	return fmt.Sprintf("%02d:%02d", h, m), true
+}
+
+// ParseAt reads a firm's time of day for a daily job, "HH:MM" on the 24-hour clock
+// ("7:30" is accepted), and returns it as "07:30".
+func ParseAt(s string) (string, error) {
+	hh, mm, ok := strings.Cut(strings.TrimSpace(s), ":")
+	h, errH := strconv.Atoi(hh)
+	m, errM := strconv.Atoi(mm)
+	if !ok || errH != nil || errM != nil || len(mm) != 2 || len(hh) < 1 || len(hh) > 2 || h < 0 || h > 23 || m < 0 || m > 59 {
+		return "", fmt.Errorf("catalog: time of day %q is not HH:MM on the 24-hour clock (for example 07:30 or 18:00)", s)
+	}
+	return fmt.Sprintf("%02d:%02d", h, m), nil
+}
+
+// DailyCron is the schedule that runs every day at at ("07:30" is "30 7 * * *"); at
+// must come from ParseAt or DailyAt.
+func DailyCron(at string) string {
+	h, m, _ := strings.Cut(at, ":")
+	hour, _ := strconv.Atoi(h)
+	minute, _ := strconv.Atoi(m)
+	return fmt.Sprintf("%d %d * * *", minute, hour)
 }
 
 func clock12(h, m int) string {

@@ -133,6 +133,42 @@ func TestEveryResultKeyIsDescribed(t *testing.T) {
 	}
 }
 
+// Tried: the times of day a firm's admin may type, and the schedules of the catalog.
+// Must hold: HH:MM on the 24-hour clock is accepted and written as HH:MM; anything else
+// is refused with the expected form; a daily schedule and its time of day convert both
+// ways; only once-a-day-every-day schedules have a time of day.
+func TestTimeOfDay(t *testing.T) {
+	for in, want := range map[string]string{"07:30": "07:30", "7:30": "07:30", "00:00": "00:00", "23:59": "23:59", " 18:05 ": "18:05"} {
+		got, err := ParseAt(in)
+		if err != nil || got != want {
+			t.Errorf("ParseAt(%q) = %q, %v; want %q", in, got, err, want)
+		}
+		if at, ok := DailyAt(DailyCron(got)); !ok || at != want {
+			t.Errorf("DailyAt(DailyCron(%q)) = %q, %v", got, at, ok)
+		}
+	}
+	for _, in := range []string{"", "7", "24:00", "07:60", "7:5", "07:30:00", "-1:30", "seven", "07.30", "007:30"} {
+		if got, err := ParseAt(in); err == nil {
+			t.Errorf("ParseAt(%q) = %q, want an error", in, got)
+		}
+	}
+	if got := Describe(DailyCron("07:30")); got != "Daily at 7:30 AM" {
+		t.Errorf("Describe(DailyCron(07:30)) = %q", got)
+	}
+	for expr, want := range map[string]string{"0 8 * * *": "08:00", "30 0 * * *": "00:30", "*/15 * * * *": "", "0 9 * * 1-5": "", "0 8 1 * *": "", "0 8,9 * * *": ""} {
+		at, ok := DailyAt(expr)
+		if at != want || ok != (want != "") {
+			t.Errorf("DailyAt(%q) = %q, %v; want %q", expr, at, ok, want)
+		}
+	}
+	for _, j := range All() {
+		_, daily := DailyAt(j.Schedule)
+		if j.FirmHours != daily {
+			t.Errorf("%s: FirmHours %v, but its schedule %q daily: %v", j.Name, j.FirmHours, j.Schedule, daily)
+		}
+	}
+}
+
 func TestSummarize(t *testing.T) {
 	sla, _ := Lookup(CheckSLAAndOverdue)
 	hearings, _ := Lookup(SendHearingReminders)
@@ -158,6 +194,33 @@ func TestSummarize(t *testing.T) {
 	} {
 		if got := c.job.Summarize(c.results); got != c.want {
 			t.Errorf("%s.Summarize(%v) = %q, want %q", c.job.Name, c.results, got, c.want)
+		}
+	}
+}
+
+// Tried: 08:00 every day in New York across the change to daylight saving time (8
+// March 2026) and back (1 November 2026).
+// Must hold: the slot stays at 08:00 on the wall clock, so its instant moves by an hour.
+func TestDailySlotAcrossDaylightSaving(t *testing.T) {
+	ny, err := LoadTimezone("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ after, want string }{
+		{"2026-03-07T12:00:00Z", "2026-03-07T13:00:00Z"}, // EST, UTC-5
+		{"2026-03-07T13:00:00Z", "2026-03-08T12:00:00Z"}, // EDT from 8 March, UTC-4
+		{"2026-10-31T12:00:00Z", "2026-11-01T13:00:00Z"}, // EST again from 1 November
+	} {
+		after, _ := time.Parse(time.RFC3339, tc.after)
+		next, err := Next("0 8 * * *", ny, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := next.UTC().Format(time.RFC3339); got != tc.want {
+			t.Errorf("next 08:00 New York after %s = %s, want %s", tc.after, got, tc.want)
+		}
+		if h, m, _ := next.In(ny).Clock(); h != 8 || m != 0 {
+			t.Errorf("slot %s is %02d:%02d in New York, want 08:00", next, h, m)
 		}
 	}
 }

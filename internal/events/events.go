@@ -1,7 +1,7 @@
 // Package events declares, once, every subject the system uses and the payload that
 // travels on it, with the encoding and validation beside them.
 //
-//	jobs.schedule.<job>     ticker → workers   Schedule   (Nats-Msg-Id: <job>@<slot RFC 3339>)
+//	jobs.schedule.<job>     ticker → workers   Schedule   (Nats-Msg-Id: <job>@<slot RFC 3339>[#<group>])
 //	jobs.trigger.<job>      anyone → workers   Trigger    (optional JSON; empty body is valid)
 //	jobs.trigger.<job>.api  gateway → workers  Trigger    (Run Now, with the verified Requester)
 //	jobs.run.<job>          workers → workers  RunOrder   (internal: one message per run)
@@ -101,14 +101,23 @@ type Requester struct {
 // for at once covers every firm, as a scheduled run does.
 const MaxScopeTenants = 100
 
-// Scope is which firms a run covers: every firm (schedule slots, the operator,
-// developers) or the firms whose people pressed Run Now. Skip lists, for a run that
-// covers every firm, the firms that paused the job (decided when the run starts); a
-// firm named in Tenants is never skipped: its own Run Now runs even while it paused.
+// Scope is which firms a run covers: every firm (the SLA check's slots, the operator,
+// developers), the firms whose people pressed Run Now (Tenants), or, for a daily job
+// whose firms keep their own hours, the firms that share a slot: named (Firms), or
+// every firm but those whose own slot is elsewhere (All with Except).
+//
+// Skip lists the firms that paused the job, decided when the run starts: a firm in
+// Tenants is never skipped (its own Run Now runs even while it paused), a firm covered
+// by All or Firms is.
 type Scope struct {
 	All     bool     `json:"all,omitempty"`
 	Tenants []string `json:"tenants,omitempty"`
-	Skip    []string `json:"skip,omitempty"`
+	// Firms are the firms a schedule slot is for (its zone and time of day are theirs).
+	Firms []string `json:"firms,omitempty"`
+	// Except, with All, lists the firms a slot for every firm is not for: those whose
+	// own slot is elsewhere, or that already had the day's run.
+	Except []string `json:"except,omitempty"`
+	Skip   []string `json:"skip,omitempty"`
 }
 
 // ScopeAll is a run for every firm.
@@ -116,6 +125,13 @@ func ScopeAll() Scope { return Scope{All: true} }
 
 // ScopeTenant is a run for one firm.
 func ScopeTenant(id string) Scope { return Scope{Tenants: []string{id}} }
+
+// ScopeFirms is a schedule slot for the named firms.
+func ScopeFirms(ids []string) Scope {
+	f := slices.Clone(ids)
+	slices.Sort(f)
+	return Scope{Firms: slices.Compact(f)}
+}
 
 // Covers reports whether the run does the firm's work.
 func (s Scope) Covers(tenant string) bool {
@@ -125,53 +141,126 @@ func (s Scope) Covers(tenant string) bool {
 	if slices.Contains(s.Tenants, tenant) {
 		return true
 	}
-	return s.All && !slices.Contains(s.Skip, tenant)
+	return s.scheduled(tenant) && !slices.Contains(s.Skip, tenant)
+}
+
+// scheduled: the scope is for the firm, whether or not it paused the job.
+func (s Scope) scheduled(tenant string) bool {
+	return slices.Contains(s.Tenants, tenant) || slices.Contains(s.Firms, tenant) ||
+		(s.All && !slices.Contains(s.Except, tenant))
+}
+
+// Empty reports a scope that is for no firm at all (a run queued before runs had
+// scopes has one; the worker runs it for every firm).
+func (s Scope) Empty() bool { return !s.All && len(s.Tenants) == 0 && len(s.Firms) == 0 }
+
+// Asked is the scope as its triggers asked for it, before any firm's pause.
+func (s Scope) Asked() Scope {
+	s.Skip = nil
+	return s
 }
 
 // Includes reports whether a run for s already does all of o's work.
 func (s Scope) Includes(o Scope) bool {
-	if s.All {
+	if s.All && len(s.Except) == 0 {
 		return true
 	}
 	if o.All {
-		return false
-	}
-	for _, t := range o.Tenants {
-		if !slices.Contains(s.Tenants, t) {
+		if !s.All {
 			return false
+		}
+		for _, t := range s.Except {
+			if !s.scheduled(t) && o.scheduled(t) {
+				return false
+			}
+		}
+	}
+	for _, list := range [][]string{o.Tenants, o.Firms} {
+		for _, t := range list {
+			if !s.scheduled(t) {
+				return false
+			}
 		}
 	}
 	return true
 }
 
-// Union is the scope of a run two triggers share. Past MaxScopeTenants firms it
-// becomes every firm.
+// Union is the scope of a run two triggers share. Past MaxScopeTenants firms asking
+// themselves it becomes every firm; firms named by schedule slots are never capped (a
+// run for every firm would do the work of firms whose time has not come).
 func (s Scope) Union(o Scope) Scope {
-	if s.All || o.All {
+	tenants := unionSorted(s.Tenants, o.Tenants)
+	if len(tenants) > MaxScopeTenants {
 		return Scope{All: true}
 	}
-	u := slices.Clone(s.Tenants)
-	for _, t := range o.Tenants {
-		if !slices.Contains(u, t) {
-			u = append(u, t)
+	u := Scope{Tenants: tenants}
+	switch {
+	case s.All && o.All:
+		u.All, u.Except = true, keep(s.Except, func(t string) bool { return slices.Contains(o.Except, t) })
+	case s.All:
+		u.All, u.Except = true, keep(s.Except, func(t string) bool { return !o.scheduled(t) })
+	case o.All:
+		u.All, u.Except = true, keep(o.Except, func(t string) bool { return !s.scheduled(t) })
+	default:
+		u.Firms = unionSorted(s.Firms, o.Firms)
+	}
+	return u
+}
+
+func unionSorted(a, b []string) []string {
+	if len(a) == 0 && len(b) == 0 {
+		return nil
+	}
+	u := append(slices.Clone(a), b...)
+	slices.Sort(u)
+	return slices.Compact(u)
+}
+
+func keep(list []string, ok func(string) bool) []string {
+	var out []string
+	for _, t := range list {
+		if ok(t) {
+			out = append(out, t)
 		}
 	}
-	if len(u) > MaxScopeTenants {
-		return Scope{All: true}
-	}
-	slices.Sort(u)
-	return Scope{Tenants: u}
+	slices.Sort(out)
+	return out
 }
 
 // Schedule is what the ticker publishes for one slot of a job's schedule.
+//
+// A daily job's firms keep their own hours in their own time zones, so one instant is
+// the slot of some firms only: Group names them ("Asia/Dubai 08:00": the firms of that
+// zone whose time of day it is; "" is the slot of the job's default hour in
+// JOBS_TIMEZONE) and Scope lists them. A slot with no Scope is for every firm (the SLA
+// check's, and every slot published before firms had hours).
 type Schedule struct {
 	JobName string    `json:"job_name"`
 	Slot    time.Time `json:"slot"`
+	Group   string    `json:"group,omitempty"`
+	Scope   *Scope    `json:"scope,omitempty"`
+}
+
+// For is the scope of the run the slot asks for.
+func (s Schedule) For() Scope {
+	if s.Scope == nil {
+		return ScopeAll()
+	}
+	return *s.Scope
 }
 
 // ScheduleMsgID is the JetStream message id of a slot: publishing it twice stores it once.
 func ScheduleMsgID(job string, slot time.Time) string {
 	return job + "@" + slot.UTC().Format(time.RFC3339)
+}
+
+// GroupMsgID is the message id of one group's slot: <job>@<slot>#<group>, or the
+// slot's own id for the group of every firm ("").
+func GroupMsgID(job string, slot time.Time, group string) string {
+	if group == "" {
+		return ScheduleMsgID(job, slot)
+	}
+	return ScheduleMsgID(job, slot) + "#" + group
 }
 
 // Limits on what a person may type into a trigger.
@@ -272,6 +361,24 @@ func DecodeSchedule(data []byte) (Schedule, error) {
 	}
 	if s.JobName == "" || s.Slot.IsZero() {
 		return Schedule{}, fmt.Errorf("%w: a schedule event needs job_name and slot", ErrInvalidPayload)
+	}
+	if err := CheckText("group", s.Group, 200); err != nil {
+		return Schedule{}, err
+	}
+	if sc := s.Scope; sc != nil {
+		switch {
+		case len(sc.Tenants) > 0 || len(sc.Skip) > 0:
+			return Schedule{}, fmt.Errorf("%w: a slot names its firms in scope.firms (or scope.all with scope.except), never tenants or skip", ErrInvalidPayload)
+		case !sc.All && len(sc.Firms) == 0:
+			return Schedule{}, fmt.Errorf("%w: a slot's scope is for no firm", ErrInvalidPayload)
+		}
+		for _, list := range [][]string{sc.Firms, sc.Except} {
+			for _, id := range list {
+				if !isUUID(id) {
+					return Schedule{}, fmt.Errorf("%w: scope of a slot names %q, which is not a firm's id", ErrInvalidPayload, id)
+				}
+			}
+		}
 	}
 	return s, nil
 }

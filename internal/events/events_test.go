@@ -146,6 +146,91 @@ func TestScope(t *testing.T) {
 	}
 }
 
+// Tried: the scopes of daily jobs' slots (firms that share a zone and a time of day, and
+// every firm but those whose slot is elsewhere), alone, paused and joined with others.
+// Must hold: a slot covers exactly its firms, minus those that paused; a firm's own Run
+// Now still runs it while paused; joining never drops a firm either side covered, never
+// adds one neither covered, and firms named by slots are never capped into "every firm".
+func TestScopeOfASlotsFirms(t *testing.T) {
+	dubai, delhi, ny, newFirm := "t-dubai", "t-delhi", "t-ny", "t-new"
+	slot := ScopeFirms([]string{dubai, dubai})
+	if !slot.Covers(dubai) || slot.Covers(delhi) || len(slot.Firms) != 1 {
+		t.Errorf("a slot's firms are covered, once, and no other: %+v", slot)
+	}
+	paused := slot
+	paused.Skip = []string{dubai}
+	if paused.Covers(dubai) {
+		t.Errorf("a firm that paused the job is skipped by its slot: %+v", paused)
+	}
+	if asked := paused.Asked(); !asked.Covers(dubai) {
+		t.Errorf("Asked forgets the pauses: %+v", asked)
+	}
+	rest := Scope{All: true, Except: []string{dubai, ny}}
+	if !rest.Covers(delhi) || !rest.Covers(newFirm) || rest.Covers(dubai) || rest.Covers(ny) {
+		t.Errorf("every firm but those whose slot is elsewhere: %+v", rest)
+	}
+	if u := rest.Union(slot); !u.All || !slices.Equal(u.Except, []string{ny}) {
+		t.Errorf("the default slot joined by Dubai's = %+v, want every firm but New York", u)
+	}
+	if u := slot.Union(ScopeFirms([]string{ny})); u.All || !slices.Equal(u.Firms, []string{dubai, ny}) {
+		t.Errorf("two slots' firms joined = %+v, want both named", u)
+	}
+	if u := slot.Union(ScopeTenant(delhi)); u.All || !u.Covers(dubai) || !u.Covers(delhi) || u.Covers(ny) {
+		t.Errorf("a slot joined by a firm's Run Now = %+v, want both firms and no other", u)
+	}
+	if u := rest.Union(Scope{All: true, Except: []string{ny, delhi}}); !slices.Equal(u.Except, []string{ny}) {
+		t.Errorf("two slots for every firm but some: %+v, want every firm but the one neither covers", u)
+	}
+	if u := rest.Union(ScopeAll()); !u.All || len(u.Except) != 0 {
+		t.Errorf("a slot joined by a run for every firm is every firm's: %+v", u)
+	}
+	if !rest.Includes(ScopeFirms([]string{delhi})) || rest.Includes(slot) || slot.Includes(rest) || !ScopeAll().Includes(rest) {
+		t.Error("Includes: a scope does another's work only if it covers every firm the other covers")
+	}
+	var many []string
+	for i := range 3 * MaxScopeTenants {
+		many = append(many, fmt.Sprintf("t%03d", i))
+	}
+	if u := ScopeFirms(many[:MaxScopeTenants]).Union(ScopeFirms(many[MaxScopeTenants:])); u.All || len(u.Firms) != len(many) {
+		t.Errorf("slots naming %d firms joined = all %v, %d named; want every one named, no more", len(many), u.All, len(u.Firms))
+	}
+}
+
+// Tried: schedule events as the ticker writes them and as a hand-written publish might.
+// Must hold: a slot's firms travel in scope.firms (or all with except); a slot may not
+// claim firms that asked themselves, nor name something that is not a firm; the id of
+// a group's slot names the group.
+func TestDecodeScheduleScope(t *testing.T) {
+	id := "11111111-1111-1111-1111-111111111111"
+	for _, c := range []struct {
+		body, err string
+	}{
+		{`{"job_name":"j","slot":"2026-03-10T04:00:00Z"}`, ""},
+		{`{"job_name":"j","slot":"2026-03-10T04:00:00Z","group":"Asia/Dubai 08:00","scope":{"firms":["` + id + `"]}}`, ""},
+		{`{"job_name":"j","slot":"2026-03-10T04:00:00Z","scope":{"all":true,"except":["` + id + `"]}}`, ""},
+		{`{"job_name":"j","slot":"2026-03-10T04:00:00Z","scope":{"tenants":["` + id + `"]}}`, "never tenants"},
+		{`{"job_name":"j","slot":"2026-03-10T04:00:00Z","scope":{}}`, "for no firm"},
+		{`{"job_name":"j","slot":"2026-03-10T04:00:00Z","scope":{"firms":["mehta"]}}`, "not a firm's id"},
+	} {
+		s, err := DecodeSchedule([]byte(c.body))
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%s: %v", c.body, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%s: error %v, want one saying %q", c.body, err, c.err)
+		case c.err == "" && s.Scope == nil && !s.For().All:
+			t.Errorf("%s: a slot with no scope is for every firm", c.body)
+		}
+	}
+	slot := time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC)
+	if got := GroupMsgID("send-hearing-reminders", slot, "Asia/Dubai 08:00"); got != "send-hearing-reminders@2026-03-10T04:00:00Z#Asia/Dubai 08:00" {
+		t.Errorf("GroupMsgID = %q", got)
+	}
+	if got := GroupMsgID("send-hearing-reminders", slot, ""); got != ScheduleMsgID("send-hearing-reminders", slot) {
+		t.Errorf("the group of every firm keeps the slot's id, got %q", got)
+	}
+}
+
 func TestSplitSlicesStaysUnderThePartLimit(t *testing.T) {
 	var all []TenantSlice
 	for i := range 10_000 {

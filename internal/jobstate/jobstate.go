@@ -6,8 +6,8 @@
 // Claim, Beat, Finish, NeedsResend in runs.go) are pure functions of the record that
 // return what they decided; the worker applies them with Decide, which checks every
 // decision, even one that changes nothing, with a compare-and-set on the revision read.
-// Config bucket: the operator's pause flag and schedule override; the gateway writes it,
-// the ticker reads it.
+// Config bucket: the operator's pause flag and schedule override, and each firm's pause
+// and time of day; the gateway writes it, the ticker and the workers read it.
 package jobstate
 
 import (
@@ -126,10 +126,14 @@ func SplitConfigKey(key string) (job, tenant string) {
 	return job, tenant
 }
 
-// Config is the value of a job's key in the config bucket.
+// Config is the value of a job's key in the config bucket. The job's own key (the
+// operator's) holds the pause for everyone and the schedule of every firm; a firm's key
+// holds the firm's pause and, for a daily job, its own time of day (At, "07:30", read
+// in the firm's time zone; "" keeps the job's default hour).
 type Config struct {
 	Paused    bool      `json:"paused"`
 	Schedule  string    `json:"schedule,omitempty"`
+	At        string    `json:"at,omitempty"`
 	UpdatedBy string    `json:"updated_by,omitempty"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }

@@ -161,7 +161,16 @@ func (r *Runs) Finish(runID string, retry *Retry) bool {
 		return false
 	}
 	r.Current = nil
-	if retry != nil {
+	switch {
+	case retry == nil:
+	case r.Next != nil && r.Next.RetryOf == "":
+		// A run was queued while this one ran (a Run Now, a slot): it starts as soon as
+		// this one ends, so it is the retry, with the failed run's triggers and firms.
+		n := r.Next
+		n.RetryOf, n.SeriesAttempt, n.SeriesStart = retry.Of, retry.Attempt, retry.SeriesStart
+		n.Scope = n.Scope.Union(retry.Scope)
+		n.Triggers = append(append([]events.TriggerRef(nil), retry.Triggers...), n.Triggers...)
+	default:
 		rt := *retry
 		r.Retry = &rt
 	}

@@ -323,4 +323,12 @@ func TestRetries(t *testing.T) {
 	if _, ok := r.StartRetry(t0.Add(2*time.Minute), "third"); ok || r.Retry != nil || r.Next.RunID != "slot-run" || r.Next.RetryOf != "first" || r.Next.SeriesAttempt != 2 {
 		t.Fatalf("a retry due with a run queued: %+v; want the queued run to be the retry", r.Next)
 	}
+
+	// A Run Now that arrived while the failing run was still current is queued behind
+	// it; when the run fails, that queued run is the retry (not a second run besides it).
+	r = jobstate.Runs{Current: running("first", t0, 1), Next: queued("run-now", t0.Add(time.Second), "run-now")}
+	if !r.Finish("first", rt) || r.Retry != nil || r.Next.RunID != "run-now" || r.Next.RetryOf != "first" || r.Next.SeriesAttempt != 2 ||
+		len(r.Next.Triggers) != 2 || !r.Next.Scope.All {
+		t.Fatalf("a failure with a run queued behind it: retry %+v, next %+v; want the queued run to be attempt 2 with both triggers, for every firm", r.Retry, r.Next)
+	}
 }

@@ -1,6 +1,7 @@
 package tenancy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,5 +31,20 @@ func TestArgsNeverBindNil(t *testing.T) {
 	}
 	if a["scope_all"] != false {
 		t.Errorf("a zero scope covers every firm: %v", a["scope_all"])
+	}
+}
+
+// Tried: the scopes of daily jobs' slots bound for SQL.
+// Must hold: a slot's firms that did not pause are bound as named firms (an index
+// lookup, not "every firm"); a slot for every firm binds the firms it is not for, paused
+// or elsewhere, as skipped; a firm that asked itself is never skipped.
+func TestArgsOfASlotsFirms(t *testing.T) {
+	a := Args(events.Scope{Firms: []string{"f2", "f1", "f3"}, Skip: []string{"f3"}, Tenants: []string{"t1"}})
+	if got := a["scope_tenants"].([]string); !slices.Equal(got, []string{"f1", "f2", "t1"}) || a["scope_all"] != false {
+		t.Errorf("a slot's firms bind as %v (all %v), want f1, f2 and the firm that asked", got, a["scope_all"])
+	}
+	a = Args(events.Scope{All: true, Except: []string{"e1", "t1"}, Skip: []string{"p1"}, Tenants: []string{"t1"}})
+	if got := a["scope_skip"].([]string); !slices.Equal(got, []string{"e1", "p1"}) || a["scope_all"] != true {
+		t.Errorf("a slot for every firm but some skips %v, want e1 and p1 (t1 asked itself)", got)
 	}
 }

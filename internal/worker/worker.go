@@ -310,7 +310,7 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 			return
 		}
 		ref.Kind, ref.Source, ref.Slot = events.KindSchedule, events.SourceSchedule, s.Slot
-		scope = events.ScopeAll()
+		scope = s.For()
 	} else {
 		t, err := events.DecodeTrigger(msg.Data(), events.IsAPITrigger(msg.Subject()))
 		if err != nil {
@@ -523,19 +523,18 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 	w.finish(job, msg, run, info.StartedAt, report, runErr)
 }
 
-// runScope is the firms a run does: those its triggers asked for, and, for a run for
-// every firm, not those that paused the job now (a firm that asked itself is never
-// skipped). A run queued before runs had scopes is for every firm.
+// runScope is the firms a run does: those its triggers asked for (every firm, the
+// firms that share a schedule slot, the firms whose people pressed Run Now), but not
+// those of a slot or of every firm that paused the job now (a firm that asked itself
+// is never skipped). A run queued before runs had scopes is for every firm.
 func (w *Worker) runScope(job string, info jobstate.RunInfo) events.Scope {
-	s := info.Scope
-	if !s.All && len(s.Tenants) == 0 {
+	s := info.Scope.Asked()
+	if s.Empty() {
 		s = events.ScopeAll()
 	}
-	if s.All {
-		for _, t := range w.pauses.of(job) {
-			if !slices.Contains(s.Tenants, t) {
-				s.Skip = append(s.Skip, t)
-			}
+	for _, t := range w.pauses.of(job) {
+		if s.Covers(t) && !slices.Contains(s.Tenants, t) {
+			s.Skip = append(s.Skip, t)
 		}
 	}
 	return s
@@ -729,7 +728,7 @@ func retryPlan(job catalog.Job, run Run, runErr error, now time.Time) *jobstate.
 	return &jobstate.Retry{
 		Of: of, Attempt: attempt + 1, MaxAttempts: MaxAttempts, At: at, SeriesStart: start,
 		Trigger: run.Trigger, RequestedBy: run.RequestedBy, Reason: run.Reason, Slot: run.Slot,
-		Triggers: run.Triggers, Scope: events.Scope{All: run.Scope.All, Tenants: run.Scope.Tenants}, Cause: msg,
+		Triggers: run.Triggers, Scope: run.Scope.Asked(), Cause: msg,
 	}
 }
 

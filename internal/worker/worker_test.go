@@ -426,3 +426,61 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// Tried: the slots of a daily job whose firms keep their own hours: one for the firms
+// that share it (Dubai's two firms), one for every firm but those whose slot is
+// elsewhere; one of Dubai's firms paused the job; both slots published at once.
+// Must hold: each run covers exactly the slot's firms, minus the firm that paused, and
+// says so in its scope; the group names the message; neither run does another's firm.
+func TestASlotsFirmsAreTheRunsFirms(t *testing.T) {
+	const (
+		dubai1 = "11111111-1111-1111-1111-111111111111"
+		dubai2 = "22222222-2222-2222-2222-222222222222"
+		delhi  = "33333333-3333-3333-3333-333333333333"
+	)
+	srv := natstest.Start(t)
+	ctx := context.Background()
+	cfgKV, err := srv.JS.KeyValue(ctx, bus.BucketConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfgKV.Put(ctx, job+"."+dubai2, []byte(`{"paused":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	results := natstest.Collect(t, srv.NC, events.ResultSubject(job))
+	var mu sync.Mutex
+	var runs []events.Scope
+	startWorker(t, srv.URL, func(ctx context.Context, run worker.Run) (worker.Report, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		runs = append(runs, run.Scope)
+		return worker.Report{}, nil
+	}, nil)
+	publish := func(s events.Schedule) {
+		data, _ := json.Marshal(s)
+		if _, err := srv.JS.Publish(ctx, events.ScheduleSubject(job), data, jetstream.WithMsgID(events.GroupMsgID(job, s.Slot, s.Group))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slot := time.Date(2026, 3, 10, 4, 0, 0, 0, time.UTC)
+	group := events.ScopeFirms([]string{dubai1, dubai2})
+	publish(events.Schedule{JobName: job, Slot: slot, Group: "Asia/Dubai 08:00", Scope: &group})
+	r := nextResult(t, results)
+	if s := r.Scope; s == nil || !s.Covers(dubai1) || s.Covers(dubai2) || s.Covers(delhi) {
+		t.Fatalf("Dubai's slot covered %+v: want the Dubai firm that did not pause, and no other", r.Scope)
+	}
+	if r.TriggerID != "check-sla-and-overdue@2026-03-10T04:00:00Z#Asia/Dubai 08:00" {
+		t.Errorf("trigger id %q, want the group in it", r.TriggerID)
+	}
+	rest := events.Scope{All: true, Except: []string{dubai1, dubai2}}
+	publish(events.Schedule{JobName: job, Slot: slot.Add(-90 * time.Minute), Scope: &rest})
+	r = nextResult(t, results)
+	if s := r.Scope; s == nil || !s.Covers(delhi) || s.Covers(dubai1) || s.Covers(dubai2) {
+		t.Fatalf("the default slot covered %+v: want every firm but Dubai's", r.Scope)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(runs) != 2 || runs[0].Covers(dubai2) || !runs[1].Covers("44444444-4444-4444-4444-444444444444") {
+		t.Fatalf("the job was given %+v", runs)
+	}
+}

@@ -51,6 +51,11 @@ func Jobs(d jobservice.Deps) (map[string]worker.Func, error) {
 	if d.Location == nil {
 		return nil, errors.New("analytics: Deps.Location is nil: set it from JOBS_TIMEZONE with catalog.LoadTimezone")
 	}
+	// A firm whose own zone is unknown is dated in JOBS_TIMEZONE, which is handed to
+	// PostgreSQL by name.
+	if name := d.Location.String(); name == "" || name == "Local" {
+		return nil, fmt.Errorf("analytics: JOBS_TIMEZONE must name an IANA time zone such as %s, not %q", catalog.DefaultTimezone, name)
+	}
 	return map[string]worker.Func{
 		catalog.CaptureAnalyticsSnapshot: func(ctx context.Context, run worker.Run) (worker.Report, error) {
 			return captureJob(ctx, d.Pool, d.Location, run.Now, run.Scope)
@@ -62,54 +67,46 @@ func captureJob(ctx context.Context, pool *pgxpool.Pool, loc *time.Location, now
 	if pool == nil {
 		return worker.Report{}, worker.Fail("Analytics snapshot not captured", ErrNoDatabase)
 	}
-	s, err := capture(ctx, pool, windowAt(now, loc), scope)
+	s, err := capture(ctx, pool, now, loc, scope)
 	if err != nil {
 		return worker.Report{}, worker.Fail("Analytics snapshot not captured", err)
 	}
 	rep := worker.Report{Results: map[string]any{
 		"tenants_processed": s.Tenants,
 		"snapshots_written": s.Snapshots,
-		"snapshot_date":     s.Date,
+		"snapshot_date":     s.date(),
 	}}
 	for i, id := range s.firms {
 		rep.Tenants = append(rep.Tenants, events.TenantSlice{TenantID: id, Results: map[string]any{
-			"tenants_processed": int64(1), "snapshots_written": s.firmSnapshots[i], "snapshot_date": s.Date,
+			"tenants_processed": int64(1), "snapshots_written": s.firmSnapshots[i], "snapshot_date": s.firmDates[i],
 		}})
 	}
 	return rep, nil
 }
 
-// window is the calendar a snapshot is taken against: all bounds are instants, the
-// calendar days are those of the jobs' time zone.
-type window struct {
-	Date      string    // YYYY-MM-DD, the day of Now in the zone: the snapshot_date
-	Now       time.Time // the run's now
-	DayStart  time.Time // midnight starting Date
-	PrevStart time.Time // midnight starting the day before Date
-	WeekEnd   time.Time // midnight seven days after DayStart
-}
-
-func windowAt(now time.Time, loc *time.Location) window {
-	y, m, d := now.In(loc).Date()
-	// time.Date normalises day overflow and resolves each midnight in the zone on its
-	// own, so a day next to a DST change is 23 or 25 hours long, as on the wall clock.
-	return window{
-		Date:      fmt.Sprintf("%04d-%02d-%02d", y, int(m), d),
-		Now:       now,
-		DayStart:  time.Date(y, m, d, 0, 0, 0, 0, loc),
-		PrevStart: time.Date(y, m, d-1, 0, 0, 0, 0, loc),
-		WeekEnd:   time.Date(y, m, d+7, 0, 0, 0, 0, loc),
-	}
-}
-
 // summary is what one capture wrote, in all and per firm (every covered firm gets
-// every metric, so every covered firm is listed).
+// every metric, so every covered firm is listed, with its own snapshot date: the day
+// of the run's now in the firm's time zone).
 type summary struct {
-	Date          string
 	Tenants       int64
 	Snapshots     int64
 	firms         []string
 	firmSnapshots []int64
+	firmDates     []string
+}
+
+// date is the run's snapshot date: the covered firms' date when they share one (a
+// slot's firms share a zone), else the first and the last ("2026-03-09 to 2026-03-10":
+// a run for every firm at an hour when it is not the same day everywhere).
+func (s summary) date() string {
+	if len(s.firmDates) == 0 {
+		return ""
+	}
+	first, last := slices.Min(s.firmDates), slices.Max(s.firmDates)
+	if first == last {
+		return first
+	}
+	return first + " to " + last
 }
 
 // captureSQL computes every metric for every tenant and upserts them in one statement.
@@ -119,17 +116,19 @@ var captureFile string
 
 var captureSQL = tenancy.Expand(captureFile)
 
-func capture(ctx context.Context, pool *pgxpool.Pool, w window, scope events.Scope) (summary, error) {
-	s := summary{Date: w.Date}
-	err := pool.QueryRow(ctx, captureSQL, tenancy.With(pgx.NamedArgs{
-		"snapshot_date":  w.Date,
-		"now":            w.Now,
-		"day_start":      w.DayStart,
-		"prev_day_start": w.PrevStart,
-		"week_end":       w.WeekEnd,
-	}, scope)).Scan(&s.firms, &s.firmSnapshots)
+func capture(ctx context.Context, pool *pgxpool.Pool, now time.Time, loc *time.Location, scope events.Scope) (summary, error) {
+	var s summary
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := tenancy.PlanEachNamedRun(ctx, tx, scope); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, captureSQL, tenancy.With(pgx.NamedArgs{
+			"now":           now,
+			"fallback_zone": loc.String(),
+		}, scope)).Scan(&s.firms, &s.firmSnapshots, &s.firmDates)
+	})
 	if err != nil {
-		return summary{}, fmt.Errorf("analytics: capture snapshot for %s: %w", w.Date, err)
+		return summary{}, fmt.Errorf("analytics: capture snapshot at %s: %w", now.UTC().Format(time.RFC3339), err)
 	}
 	s.Tenants = int64(len(s.firms))
 	for _, n := range s.firmSnapshots {

@@ -26,7 +26,9 @@ const benchTenants = 1000
 //
 //   - nightly: the 00:30 run, which inserts the day's rows (each iteration first
 //     deletes them, untimed);
-//   - rerun: Run Now later the same day, which replaces them.
+//   - rerun: Run Now later the same day, which replaces them;
+//   - firm_hours: the day's snapshots as today's single schedule takes them and as 50
+//     runs for the firms spread over 50 (zone, time of day) pairs (see firmHours).
 //
 // Beside ns/op each reports scan_ms, the time to count every row of the tables the
 // snapshot reads (the cheapest way to visit each row once, on the same data, measured
@@ -75,7 +77,7 @@ func BenchmarkCapture(b *testing.B) {
 					b.StartTimer()
 					var tenants, rows int64
 					if err := pool.QueryRow(ctx, totalsOnlySQL(b), pgx.NamedArgs{
-						"snapshot_date": runDate, "now": runNow, "day_start": dayStart, "prev_day_start": prevStart, "week_end": weekEnd,
+						"now": runNow, "fallback_zone": kolkata.String(),
 					}).Scan(&tenants, &rows); err != nil {
 						b.Fatal(err)
 					}
@@ -90,6 +92,7 @@ func BenchmarkCapture(b *testing.B) {
 				}
 				report(b, pool)
 			})
+			b.Run("firm_hours", func(b *testing.B) { firmHours(b, pool, job) })
 		})
 	}
 }
@@ -97,7 +100,7 @@ func BenchmarkCapture(b *testing.B) {
 // totalsOnlySQL is capture.sql as it was before each firm got its slice: every
 // covered(...) filter true and the last statement counting the rows written in all.
 func totalsOnlySQL(b *testing.B) string {
-	const perFirm = "SELECT coalesce(array_agg(tenant_id::text ORDER BY tenant_id), '{}'), coalesce(array_agg(n ORDER BY tenant_id), '{}')\nFROM (SELECT tenant_id, count(*) AS n FROM written GROUP BY tenant_id) w;"
+	const perFirm = "SELECT coalesce(array_agg(tenant_id::text ORDER BY tenant_id), '{}'), coalesce(array_agg(n ORDER BY tenant_id), '{}'),\n       coalesce(array_agg(snapshot_date::text ORDER BY tenant_id), '{}')\nFROM (SELECT tenant_id, snapshot_date, count(*) AS n FROM written GROUP BY tenant_id, snapshot_date) w;"
 	if !strings.Contains(captureFile, perFirm) {
 		b.Fatal("capture.sql no longer ends with the per-firm count this baseline replaces")
 	}

@@ -201,25 +201,32 @@ func TestNextDayAddsRows(t *testing.T) {
 	}
 }
 
-// A snapshot is dated by the calendar of JOBS_TIMEZONE, not UTC: the 00:30 IST run on
-// 10 March happens on 9 March in UTC and must be dated 10 March.
-func TestSnapshotDateFollowsJobsTimezone(t *testing.T) {
+// A snapshot is dated by the calendar of the firm's time zone (here tenants.timezone's
+// default, Asia/Kolkata), not UTC: the 00:30 IST run on 10 March happens on 9 March in
+// UTC and must be dated 10 March. JOBS_TIMEZONE dates it only when the firm's zone is
+// not a zone.
+func TestSnapshotDateFollowsTheFirmsTimezone(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name string
-		now  time.Time
-		loc  *time.Location
-		want string
+		name     string
+		now      time.Time
+		loc      *time.Location
+		want     string
+		firmZone string
 	}{
-		{"00:30 IST on 10 March is 19:00 UTC on 9 March", time.Date(2026, 3, 9, 19, 0, 0, 0, time.UTC), kolkata, "2026-03-10"},
-		{"midnight IST exactly starts the new day", time.Date(2026, 3, 9, 18, 30, 0, 0, time.UTC), kolkata, "2026-03-10"},
-		{"a second before midnight IST is still the old day", time.Date(2026, 3, 9, 18, 29, 59, 0, time.UTC), kolkata, "2026-03-09"},
-		{"the same instant with JOBS_TIMEZONE=UTC", time.Date(2026, 3, 9, 19, 0, 0, 0, time.UTC), time.UTC, "2026-03-09"},
+		{"00:30 IST on 10 March is 19:00 UTC on 9 March", time.Date(2026, 3, 9, 19, 0, 0, 0, time.UTC), kolkata, "2026-03-10", ""},
+		{"midnight IST exactly starts the new day", time.Date(2026, 3, 9, 18, 30, 0, 0, time.UTC), kolkata, "2026-03-10", ""},
+		{"a second before midnight IST is still the old day", time.Date(2026, 3, 9, 18, 29, 59, 0, time.UTC), kolkata, "2026-03-09", ""},
+		{"the same instant with JOBS_TIMEZONE=UTC: still the firm's day", time.Date(2026, 3, 9, 19, 0, 0, 0, time.UTC), time.UTC, "2026-03-10", ""},
+		{"the firm's zone unknown, JOBS_TIMEZONE=UTC", time.Date(2026, 3, 9, 19, 0, 0, 0, time.UTC), time.UTC, "2026-03-09", "Mars/Olympus_Mons"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			f.tenant("Mehta & Associates")
+			firm := f.tenant("Mehta & Associates")
+			if tc.firmZone != "" {
+				f.exec(`UPDATE tenants SET timezone = $1 WHERE id = $2`, tc.firmZone, firm)
+			}
 			res := f.run(tc.now, tc.loc)
 			if res["snapshot_date"] != tc.want {
 				t.Errorf("results snapshot_date = %v, want %s", res["snapshot_date"], tc.want)
@@ -303,26 +310,80 @@ func TestWindowBoundaries(t *testing.T) {
 	}
 }
 
-// Calendar days, not 24-hour periods: next to a DST change the previous day is 23 or
-// 25 hours long. (Kolkata has no DST; JOBS_TIMEZONE may name a zone that does.)
-func TestWindowFollowsTheWallClock(t *testing.T) {
+// Tried: a firm in New York (tenants.timezone) on 9 March 2026, the day after its
+// clocks went forward (8 March lasted 23 hours), with tasks completed a microsecond
+// either side of each of its midnights, and a firm in Kolkata in the same run.
+// Must hold: "the previous day" is the New York firm's calendar day, 23 hours long, not
+// 24 hours and not Kolkata's day; the Kolkata firm's bounds are its own.
+func TestWindowFollowsEachFirmsWallClock(t *testing.T) {
 	t.Parallel()
+	const µs = time.Microsecond
 	ny := mustLoad("America/New_York")
-	// Clocks went forward at 02:00 on Sunday 8 March 2026 in New York.
-	w := windowAt(time.Date(2026, 3, 9, 0, 30, 0, 0, ny), ny)
-	if w.Date != "2026-03-09" {
-		t.Errorf("date = %s, want 2026-03-09", w.Date)
+	f := newFixture(t)
+	nyFirm, kolFirm := f.tenant("Hudson GST Desk"), f.tenant("Mehta & Associates")
+	f.exec(`UPDATE tenants SET timezone = 'America/New_York' WHERE id = $1`, nyFirm)
+	prev := time.Date(2026, 3, 8, 0, 0, 0, 0, ny) // 05:00 UTC: midnight EST
+	day := time.Date(2026, 3, 9, 0, 0, 0, 0, ny)  // 04:00 UTC: midnight EDT
+	if got := day.Sub(prev); got != 23*time.Hour {
+		t.Fatalf("8 March in New York lasted %v, want 23h", got)
 	}
-	if got := w.DayStart.Sub(w.PrevStart); got != 23*time.Hour {
-		t.Errorf("8 March in New York lasted %v, want 23h", got)
+	for _, at := range []time.Time{prev.Add(-µs), prev, day.Add(-µs), day} {
+		f.task(nyFirm, completedTask("low", at, time.Hour))
 	}
-	if want := time.Date(2026, 3, 8, 5, 0, 0, 0, time.UTC); !w.PrevStart.Equal(want) {
-		t.Errorf("previous day starts %v, want %v (midnight EST)", w.PrevStart.UTC(), want)
-	}
+	// In Kolkata (no daylight saving) the previous day of 9 March is 8 March 00:00 to
+	// 9 March 00:00 IST; of these only the one at New York's midnight EST (10:30 IST on
+	// 8 March) falls in it, with one of its own.
+	f.task(kolFirm, completedTask("low", prev, time.Hour))
+	f.task(kolFirm, completedTask("low", time.Date(2026, 3, 9, 0, 0, 0, 0, kolkata).Add(-µs), time.Hour))
 
-	k := windowAt(runNow, kolkata)
-	if !k.DayStart.Equal(dayStart) || !k.PrevStart.Equal(prevStart) || !k.WeekEnd.Equal(weekEnd) {
-		t.Errorf("Kolkata window = [%v, %v, %v), want [%v, %v, %v)",
-			k.PrevStart.UTC(), k.DayStart.UTC(), k.WeekEnd.UTC(), prevStart, dayStart, weekEnd)
+	res := f.run(time.Date(2026, 3, 9, 0, 30, 0, 0, ny), kolkata)
+	if res["snapshot_date"] != "2026-03-09" {
+		t.Errorf("snapshot_date = %v, want 2026-03-09 for both firms", res["snapshot_date"])
+	}
+	if got := f.snapshot(nyFirm, "2026-03-09")[MetricTasksCompletedPreviousDay]; got != 2 {
+		t.Errorf("New York: %v tasks completed on its 23-hour 8 March, want 2 (at its midnight EST and just before its midnight EDT)", got)
+	}
+	if got := f.snapshot(kolFirm, "2026-03-09")[MetricTasksCompletedPreviousDay]; got != 2 {
+		t.Errorf("Kolkata: %v tasks completed on its 8 March, want 2", got)
+	}
+}
+
+// Tried: one run for three firms, in Kolkata, Dubai and New York, at 20:00 UTC on 9
+// March (01:30 and 00:00 on 10 March in Kolkata and Dubai, 16:00 on 9 March in New
+// York), and a firm whose zone is not one.
+// Must hold: each firm's snapshot is dated by its own calendar in the one statement;
+// the unknown zone is dated by JOBS_TIMEZONE; each slice names its firm's date; the
+// run's totals name the span of dates.
+func TestSnapshotDateInEachFirmsZone(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	zones := map[string]string{"Asia/Kolkata": "2026-03-10", "Asia/Dubai": "2026-03-10", "America/New_York": "2026-03-09", "Mars/Olympus_Mons": "2026-03-09"}
+	firms := map[string]string{}
+	for zone := range zones {
+		firms[zone] = f.tenant("Firm in " + zone)
+		f.exec(`UPDATE tenants SET timezone = $1 WHERE id = $2`, zone, firms[zone])
+	}
+	jobs, err := Jobs(jobservice.Deps{Pool: f.pool, Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := jobs[catalog.CaptureAnalyticsSnapshot](f.ctx, worker.Run{ID: "test", Now: time.Date(2026, 3, 9, 20, 0, 0, 0, time.UTC), Scope: events.ScopeAll()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for zone, date := range zones {
+		if n := f.count(`SELECT count(*) FROM analytics_snapshots WHERE tenant_id = $1 AND snapshot_date = $2::date`, firms[zone], date); n != len(metricTypes) {
+			t.Errorf("firm in %s: %d metrics dated %s, want %d", zone, n, date, len(metricTypes))
+		}
+	}
+	for _, sl := range rep.Tenants {
+		for zone, id := range firms {
+			if sl.TenantID == id && sl.Results["snapshot_date"] != zones[zone] {
+				t.Errorf("firm in %s: its slice is dated %v, want %s", zone, sl.Results["snapshot_date"], zones[zone])
+			}
+		}
+	}
+	if got := rep.Results["snapshot_date"]; got != "2026-03-09 to 2026-03-10" {
+		t.Errorf("the run's snapshot_date = %v, want the span 2026-03-09 to 2026-03-10", got)
 	}
 }

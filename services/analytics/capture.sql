@@ -1,16 +1,35 @@
 -- One analytics snapshot: every metric for every tenant, computed and upserted in one
 -- statement. Each aggregate below reads only the rows its metric needs, through an
--- index (migration 00030); tenants CROSS JOIN the metric list, so a tenant with no
--- rows gets zeros, and ON CONFLICT makes a re-run on the same day replace its values.
+-- index (migration 00030); the covered firms CROSS JOIN the metric list, so a tenant
+-- with no rows gets zeros, and ON CONFLICT makes a re-run on the same day replace its
+-- values.
 --
--- @snapshot_date   the calendar day of @now in the jobs' time zone
+-- Each firm's calendar is its own (firm_zones: tenants.timezone, else JOBS_TIMEZONE):
+-- its snapshot_date is the day of @now where it is, and "the previous day" and "the
+-- next seven days" run from its own midnights, so one statement dates a firm in Dubai
+-- and one in New York each by its own day. Beside each firm's own bounds, each
+-- aggregate has bounds that hold for every firm of the run (their envelope), which the
+-- indexes on the dates use.
+--
 -- @now             the run's now
--- @day_start       midnight starting @snapshot_date, as an instant
--- @prev_day_start  midnight starting the day before
--- @week_end        midnight seven days after @day_start
+-- @fallback_zone   JOBS_TIMEZONE, for a firm whose own zone is unknown
 -- covered(col)     the firms the run covers (tenancy.Expand), for every aggregate: a
 --                  run for one firm reads that firm's rows only
-WITH open_tasks AS (
+WITH firms AS MATERIALIZED (
+    SELECT fz.tenant_id, d.day AS snapshot_date,
+           d.day::timestamp AT TIME ZONE fz.zone       AS day_start,
+           (d.day - 1)::timestamp AT TIME ZONE fz.zone AS prev_day_start,
+           (d.day + 7)::timestamp AT TIME ZONE fz.zone AS week_end
+    FROM firm_zones(@fallback_zone::text) fz
+    CROSS JOIN LATERAL (SELECT (@now::timestamptz AT TIME ZONE fz.zone)::date AS day) d
+    WHERE covered(fz.tenant_id)
+),
+envelope AS MATERIALIZED (
+    SELECT min(prev_day_start) AS prev_day_start, min(day_start) AS first_day_start,
+           max(day_start) AS last_day_start, max(week_end) AS week_end
+    FROM firms
+),
+open_tasks AS (
     SELECT tenant_id,
            count(*)                                AS open_tasks,
            count(*) FILTER (WHERE due_date < @now) AS overdue_tasks
@@ -35,9 +54,12 @@ completed_previous_day AS (
         ORDER BY p.tenant_id NULLS LAST
         LIMIT 1
     ) sla ON true
-    WHERE t.status = 'completed' AND covered(t.tenant_id)
-      AND t.completed_at >= @prev_day_start
-      AND t.completed_at < @day_start
+    JOIN firms fd ON fd.tenant_id = t.tenant_id
+    WHERE t.status = 'completed'
+      AND t.completed_at >= (SELECT prev_day_start FROM envelope)
+      AND t.completed_at < (SELECT last_day_start FROM envelope)
+      AND t.completed_at >= fd.prev_day_start
+      AND t.completed_at < fd.day_start
     GROUP BY t.tenant_id
 ),
 active_cases AS (
@@ -47,12 +69,15 @@ active_cases AS (
     GROUP BY tenant_id
 ),
 hearings_week AS (
-    SELECT tenant_id, count(*) AS n
-    FROM hearings
-    WHERE status = 'scheduled' AND covered(tenant_id)
-      AND hearing_date >= @day_start
-      AND hearing_date < @week_end
-    GROUP BY tenant_id
+    SELECT h.tenant_id, count(*) AS n
+    FROM hearings h
+    JOIN firms fd ON fd.tenant_id = h.tenant_id
+    WHERE h.status = 'scheduled'
+      AND h.hearing_date >= (SELECT first_day_start FROM envelope)
+      AND h.hearing_date < (SELECT week_end FROM envelope)
+      AND h.hearing_date >= fd.day_start
+      AND h.hearing_date < fd.week_end
+    GROUP BY h.tenant_id
 ),
 failed_notifications AS (
     -- A notification failed the previous day when its delivery (today: e-mail) is
@@ -60,22 +85,24 @@ failed_notifications AS (
     -- day's midnight. Senders retry failed deliveries and each attempt moves updated_at,
     -- so "last attempted within the previous day" alone would lose every failure retried
     -- between midnight and this run.
-    SELECT tenant_id, count(DISTINCT notification_id) AS n
-    FROM notification_deliveries
-    WHERE status = 'failed' AND covered(tenant_id)
-      AND updated_at >= @prev_day_start
-      AND created_at < @day_start
-    GROUP BY tenant_id
+    SELECT nd.tenant_id, count(DISTINCT nd.notification_id) AS n
+    FROM notification_deliveries nd
+    JOIN firms fd ON fd.tenant_id = nd.tenant_id
+    WHERE nd.status = 'failed'
+      AND nd.updated_at >= (SELECT prev_day_start FROM envelope)
+      AND nd.updated_at >= fd.prev_day_start
+      AND nd.created_at < fd.day_start
+    GROUP BY nd.tenant_id
 ),
 written AS (
     INSERT INTO analytics_snapshots AS s (tenant_id, snapshot_date, metric_type, metric_value)
-    SELECT tn.id, @snapshot_date::date, m.metric_type, m.metric_value
-    FROM tenants tn
-    LEFT JOIN open_tasks o              ON o.tenant_id = tn.id
-    LEFT JOIN completed_previous_day c  ON c.tenant_id = tn.id
-    LEFT JOIN active_cases ac           ON ac.tenant_id = tn.id
-    LEFT JOIN hearings_week h           ON h.tenant_id = tn.id
-    LEFT JOIN failed_notifications f    ON f.tenant_id = tn.id
+    SELECT tn.tenant_id, tn.snapshot_date, m.metric_type, m.metric_value
+    FROM firms tn
+    LEFT JOIN open_tasks o              ON o.tenant_id = tn.tenant_id
+    LEFT JOIN completed_previous_day c  ON c.tenant_id = tn.tenant_id
+    LEFT JOIN active_cases ac           ON ac.tenant_id = tn.tenant_id
+    LEFT JOIN hearings_week h           ON h.tenant_id = tn.tenant_id
+    LEFT JOIN failed_notifications f    ON f.tenant_id = tn.tenant_id
     CROSS JOIN LATERAL (VALUES
         ('active_cases',                      coalesce(ac.n, 0)::numeric),
         ('open_tasks',                        coalesce(o.open_tasks, 0)),
@@ -86,15 +113,15 @@ written AS (
         ('tasks_completed_previous_day',      coalesce(c.completed, 0)),
         ('notifications_failed_previous_day', coalesce(f.n, 0))
     ) AS m (metric_type, metric_value)
-    WHERE covered(tn.id)
     -- A fixed order of row locks: two overlapping runs wait for each other instead of
     -- deadlocking.
-    ORDER BY tn.id, m.metric_type
+    ORDER BY tn.tenant_id, m.metric_type
     ON CONFLICT (tenant_id, snapshot_date, metric_type) DO UPDATE
         SET metric_value = EXCLUDED.metric_value,
             created_at   = EXCLUDED.created_at
-    RETURNING s.tenant_id
+    RETURNING s.tenant_id, s.snapshot_date
 )
--- Each covered firm's count of metrics written, for its slice.
-SELECT coalesce(array_agg(tenant_id::text ORDER BY tenant_id), '{}'), coalesce(array_agg(n ORDER BY tenant_id), '{}')
-FROM (SELECT tenant_id, count(*) AS n FROM written GROUP BY tenant_id) w;
+-- Each covered firm's count of metrics written and its snapshot date, for its slice.
+SELECT coalesce(array_agg(tenant_id::text ORDER BY tenant_id), '{}'), coalesce(array_agg(n ORDER BY tenant_id), '{}'),
+       coalesce(array_agg(snapshot_date::text ORDER BY tenant_id), '{}')
+FROM (SELECT tenant_id, snapshot_date, count(*) AS n FROM written GROUP BY tenant_id, snapshot_date) w;

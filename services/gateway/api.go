@@ -188,10 +188,12 @@ func (g *Gateway) routes() http.Handler {
 				r.Post("/pause", g.handlePause(true))
 				r.Post("/resume", g.handlePause(false))
 			})
+			// The schedule: the operator's for every firm, a firm admin's time of day for the
+			// firm (the handler tells the two apart, and says who may do what).
+			r.Put("/schedule", g.handleSchedule)
 			// The platform operator only: what holds for every firm.
 			r.Group(func(r chi.Router) {
-				r.Use(g.requireOperator("Changing a job's schedule changes it for every firm, which is for the platform operator"))
-				r.Put("/schedule", g.handleSchedule)
+				r.Use(g.requireOperator("Every firm's part of a run is for the platform operator"))
 				r.Get("/runs/{run}/firms", g.handleRunFirms)
 			})
 		})
@@ -220,11 +222,13 @@ type Me struct {
 	DevMode  bool      `json:"dev_mode"`
 }
 
-// Permissions of the signed-in user on the dashboard. PauseResume is for the user's
-// firm; PauseForEveryone, ChangeSchedule and SeeAllFirms are the platform operator's.
+// Permissions of the signed-in user on the dashboard. PauseResume and SetFirmHours
+// (the firm's time of day for its daily jobs) are for the user's firm;
+// PauseForEveryone, ChangeSchedule and SeeAllFirms are the platform operator's.
 type Permissions struct {
 	RunNow           bool `json:"run_now"`
 	PauseResume      bool `json:"pause_resume"`
+	SetFirmHours     bool `json:"set_firm_hours"`
 	PauseForEveryone bool `json:"pause_for_everyone"`
 	ChangeSchedule   bool `json:"change_schedule"`
 	SeeAllFirms      bool `json:"see_all_firms"`
@@ -240,9 +244,9 @@ func (g *Gateway) handleMe(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSONResponse(w, http.StatusOK, Me{
 		User: p,
-		Permissions: Permissions{RunNow: p.CanView(), PauseResume: p.CanConfigure(), PauseForEveryone: p.CanConfigureAll(),
+		Permissions: Permissions{RunNow: p.CanView(), PauseResume: p.CanConfigure(), SetFirmHours: p.CanConfigure() && !p.Operator, PauseForEveryone: p.CanConfigureAll(),
 			ChangeSchedule: p.CanConfigureAll(), SeeAllFirms: p.Operator},
-		Admins: admins, Timezone: g.cfg.Location.String(), DevMode: g.cfg.DevMode,
+		Admins: admins, Timezone: g.zoneOf(r.Context(), p.TenantID).Name, DevMode: g.cfg.DevMode,
 	})
 }
 
@@ -431,21 +435,55 @@ func (g *Gateway) handlePause(paused bool) http.HandlerFunc {
 	}
 }
 
+// scheduleBody is a schedule change: the operator's cron for every firm (Schedule), or
+// a firm's own time of day for a daily job (At, "HH:MM"; "" for the default), for the
+// admin's firm or, by the operator, for the firm named in TenantID.
 type scheduleBody struct {
-	Schedule string `json:"schedule"`
-	Reason   string `json:"reason"`
+	Schedule *string `json:"schedule"`
+	At       *string `json:"at"`
+	TenantID string  `json:"tenant_id"`
+	Reason   string  `json:"reason"`
 }
 
-// handleSchedule changes a job's schedule at runtime; "" restores the default. The
-// ticker watches the config bucket, so it takes effect without a restart.
+// everyFirmsSchedule is why a firm's people may not change the cron.
+const everyFirmsSchedule = "Changing a job's schedule changes it for every firm, which is for the platform operator"
+
+// handleSchedule changes a job's schedule at runtime: for every firm, the operator's
+// cron ("" restores the default); for one firm, its time of day (handleFirmHours). The
+// ticker watches the config bucket, so either takes effect without a restart.
 func (g *Gateway) handleSchedule(w http.ResponseWriter, r *http.Request) {
 	var body scheduleBody
 	if !decodeBody(w, r, &body) {
 		return
 	}
+	p := principalFrom(r.Context())
+	switch {
+	case body.At != nil && body.Schedule != nil:
+		writeError(w, http.StatusBadRequest, `send either "schedule" (the cron of every firm, the platform operator's) or "at" (a firm's time of day), not both`)
+		return
+	case body.At != nil:
+		g.handleFirmHours(w, r, body)
+		return
+	case !p.Operator:
+		firm := "your firm"
+		if p.TenantName != "" {
+			firm = p.TenantName
+		}
+		writeJSONResponse(w, http.StatusForbidden, map[string]any{
+			"error": everyFirmsSchedule + ". You are signed in as " + p.Name + " (" + p.RoleName() + ") of " + p.TenantName +
+				fmt.Sprintf(`; as its admin you can set %s's own time of day for a daily job: {"at": "07:30"}.`, firm),
+			"role": p.Role})
+		return
+	case body.TenantID != "":
+		writeError(w, http.StatusBadRequest, `a cron schedule holds for every firm; to set one firm's time of day send {"at": "HH:MM", "tenant_id": "..."}`)
+		return
+	case body.Schedule == nil:
+		writeError(w, http.StatusBadRequest, `send {"schedule": "<five-field cron>"} for every firm ("" for the default), or {"at": "HH:MM", "tenant_id": "..."} for one firm`)
+		return
+	}
 	job := chi.URLParam(r, "job")
 	def, _ := catalog.Lookup(job)
-	expr := strings.Join(strings.Fields(body.Schedule), " ")
+	expr := strings.Join(strings.Fields(*body.Schedule), " ")
 	if expr != "" {
 		if strings.HasPrefix(expr, "@every") {
 			writeError(w, http.StatusBadRequest, "use a five-field cron expression (minute hour day-of-month month day-of-week), such as */15 * * * *, not @every")
@@ -463,7 +501,6 @@ func (g *Gateway) handleSchedule(w http.ResponseWriter, r *http.Request) {
 			expr = ""
 		}
 	}
-	p := principalFrom(r.Context())
 	var previous string
 	cfg, err := jobstate.Update(r.Context(), g.buckets.Config, job, func(c *jobstate.Config) error {
 		previous = c.Schedule
@@ -479,7 +516,7 @@ func (g *Gateway) handleSchedule(w http.ResponseWriter, r *http.Request) {
 		effective = def.Schedule
 	}
 	g.auditChange(r, ActionScheduleChanged, job, "", map[string]any{
-		"job_name": job, "schedule": effective, "previous": orDefault(previous, def.Schedule), "reason": body.Reason,
+		"job_name": job, "schedule": effective, "previous": orDefault(previous, def.Schedule), "reason": body.Reason, "for": PauseForEveryone,
 	})
 	writeJSONResponse(w, http.StatusOK, map[string]any{"job_name": job, "schedule": effective, "frequency": catalog.Describe(effective), "config": cfg})
 }

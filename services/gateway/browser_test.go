@@ -479,8 +479,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		if got := p.eval(`document.querySelector('#pause-btn').textContent`); got != "Pause for Mehta & Associates" {
 			t.Errorf("the pause button says %q, want it to name the firm", got)
 		}
-		if p.eval(`String(document.querySelector('#schedule-form').hidden && !document.querySelector('#schedule-note').hidden)`) != "true" {
-			t.Errorf("a firm's admin sees the schedule form; the schedule is the platform operator's")
+		if p.eval(`String(document.querySelector('#schedule-form').hidden && !document.querySelector('#hours-form').hidden)`) != "true" {
+			t.Errorf("a firm's admin sees the cron form of every firm, or not the firm's own time of day")
 		}
 		p.do("press Pause", chromedp.Click(chromedp.CSS("#pause-btn")), chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")))
 		if got := p.eval(`document.querySelector('#confirm-title').textContent`); got != "Pause Deadline Alerts?" {
@@ -494,6 +494,34 @@ func TestDashboardInBrowser(t *testing.T) {
 		p.until("the card paused for the firm", hasText(card(catalog.CheckUpcomingDeadlines, ".paused-chip"), "Paused for your firm")+` && `+hasText(card(catalog.CheckUpcomingDeadlines, ".next"), "Paused"))
 		p.do("press Resume and confirm", chromedp.Click(chromedp.CSS("#pause-btn")), chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")), chromedp.Click(chromedp.CSS("#confirm-ok")))
 		p.until("the card running on schedule again", `document.querySelector('#job-`+catalog.CheckUpcomingDeadlines+` .paused-chip').hidden && `+hasText(card(catalog.CheckUpcomingDeadlines, ".next"), "in "))
+		p.do("close the history", chromedp.KeyEvent(kb.Escape))
+	})
+
+	// Tried: Mehta's admin sets the firm's Deadline Alerts to 07:30 in the schedule
+	// settings, with a reason, then resets it; then opens the SLA check's settings.
+	// Must hold: the card says "Daily at 7:30 AM" at once, then the default again; the
+	// SLA check offers no time of day and says why.
+	t.Run("an admin sets the firm's own time of day", func(t *testing.T) {
+		p := admin.with(t)
+		const deadlines = catalog.CheckUpcomingDeadlines
+		p.do("open the Deadline Alerts schedule settings", chromedp.Click(chromedp.CSS("#job-"+deadlines+" .title-btn")),
+			chromedp.Click(chromedp.CSS("#admin-summary")), chromedp.WaitVisible(chromedp.CSS("#hours-input")))
+		p.until("the history loaded", `!document.querySelector('#runs-empty').hidden || document.querySelectorAll('#runs .run').length > 0`)
+		if got := p.eval(`document.querySelector('#hours-input').value`); got != "07:00" {
+			t.Errorf("the time of day shows %q, want the default 07:00", got)
+		}
+		p.do("set 07:30", chromedp.SetValue(chromedp.CSS("#hours-input"), "07:30"), chromedp.SendKeys(chromedp.CSS("#hours-reason"), "before the morning hearings"),
+			chromedp.Click(chromedp.CSS("#hours-save")))
+		p.until("the card at 7:30", hasText(card(deadlines, ".freq-text"), "Daily at 7:30 AM"))
+		p.screenshot("07b-firm-hours.png")
+		p.do("reset to the default", chromedp.Click(chromedp.CSS("#hours-reset")))
+		p.until("the card at the default hour", hasText(card(deadlines, ".freq-text"), "Daily at 7:00 AM"))
+		p.do("close the history", chromedp.KeyEvent(kb.Escape))
+		p.do("open the SLA check's schedule settings", chromedp.Click(chromedp.CSS("#job-"+sla+" .title-btn")),
+			chromedp.Click(chromedp.CSS("#admin-summary")), chromedp.WaitVisible(chromedp.CSS("#schedule-note")))
+		if p.eval(`String(document.querySelector('#hours-form').hidden)`) != "true" || !strings.Contains(p.eval(`document.querySelector('#schedule-note').textContent`), "not slow it") {
+			t.Errorf("the SLA check's settings offer a time of day, or do not say a firm may pause it, not slow it")
+		}
 		p.do("close the history", chromedp.KeyEvent(kb.Escape))
 	})
 

@@ -69,6 +69,14 @@ type Card struct {
 	ItemKeys   []string         `json:"item_keys"`
 	// PausedFirms is, for the operator, how many firms paused the job themselves.
 	PausedFirms int `json:"paused_firms,omitempty"`
+	// For a firm: FirmHours says it may choose its time of day for the job (a daily job,
+	// while the schedule of every firm is daily); At is its own ("" for the job's
+	// default, DefaultAt), read in Timezone, the firm's own zone. TimezoneNote says why
+	// the zone is JOBS_TIMEZONE's when the firm's own is unknown.
+	FirmHours    bool   `json:"firm_hours"`
+	At           string `json:"at,omitempty"`
+	DefaultAt    string `json:"default_at,omitempty"`
+	TimezoneNote string `json:"timezone_note,omitempty"`
 }
 
 // RunView is one execution as the viewer may see it: for the operator its log entry as
@@ -163,9 +171,13 @@ func (g *Gateway) Cards(ctx context.Context, v Viewer) ([]Card, error) {
 	if err != nil {
 		return nil, err
 	}
+	zone := firmZone{Name: g.cfg.Location.String(), Loc: g.cfg.Location, Own: true}
+	if !v.Operator {
+		zone = g.zoneOf(ctx, v.TenantID)
+	}
 	var cards []Card
 	for _, job := range catalog.All() {
-		c, err := g.card(ctx, job, last, v)
+		c, err := g.card(ctx, job, last, v, zone)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +252,7 @@ func (g *Gateway) Card(ctx context.Context, name string, v Viewer) (Card, error)
 	return Card{}, fmt.Errorf("cards: %w: %s", errUnknownJob, name)
 }
 
-func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]RunView, v Viewer) (Card, error) {
+func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]RunView, v Viewer, zone firmZone) (Card, error) {
 	now := g.cfg.Clock.Now()
 	// A value that is not a record (put by hand) shows as the defaults; the ticker and
 	// the worker read it the same way.
@@ -263,10 +275,20 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 	if cfg.Schedule != "" {
 		schedule = cfg.Schedule
 	}
+	// The operator sees the schedule of every firm, in JOBS_TIMEZONE; a firm its own hours.
+	hours := firmHours{Schedule: schedule, Loc: g.cfg.Location}
+	if !v.Operator {
+		hours = hoursOf(job, schedule, firmCfg.At, zone, g.cfg.Location)
+	}
+	frequency := catalog.Describe(hours.Schedule)
+	if f := strings.Fields(hours.Schedule); !hours.Settable && zone.Name != g.cfg.Location.String() && len(f) == 5 && f[1] != "*" {
+		frequency += " (" + g.cfg.Location.String() + " time)"
+	}
 	c := Card{
 		Name: job.Name, Title: job.Title, Description: job.Description,
-		Frequency: catalog.Describe(schedule), Schedule: schedule, DefaultSchedule: job.Schedule,
-		Timezone: g.cfg.Location.String(), Status: CardPending,
+		Frequency: frequency, Schedule: hours.Schedule, DefaultSchedule: job.Schedule,
+		Timezone: zone.Name, Status: CardPending,
+		FirmHours: hours.Settable, At: hours.At, DefaultAt: hours.DefaultAt,
 		PausedForEveryone: cfg.Paused, PausedForFirm: firmCfg.Paused,
 		MaxAgeSeconds: int64(job.MaxAge.Seconds()), StaleAfterSecs: int64(job.StaleAfter.Seconds()),
 		Current: viewRunInfo(runs.Current, v), Queued: viewRunInfo(runs.Next, v), ResultKeys: job.ResultKeys,
@@ -277,7 +299,12 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 	if v.Operator {
 		c.PausedFirms = g.pausedFirms(job.Name)
 	}
+	if !zone.Own {
+		c.TimezoneNote = fmt.Sprintf("Your firm's time zone %q is not a time zone; until it is corrected, the firm's days, hours and times are those of %s.", zone.Stored, zone.Name)
+	}
+	var lastSlot time.Time
 	if lr, ok := last[job.Name]; ok {
+		lastSlot = scheduledSlot(lr.Result)
 		lr := lr
 		c.LastRun = &lr
 		at := lr.Timestamp
@@ -296,11 +323,24 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 		c.PossiblyStuck = now.Sub(beat) > StuckAfter
 	}
 	if !c.Paused {
-		if next, err := catalog.Next(schedule, g.cfg.Location, now); err == nil {
-			c.NextRunAt = &next
-		}
+		c.NextRunAt = nextFirmRun(hours, now, lastSlot)
 	}
 	return c, nil
+}
+
+// scheduledSlot is the latest schedule slot a run answered (zero for a run no slot
+// asked for).
+func scheduledSlot(r events.Result) time.Time {
+	var slot time.Time
+	if r.Trigger == events.KindSchedule {
+		slot = r.Slot
+	}
+	for _, t := range r.Triggers {
+		if t.Kind == events.KindSchedule && t.Slot.After(slot) {
+			slot = t.Slot
+		}
+	}
+	return slot
 }
 
 // readable lets an unreadable record pass as the zero record.

@@ -155,8 +155,14 @@ func viewStatus(s events.Status, v Viewer) (events.Status, bool) {
 		return s, true
 	}
 	if s.State == events.StateMissed {
-		// A slot no ticker fired concerns every firm and names no one.
-		return s, true
+		// A slot no ticker fired names no one, and concerns the firms it was for: every
+		// firm (no scope), or a group of firms that share a zone and a time of day.
+		if s.Scope != nil && !s.Scope.Covers(v.TenantID) {
+			return events.Status{}, false
+		}
+		out := s
+		out.Scope = nil
+		return out, true
 	}
 	if !v.covered(s.Scope) {
 		return events.Status{}, false
@@ -186,7 +192,7 @@ func viewRunInfo(ri *jobstate.RunInfo, v Viewer) *jobstate.RunInfo {
 		return ri
 	}
 	scope := ri.Scope
-	if !scope.All && len(scope.Tenants) == 0 {
+	if scope.Empty() {
 		scope = events.ScopeAll() // queued before runs had scopes: the worker runs it for all
 	}
 	if !scope.Covers(v.TenantID) {

@@ -14,10 +14,11 @@ import (
 // KindDeadlineAlert is notifications.kind of a deadline alert.
 const KindDeadlineAlert = "deadline_alert"
 
-// deadlinesSQL is every deadline within the widest threshold, in every firm, each
-// with the tightest threshold it is within. It runs with the session time zone set
-// to the firms' (see inTx), so "today" is today in Kolkata, a task's due date is its
-// calendar date there, and a statutory date ends at midnight there.
+// deadlinesSQL is every deadline within the widest threshold, in every covered firm,
+// each with the tightest threshold it is within. Days are counted on each firm's own
+// calendar (firm_zones: its own zone, else JOBS_TIMEZONE, @fallback_zone), in the same
+// statement for every firm: "today" is today where the firm is, a task's due date is
+// its calendar date there, and a statutory date ends at midnight there.
 //
 //	item             what is due                  who is alerted
 //	task             an open task's due_date      its assignee
@@ -25,32 +26,42 @@ const KindDeadlineAlert = "deadline_alert"
 //	appeal_deadline  last day to appeal           the case owner (active cases)
 //
 // A task whose due time has passed is overdue (the SLA job's business), not upcoming;
-// a statutory date is upcoming until its day is over.
+// a statutory date is upcoming until its day is over. Beside each firm's own bounds,
+// each branch has bounds that hold for every zone (no firm's today is more than a day
+// from UTC's), which the indexes on the dates use.
 var deadlinesSQL = `
-WITH items AS (
+WITH firms AS MATERIALIZED (
+    SELECT fz.tenant_id, fz.zone, (@now::timestamptz AT TIME ZONE fz.zone)::date AS today
+    FROM firm_zones(@fallback_zone::text) fz
+    WHERE ` + tenancy.Filter("fz.tenant_id") + `
+),
+items AS (
     SELECT t.tenant_id, 'task'::text AS item, t.id AS item_id, 'task'::text AS entity_type,
-           t.assigned_to AS user_id, t.due_date::date AS due_on, t.due_date AS not_after,
-           t.title AS task_title, c.id AS case_id, c.case_number, c.title AS case_title
+           t.assigned_to AS user_id, (t.due_date AT TIME ZONE f.zone)::date AS due_on, t.due_date AS not_after,
+           t.title AS task_title, c.id AS case_id, c.case_number, c.title AS case_title, f.zone, f.today
     FROM tasks t
+    JOIN firms f ON f.tenant_id = t.tenant_id
     LEFT JOIN cases c ON c.id = t.case_id AND c.tenant_id = t.tenant_id
     WHERE t.status IN ('open', 'in_progress')
-      AND ` + tenancy.Filter("t.tenant_id") + `
       AND t.due_date >= @now::timestamptz
-      AND t.due_date < ((@now::timestamptz)::date + @max_days::int + 1)::timestamptz
+      AND t.due_date < @now::timestamptz + make_interval(days => @max_days::int + 2)
+      AND t.due_date < ((f.today + @max_days::int + 1)::timestamp AT TIME ZONE f.zone)
   UNION ALL
     SELECT c.tenant_id, 'reply_due_date', c.id, 'case', c.owner_id, c.reply_due_date,
-           (c.reply_due_date + 1)::timestamptz, NULL, c.id, c.case_number, c.title
+           ((c.reply_due_date + 1)::timestamp AT TIME ZONE f.zone), NULL, c.id, c.case_number, c.title, f.zone, f.today
     FROM cases c
+    JOIN firms f ON f.tenant_id = c.tenant_id
     WHERE c.status = 'active' AND c.reply_due_date IS NOT NULL
-      AND ` + tenancy.Filter("c.tenant_id") + `
-      AND c.reply_due_date BETWEEN (@now::timestamptz)::date AND (@now::timestamptz)::date + @max_days::int
+      AND c.reply_due_date BETWEEN (@now::timestamptz AT TIME ZONE 'UTC')::date - 1 AND (@now::timestamptz AT TIME ZONE 'UTC')::date + 1 + @max_days::int
+      AND c.reply_due_date BETWEEN f.today AND f.today + @max_days::int
   UNION ALL
     SELECT c.tenant_id, 'appeal_deadline', c.id, 'case', c.owner_id, c.appeal_deadline,
-           (c.appeal_deadline + 1)::timestamptz, NULL, c.id, c.case_number, c.title
+           ((c.appeal_deadline + 1)::timestamp AT TIME ZONE f.zone), NULL, c.id, c.case_number, c.title, f.zone, f.today
     FROM cases c
+    JOIN firms f ON f.tenant_id = c.tenant_id
     WHERE c.status = 'active' AND c.appeal_deadline IS NOT NULL
-      AND ` + tenancy.Filter("c.tenant_id") + `
-      AND c.appeal_deadline BETWEEN (@now::timestamptz)::date AND (@now::timestamptz)::date + @max_days::int
+      AND c.appeal_deadline BETWEEN (@now::timestamptz AT TIME ZONE 'UTC')::date - 1 AND (@now::timestamptz AT TIME ZONE 'UTC')::date + 1 + @max_days::int
+      AND c.appeal_deadline BETWEEN f.today AND f.today + @max_days::int
 ),
 deadlines AS (
     SELECT i.*, d.days_left,
@@ -65,7 +76,7 @@ deadlines AS (
                ELSE 'case ' || i.case_number || ': appeal deadline ' || to_char(i.due_on, 'YYYY-MM-DD')
            END AS about
     FROM items i
-    CROSS JOIN LATERAL (SELECT i.due_on - (@now::timestamptz)::date AS days_left) AS d
+    CROSS JOIN LATERAL (SELECT i.due_on - i.today AS days_left) AS d
 )`
 
 // deadlineCountsSQL counts, for every covered firm, the deadlines and lists those
@@ -99,7 +110,7 @@ SELECT dl.tenant_id, p.id AS user_id, '` + KindDeadlineAlert + `' AS kind,
            CASE WHEN dl.item = 'task' THEN 'Task: ' || dl.task_title END,
            'Case: ' || dl.case_number || ' - ' || dl.case_title,
            CASE dl.item
-               WHEN 'task' THEN 'Due: ' || to_char(dl.not_after, 'Dy DD Mon YYYY, HH24:MI TZ')
+               WHEN 'task' THEN 'Due: ' || to_char_in(dl.not_after, dl.zone, 'Dy DD Mon YYYY, HH24:MI TZ')
                WHEN 'reply_due_date' THEN 'Reply to the show-cause notice due: ' || to_char(dl.due_on, 'Dy DD Mon YYYY')
                ELSE 'Last day to file the appeal: ' || to_char(dl.due_on, 'Dy DD Mon YYYY')
            END,
@@ -126,10 +137,10 @@ WHERE NOT EXISTS (
 func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (worker.Report, error) {
 	args := tenancy.With(pgx.NamedArgs{
 		"now": run.Now, "thresholds": s.thresholds, "max_days": s.thresholds[len(s.thresholds)-1],
-		"max_listed": maxErrors,
+		"max_listed": maxErrors, "fallback_zone": s.loc.String(),
 	}, run.Scope)
 	var o outcome
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, deadlinePlans(run.Scope), func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, deadlineCountsSQL, args).Scan(&o.firms); err != nil {
 			return err
 		}

@@ -164,9 +164,12 @@ func TestDeadlineOncePerThreshold(t *testing.T) {
 }
 
 // What is tried: the same deadlines and the same instant, 04:00 on 10 March in
-// Kolkata (22:30 on 9 March in UTC), with the firms' zone set to Kolkata and to UTC;
-// and a run one second either side of midnight in Kolkata.
-// What must hold: "due within 1 day" is counted in calendar days of the firms' zone:
+// Kolkata (22:30 on 9 March in UTC), with the firm's own zone (tenants.timezone) in
+// Kolkata and in UTC, with JOBS_TIMEZONE in either, and with a firm's zone that is not
+// one ("Mars/Olympus_Mons", or "IST", an abbreviation PostgreSQL would read as
+// Israel's); and a run one second either side of midnight in Kolkata.
+// What must hold: "due within 1 day" is counted in calendar days of the firm's own zone,
+// whatever JOBS_TIMEZONE says, and in JOBS_TIMEZONE's when the firm's is not a zone:
 // in Kolkata a task due at 06:00 on 11 March is due tomorrow (threshold 1), in UTC
 // (00:30 on 11 March) it is two days away (threshold 3); a reply due on 9 March is past
 // in Kolkata but due today in UTC. At 23:59:59 a task due 00:30 on 14 March is four
@@ -174,23 +177,34 @@ func TestDeadlineOncePerThreshold(t *testing.T) {
 func TestDeadlineDaysInKolkataNotUTC(t *testing.T) {
 	t.Parallel()
 	now := ist(2026, 3, 10, 4, 0, 0)
+	inKolkata := func(a, b, x, y string) []string {
+		return []string{key("task", a, 1, "2026-03-11"), key("task", b, 7, "2026-03-17"), key("reply_due_date", x, 1, "2026-03-11")}
+	}
+	inUTC := func(a, b, x, y string) []string {
+		return []string{key("task", a, 3, "2026-03-11"), key("reply_due_date", x, 3, "2026-03-11"), key("reply_due_date", y, 1, "2026-03-09")}
+	}
 	for _, tc := range []struct {
-		zone string
-		want func(taskA, taskB, caseX, caseY string) []string
+		name string
+		// firmZone is tenants.timezone ("" leaves the column's default, Asia/Kolkata);
+		// jobsZone is JOBS_TIMEZONE, which counts only when the firm's zone is unknown.
+		firmZone, jobsZone string
+		want               func(taskA, taskB, caseX, caseY string) []string
 		// title of the alert for taskA
 		title string
 	}{
-		{"Asia/Kolkata", func(a, b, x, y string) []string {
-			return []string{key("task", a, 1, "2026-03-11"), key("task", b, 7, "2026-03-17"), key("reply_due_date", x, 1, "2026-03-11")}
-		}, "Task due tomorrow (11 Mar 2026): File reply"},
-		{"UTC", func(a, b, x, y string) []string {
-			return []string{key("task", a, 3, "2026-03-11"), key("reply_due_date", x, 3, "2026-03-11"), key("reply_due_date", y, 1, "2026-03-09")}
-		}, "Task due in 2 days (11 Mar 2026): File reply"},
+		{"the firm in Kolkata", "", "Asia/Kolkata", inKolkata, "Task due tomorrow (11 Mar 2026): File reply"},
+		{"the firm in UTC", "UTC", "Asia/Kolkata", inUTC, "Task due in 2 days (11 Mar 2026): File reply"},
+		{"the firm in Kolkata, JOBS_TIMEZONE in UTC", "", "UTC", inKolkata, "Task due tomorrow (11 Mar 2026): File reply"},
+		{"the firm's zone unknown, JOBS_TIMEZONE in UTC", "Mars/Olympus_Mons", "UTC", inUTC, "Task due in 2 days (11 Mar 2026): File reply"},
+		{"the firm's zone an abbreviation, not a zone", "IST", "UTC", inUTC, "Task due in 2 days (11 Mar 2026): File reply"},
 	} {
-		t.Run(tc.zone, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			firm := w.tenant("Mehta & Associates")
+			if tc.firmZone != "" {
+				w.exec(`UPDATE tenants SET timezone = $1 WHERE id = $2`, tc.firmZone, firm)
+			}
 			priya := w.person(firm, "Priya Nair", "priya@mehta.example")
 			c := w.legalCase(firm, "GST/SCN/2026/0188", priya)
 			taskA := w.task(c, "File reply", priya, ist(2026, 3, 11, 6, 0, 0), "open")
@@ -200,11 +214,11 @@ func TestDeadlineDaysInKolkataNotUTC(t *testing.T) {
 			caseY := w.legalCase(firm, "GST/SCN/2026/0202", priya)
 			w.statutory(caseY, "2026-03-09", "", "active")
 
-			mustRun(t, w.jobs(reminders.Config{}, mustZone(tc.zone)), deadlineJob, now)
+			mustRun(t, w.jobs(reminders.Config{}, mustZone(tc.jobsZone)), deadlineJob, now)
 			want := tc.want(taskA, taskB, caseX, caseY)
 			slices.Sort(want)
 			if got := w.strings(`SELECT dedupe_key FROM notifications`); !slices.Equal(got, want) {
-				t.Errorf("alerts in %s at %s:\n got %q\nwant %q", tc.zone, now.In(mustZone(tc.zone)), got, want)
+				t.Errorf("alerts for a firm in %q (JOBS_TIMEZONE %s) at %s:\n got %q\nwant %q", tc.firmZone, tc.jobsZone, now.UTC(), got, want)
 			}
 			if got := w.strings(`SELECT title FROM notifications WHERE entity_id = $1`, taskA); len(got) != 1 || got[0] != tc.title {
 				t.Errorf("title = %q, want %q", got, tc.title)

@@ -16,7 +16,7 @@ func CountsSQL(job string) (perFirm, totalsOnly string) {
 	perFirmBody := perFirm[cut+len("per_firm AS (") : strings.Index(perFirm, "GROUP BY")]
 	totalsOnly = strings.TrimRight(body, " \n,") + "\n" + strings.Replace(perFirmBody, "SELECT d.tenant_id, ", "SELECT ", 1)
 	totalsOnly = strings.Replace(totalsOnly, "SELECT dl.tenant_id, ", "SELECT ", 1)
-	for _, col := range []string{"h.tenant_id", "t.tenant_id", "c.tenant_id", "t.id"} {
+	for _, col := range []string{"h.tenant_id", "t.tenant_id", "c.tenant_id", "t.id", "fz.tenant_id"} {
 		totalsOnly = strings.ReplaceAll(totalsOnly, tenancy.Filter(col), "true")
 	}
 	return perFirm, totalsOnly

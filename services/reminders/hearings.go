@@ -17,20 +17,24 @@ import (
 // KindHearingReminder is notifications.kind of a hearing reminder.
 const KindHearingReminder = "hearing_reminder"
 
-// hearingsDueSQL is every hearing to remind people of, in every firm: scheduled or
-// adjourned, starting between @now and @until, both ends included. It runs with the
-// session time zone set to the firms' (see inTx), which the text is written in.
+// hearingsDueSQL is every hearing to remind people of, in every covered firm:
+// scheduled or adjourned, starting between @now and @until, both ends included, with
+// the zone its firm's times are written in (firm_zones: the firm's own, else
+// JOBS_TIMEZONE, @fallback_zone).
 var hearingsDueSQL = `
 SELECT h.id, h.tenant_id, h.case_id, h.hearing_date, h.forum, h.assigned_to, c.owner_id,
-       c.case_number, c.title AS case_title, c.client_name,
-       'hearing ' || c.case_number || ' on ' || to_char(h.hearing_date, 'YYYY-MM-DD HH24:MI TZ') AS about
+       c.case_number, c.title AS case_title, c.client_name, fz.zone
 FROM hearings h
 JOIN cases c ON c.id = h.case_id AND c.tenant_id = h.tenant_id
+JOIN firm_zones(@fallback_zone::text) fz ON fz.tenant_id = h.tenant_id
 WHERE h.status IN ('scheduled', 'adjourned')
   AND h.hearing_date >= @now::timestamptz
   AND h.hearing_date <= @until::timestamptz
   AND ` + tenancy.Filter("h.tenant_id") + `
   AND (@parts::int = 1 OR abs(hashtext(h.tenant_id::text)) % @parts::int = @part::int)`
+
+// aboutHearing names a hearing of due d in problems, at its time in its firm's zone.
+const aboutHearing = `'hearing ' || d.case_number || ' on ' || to_char_in(d.hearing_date, d.zone, 'YYYY-MM-DD HH24:MI TZ')`
 
 // hearingCountsSQL counts, for every covered firm (zeros included), the hearings and
 // those with nobody to remind: neither the assignee nor the case owner is a person of
@@ -40,7 +44,7 @@ WITH due AS (` + hearingsDueSQL + `),
 per_firm AS (
     SELECT d.tenant_id, count(*)::int AS found,
            (count(*) FILTER (WHERE pa.id IS NULL AND po.id IS NULL))::int AS missing,
-           coalesce((array_agg(d.about || ': nobody to remind: the hearing has no assignee and the case has no owner'
+           coalesce((array_agg(` + aboutHearing + ` || ': nobody to remind: the hearing has no assignee and the case has no owner'
                                ORDER BY d.hearing_date, d.case_number)
                      FILTER (WHERE pa.id IS NULL AND po.id IS NULL))[1:@max_listed::int], '{}') AS missing_list
     FROM due d
@@ -51,14 +55,22 @@ per_firm AS (
 
 // hearingRemindersSQL is the reminders, as a notify.Batch query: one per person per
 // hearing, to the assignee and to the case owner, once when they are the same person.
-// The dedupe key holds the hearing's date, so a rescheduled hearing is reminded again.
+// Times are written in the firm's zone: the zone's abbreviation is looked up once per
+// hearing (OFFSET 0 keeps it from being repeated for each of its reminders). The dedupe
+// key holds the hearing's date, so a rescheduled hearing is reminded again.
 var hearingRemindersSQL = `
-WITH due AS (` + hearingsDueSQL + `)
+WITH due AS (` + hearingsDueSQL + `),
+dated AS (
+    SELECT d.*, ` + aboutHearing + ` AS about,
+           to_char(d.hearing_date AT TIME ZONE d.zone, 'Dy DD Mon YYYY, HH24:MI') || ' ' || z.abbrev AS at_local
+    FROM due d
+    CROSS JOIN LATERAL (SELECT to_char_in(d.hearing_date, d.zone, 'TZ') AS abbrev OFFSET 0) z
+)
 SELECT d.tenant_id, p.id AS user_id, '` + KindHearingReminder + `' AS kind,
-       'Hearing ' || to_char(d.hearing_date, 'Dy DD Mon YYYY, HH24:MI TZ') || ': ' || d.case_number AS title,
+       'Hearing ' || d.at_local || ': ' || d.case_number AS title,
        concat_ws(E'\n',
            'Case: ' || d.case_number || ' - ' || d.case_title || coalesce(' (' || d.client_name || ')', ''),
-           'When: ' || to_char(d.hearing_date, 'Dy DD Mon YYYY, HH24:MI TZ'),
+           'When: ' || d.at_local,
            'Forum: ' || nullif(d.forum, ''),
            'You are reminded as the ' || r.role || '.') AS body,
        'hearing' AS entity_type, d.id AS entity_id,
@@ -68,7 +80,7 @@ SELECT d.tenant_id, p.id AS user_id, '` + KindHearingReminder + `' AS kind,
        d.hearing_date AS not_after,
        jsonb_build_object('hearing_id', d.id, 'case_id', d.case_id, 'case_number', d.case_number,
                           'hearing_date', d.hearing_date, 'reminded_as', r.role) AS audit_details
-FROM due d
+FROM dated d
 CROSS JOIN LATERAL (VALUES
     (d.assigned_to, CASE WHEN d.assigned_to = d.owner_id THEN 'assignee and case owner' ELSE 'assignee' END),
     (CASE WHEN d.owner_id IS DISTINCT FROM d.assigned_to THEN d.owner_id END, 'case owner')
@@ -92,9 +104,12 @@ func (s *service) partsFor(hearings int) int {
 // sendHearingReminders reminds the assignee and the case owner of every hearing in the
 // next 24 hours, in-app and, when e-mail is on, by e-mail.
 func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (worker.Report, error) {
-	args := tenancy.With(pgx.NamedArgs{"now": run.Now, "until": run.Now.Add(ReminderWindow), "max_listed": maxErrors, "parts": 1, "part": 0}, run.Scope)
+	args := tenancy.With(pgx.NamedArgs{
+		"now": run.Now, "until": run.Now.Add(ReminderWindow), "max_listed": maxErrors, "parts": 1, "part": 0,
+		"fallback_zone": s.loc.String(),
+	}, run.Scope)
 	var o outcome
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, hearingPlans(run.Scope), func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, hearingCountsSQL, args).Scan(&o.firms)
 	})
 	if err == nil {
@@ -121,7 +136,7 @@ func (s *service) enqueueParts(ctx context.Context, run worker.Run, args pgx.Nam
 			partArgs := maps.Clone(args)
 			partArgs["parts"], partArgs["part"] = parts, part
 			var enq notify.Enqueued
-			err := s.inTx(ctx, func(tx pgx.Tx) error {
+			err := s.inTx(ctx, hearingPlans(run.Scope), func(tx pgx.Tx) error {
 				var err error
 				enq, err = notify.Enqueue(ctx, tx, notify.Batch{
 					Query: hearingRemindersSQL, Args: partArgs,

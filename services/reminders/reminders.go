@@ -210,19 +210,32 @@ func newService(d jobservice.Deps, cfg Config) (*service, error) {
 	return s, nil
 }
 
-// inTx runs fn in a transaction whose session time zone is the firms' zone, so that
-// SQL's "date of a timestamptz", "midnight of a date" and the zone shown in
-// notification text (to_char ... TZ) are those of the firm, not of the server.
-func (s *service) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+// inTx runs fn in a transaction whose statements are planned as plan says. The
+// statements name each firm's zone themselves (firm_zones, to_char_in): nothing depends
+// on the session's time zone, so one statement serves firms in Kolkata, Dubai and New
+// York alike.
+func (s *service) inTx(ctx context.Context, plan func(context.Context, pgx.Tx) error, fn func(pgx.Tx) error) error {
 	if s.pool == nil {
 		return errors.New("no database pool")
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('TimeZone', $1, true)`, s.loc.String()); err != nil {
-			return fmt.Errorf("set time zone %s: %w", s.loc, err)
+		if err := plan(ctx, tx); err != nil {
+			return err
 		}
 		return fn(tx)
 	})
+}
+
+// hearingPlans: the reminders' statements read the hearings of the next 24 hours by
+// date whatever the firms, so a run for named firms (a slot's) keeps one plan per
+// connection; deadlinePlans: a generic plan of the alerts reads every firm's deadlines
+// to alert twenty, so a run for named firms plans each statement for its firms.
+func hearingPlans(scope events.Scope) func(context.Context, pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error { return tenancy.ReusePlansForNamed(ctx, tx, scope) }
+}
+
+func deadlinePlans(scope events.Scope) func(context.Context, pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error { return tenancy.PlanEachNamedRun(ctx, tx, scope) }
 }
 
 // perFirmCounts ends a counts query whose per_firm CTE has tenant_id, found, missing

@@ -80,13 +80,46 @@ SELECT
     coalesce(array_agg(sla ORDER BY tenant_id), '{}'),
     coalesce(array_agg(pending ORDER BY tenant_id), '{}'),
     coalesce(array_agg(queued ORDER BY tenant_id), '{}'),
-    (` + noPolicySQL + `) AS no_policy,
-    (SELECT coalesce(jsonb_agg(x ORDER BY x.tenant), '[]') FROM (
-        SELECT t.id AS tenant_id, t.name AS tenant, t.timezone
-        FROM tenants t
-        JOIN (SELECT timezone FROM tenants GROUP BY timezone HAVING NOT valid_timezone(timezone)) v USING (timezone)
-        WHERE ` + tenancy.Filter("t.id") + `) x) AS bad_zones
+    (` + noPolicySQL + `) AS no_policy
 FROM per_firm`
+
+// zoneReportsSQL finds, among the covered firms, those whose time zone has just become
+// unknown (not a name of the tz database: their jobs use JOBS_TIMEZONE instead) and
+// those whose zone is known again, and records the change in tenant_zone_fallbacks, so
+// that each is reported once, by the first run that sees it, and not by every run
+// after it. A firm that changes one unknown zone for another is reported again.
+var zoneReportsSQL = `
+WITH firms AS (
+    SELECT t.id, t.name, t.timezone, z.name IS NOT NULL AS known
+    FROM tenants t
+    LEFT JOIN time_zones z ON z.name = t.timezone
+    WHERE ` + tenancy.Filter("t.id") + `
+),
+started AS (
+    INSERT INTO tenant_zone_fallbacks AS f (tenant_id, timezone, since)
+    SELECT id, timezone, @now::timestamptz FROM firms WHERE NOT known
+    ON CONFLICT (tenant_id) DO UPDATE SET timezone = EXCLUDED.timezone, since = EXCLUDED.since
+        WHERE f.timezone IS DISTINCT FROM EXCLUDED.timezone
+    RETURNING tenant_id, timezone
+),
+ended AS (
+    DELETE FROM tenant_zone_fallbacks f USING firms
+    WHERE f.tenant_id = firms.id AND firms.known
+    RETURNING f.tenant_id, f.timezone AS was, firms.timezone
+)
+SELECT
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('tenant_id', s.tenant_id, 'tenant', fm.name, 'timezone', s.timezone) ORDER BY fm.name), '[]')
+     FROM started s JOIN firms fm ON fm.id = s.tenant_id),
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('tenant_id', e.tenant_id, 'tenant', fm.name, 'timezone', e.timezone, 'was', e.was) ORDER BY fm.name), '[]')
+     FROM ended e JOIN firms fm ON fm.id = e.tenant_id)`
+
+// zoneChange is a firm whose time zone became unknown, or known again (Was).
+type zoneChange struct {
+	TenantID string `json:"tenant_id"`
+	Tenant   string `json:"tenant"`
+	Timezone string `json:"timezone"`
+	Was      string `json:"was,omitempty"`
+}
 
 // noPolicySQL lists, per firm and priority, the open tasks no SLA policy covers. It
 // reads tasks only when a default policy is missing, which a healthy system never has.
@@ -128,14 +161,9 @@ attempts AS MATERIALIZED (
     LEFT JOIN managers m ON m.tenant_id = a.tenant_id
 ),
 zones AS MATERIALIZED (
-    -- A firm's own time zone for notification texts if PostgreSQL accepts it, else
-    -- JOBS_TIMEZONE. Checked once per distinct zone name, not per firm.
-    SELECT t.id AS tenant_id,
-           CASE WHEN v.ok THEN t.timezone
-                WHEN valid_timezone(@fallback_zone::text) THEN @fallback_zone::text
-                ELSE 'UTC' END AS zone
-    FROM tenants t
-    JOIN (SELECT timezone, valid_timezone(timezone) AS ok FROM tenants GROUP BY timezone) v USING (timezone)
+    -- A firm's own time zone for notification texts if it is one, else JOBS_TIMEZONE:
+    -- as every job reads it (firm_zones).
+    SELECT tenant_id, zone FROM firm_zones(@fallback_zone::text)
 ),
 fired AS (
     INSERT INTO automation_logs (tenant_id, rule_id, task_id, entity_type, entity_id, occurrence,
@@ -238,11 +266,6 @@ type checkPass struct {
 		Priority string `json:"priority"`
 		Tasks    int64  `json:"tasks"`
 	}
-	badZones []struct {
-		TenantID string `json:"tenant_id"`
-		Tenant   string `json:"tenant"`
-		Timezone string `json:"timezone"`
-	}
 }
 
 // checkResultKeys are the SLA check's counters, in the run's totals and in every
@@ -298,6 +321,10 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 			break
 		}
 	}
+	var zonesLost, zonesBack []zoneChange
+	if err := tx.QueryRow(ctx, zoneReportsSQL, tenancy.With(pgx.NamedArgs{"now": run.Now}, run.Scope)).Scan(&zonesLost, &zonesBack); err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check: firms' time zones: %w", err))
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return worker.Report{}, worker.Fail("Database commit failed", fmt.Errorf("sla: check: commit: %w", err))
 	}
@@ -311,9 +338,16 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 		firms.add(id, "automation_backlog", max(last.tenantPending[i]-last.tenantQueue[i], 0))
 	}
 	var problems errorList
-	for _, z := range last.badZones {
-		problems.add("%s: time zone %q is unknown; notification times are shown in %s (firm %s)", z.Tenant, z.Timezone, s.cfg.zone, z.TenantID)
-		firms.problem(z.TenantID, "the firm's time zone %q is unknown; notification times are shown in %s", z.Timezone, s.cfg.zone)
+	for _, z := range zonesLost {
+		problems.add("%s: time zone %q is unknown; until it is corrected, the firm's days, the hours of its daily jobs and the times in its notifications are those of %s (firm %s)", z.Tenant, z.Timezone, s.cfg.zone, z.TenantID)
+		firms.problem(z.TenantID, "the firm's time zone %q is unknown; until it is corrected, its days, the hours of its daily jobs and the times in its notifications are those of %s", z.Timezone, s.cfg.zone)
+	}
+	for _, z := range zonesBack {
+		problems.add("%s: time zone %q is known again (it was %q): the firm's jobs use it from now on (firm %s)", z.Tenant, z.Timezone, z.Was, z.TenantID)
+		firms.problem(z.TenantID, "the firm's time zone %q is known again (it was %q): its jobs use it from now on", z.Timezone, z.Was)
+	}
+	if len(zonesLost)+len(zonesBack) > 0 {
+		s.runLog(run, catalog.CheckSLAAndOverdue).Warn("firms' time zones changed", "unknown_now", zonesLost, "known_again", zonesBack)
 	}
 	for _, p := range last.noPolicy {
 		problems.add("%s: no SLA policy for priority %q, and no default one: %d open task(s) were not checked against an SLA (firm %s)",
@@ -370,7 +404,7 @@ func (s *service) checkPass(ctx context.Context, tx pgx.Tx, run worker.Run, runI
 		}
 	}
 	err := tx.QueryRow(ctx, scanSQL, tenancy.With(pgx.NamedArgs{"now": run.Now, "max_fires": budget}, run.Scope)).
-		Scan(&p.tenants, &p.tenantOverdue, &p.tenantSLA, &p.tenantPending, &p.tenantQueue, &p.noPolicy, &p.badZones)
+		Scan(&p.tenants, &p.tenantOverdue, &p.tenantSLA, &p.tenantPending, &p.tenantQueue, &p.noPolicy)
 	if err != nil {
 		return p, fmt.Errorf("scan: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lexhq/gstjobs/internal/jobservice"
+	"github.com/lexhq/gstjobs/internal/worker"
 )
 
 // A task is overdue when it is open or in progress and its due date is strictly
@@ -466,7 +467,7 @@ func TestBadDataStaysWithItsFirm(t *testing.T) {
 	rep := f.check(t0)
 	wantCounts(t, rep, map[string]int64{"overdue_tasks": 3, "automation_rules_triggered": 3, "automation_failures": 1, "notifications_sent": 2})
 	want := []string{
-		`Bad Data LLP: time zone "Mars/Olympus_Mons" is unknown; notification times are shown in Asia/Kolkata`,
+		`Bad Data LLP: time zone "Mars/Olympus_Mons" is unknown; until it is corrected, the firm's days, the hours of its daily jobs and the times in its notifications are those of Asia/Kolkata`,
 		`Bad Data LLP: no SLA policy for priority "low", and no default one: 1 open task(s) were not checked against an SLA`,
 		`Bad Data LLP: automation rule "task_overdue → notify_assignee" could not act on 1 task(s): task has no assignee`,
 	}
@@ -487,6 +488,55 @@ func TestBadDataStaysWithItsFirm(t *testing.T) {
 	}
 	if err := f.pool.QueryRow(t.Context(), `SELECT body FROM notifications WHERE user_id = $1`, good.ca).Scan(&body); err != nil {
 		t.Fatalf("the good firm's assignee got no notification: %v", err)
+	}
+}
+
+// Tried: a firm whose time zone becomes unknown ("Mars/Olympus_Mons", then "IST", an
+// abbreviation and not a zone), through several SLA checks, then is corrected.
+// Must hold: the unknown zone is reported once when it starts (in the run's errors and
+// the firm's slice) and once when it ends, not by every run in between; a change from
+// one unknown zone to another is a new report; no other firm hears of it.
+func TestAnUnknownZoneIsReportedOnceWhenItStartsAndEnds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	bad, other := f.firm("Bad Data LLP"), f.firm("Good Firm")
+	zoneWords := func(rep worker.Report, tenant string) (all, firm []string) {
+		for _, e := range rep.Errors {
+			if strings.Contains(e, "time zone") {
+				all = append(all, e)
+			}
+		}
+		for _, sl := range rep.Tenants {
+			if sl.TenantID == tenant {
+				firm = sl.Errors
+			}
+		}
+		return all, firm
+	}
+	steps := []struct {
+		zone, want string
+	}{
+		{"Mars/Olympus_Mons", `time zone "Mars/Olympus_Mons" is unknown`},
+		{"Mars/Olympus_Mons", ""},
+		{"Mars/Olympus_Mons", ""},
+		{"IST", `time zone "IST" is unknown`},
+		{"Asia/Dubai", `time zone "Asia/Dubai" is known again (it was "IST")`},
+		{"Asia/Dubai", ""},
+	}
+	for i, st := range steps {
+		f.exec(`UPDATE tenants SET timezone = $1 WHERE id = $2`, st.zone, bad.id)
+		rep := f.check(t0.Add(time.Duration(i) * 15 * time.Minute))
+		all, mine := zoneWords(rep, bad.id.String())
+		_, others := zoneWords(rep, other.id.String())
+		switch {
+		case st.want == "" && (len(all) > 0 || len(mine) > 0):
+			t.Errorf("run %d (zone %q, unchanged): reported %q, want nothing", i+1, st.zone, all)
+		case st.want != "" && (len(all) != 1 || !strings.Contains(all[0], st.want) || len(mine) != 1 || !strings.Contains(mine[0], st.want)):
+			t.Errorf("run %d (zone %q): reported %q, and to the firm %q; want one report saying %q", i+1, st.zone, all, mine, st.want)
+		}
+		if len(others) > 0 {
+			t.Errorf("run %d: another firm was told %q", i+1, others)
+		}
 	}
 }
 

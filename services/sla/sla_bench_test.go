@@ -2,6 +2,7 @@ package sla
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -197,7 +198,9 @@ func (e *benchEnv) timed(b *testing.B, before func(), run func() worker.Report) 
 //     undone between iterations, untimed);
 //   - check_steady: after the backlog is drained (untimed), the every-15-minutes case:
 //     every breach already fired, so the run must fire nothing, or the benchmark fails;
-//   - health: the automation health check on that state.
+//   - health: the automation health check on that state;
+//   - health_firm_hours: the day's health checks as today's single schedule runs them
+//     and as 50 runs for the firms spread over 50 (zone, time of day) pairs.
 //
 // x_scan is a run's time over a bare SELECT count(*), max(due_date) FROM tasks on the
 // same database, scan_ms that scan's time. The 1M size is skipped with -short.
@@ -276,6 +279,7 @@ func BenchmarkJobs(b *testing.B) {
 				}
 				b.ReportMetric(float64(num(b, rep, "rules_checked")), "rules")
 			})
+			b.Run("health_firm_hours", func(b *testing.B) { e.healthFirmHours(b) })
 		})
 	}
 }
@@ -305,4 +309,76 @@ func benchLog() *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// The firms of health_firm_hours are spread over 50 (zone, time of day) pairs, 20
+// firms each: 10 zones, from Sydney to Los Angeles, at 5 times of day.
+var (
+	hoursZones = []string{"Asia/Kolkata", "Asia/Dubai", "America/New_York", "Europe/London", "Asia/Singapore",
+		"Australia/Sydney", "Asia/Kathmandu", "Asia/Tokyo", "Europe/Berlin", "America/Los_Angeles"}
+	hoursTimes = []string{"05:00", "05:30", "06:00", "06:30", "07:00"}
+)
+
+// healthFirmHours times the day's automation health checks of the 1,000 firms both
+// ways, on the benchmark's data: today's single schedule (one run for every firm at
+// 06:00 in Kolkata) and the firms' own hours (50 runs, one per pair at its own slot on
+// 10 March, for its 20 firms). x_single is the 50 runs' total over the single run. The
+// firms are back in Kolkata when it returns.
+func (e *benchEnv) healthFirmHours(b *testing.B) {
+	type group struct {
+		slot  time.Time
+		firms []string
+	}
+	groups := make([]group, 50)
+	for p := range groups {
+		loc, _ := time.LoadLocation(hoursZones[p%10])
+		h, m := 0, 0
+		fmt.Sscanf(hoursTimes[p/10], "%d:%d", &h, &m)
+		groups[p].slot = time.Date(2026, 3, 10, h, m, 0, 0, loc)
+	}
+	for f := range 1000 {
+		groups[f%50].firms = append(groups[f%50].firms, fmt.Sprintf("%08x-0000-4000-8000-%012x", 1, f))
+	}
+	run := func(now time.Time, scope events.Scope) {
+		j, _ := catalog.Lookup(catalog.AutomationHealthCheck)
+		if _, err := e.jobs[catalog.AutomationHealthCheck](context.Background(), worker.Run{ID: uuid.NewString(), Job: j, Now: now, Scope: scope}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var single, spread time.Duration
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		e.exec(b, `UPDATE tenants SET timezone = 'Asia/Kolkata'`)
+		b.StartTimer()
+		start := time.Now()
+		run(time.Date(2026, 3, 10, 6, 0, 0, 0, kolkataLoc()), events.ScopeAll())
+		single += time.Since(start)
+		b.StopTimer()
+		if _, err := e.pool.Exec(context.Background(), `UPDATE tenants SET timezone = ($1::text[])[(('x' || right(id::text, 12))::bit(48)::bigint % 50) % 10 + 1]`, hoursZones); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for _, g := range groups {
+			start := time.Now()
+			run(g.slot, events.ScopeFirms(g.firms))
+			spread += time.Since(start)
+		}
+		n++
+	}
+	b.StopTimer()
+	e.exec(b, `UPDATE tenants SET timezone = 'Asia/Kolkata'`)
+	s, g := float64(single.Microseconds())/1000/float64(n), float64(spread.Microseconds())/1000/float64(n)
+	b.ReportMetric(s, "single_ms")
+	b.ReportMetric(g, "groups_ms")
+	b.ReportMetric(g/s, "x_single")
+	b.ReportMetric(50, "groups_runs/day")
+}
+
+func kolkataLoc() *time.Location {
+	l, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		panic(err)
+	}
+	return l
 }

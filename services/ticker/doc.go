@@ -34,4 +34,22 @@
 // Slots that came before the operator's last config change (jobstate.Config.UpdatedAt)
 // are not owed: a resumed job does not catch up what fell due while it was paused, and a
 // new schedule starts with its next slot, not one in the past.
+//
+// # Daily jobs: each firm's own hours
+//
+// A daily job whose firms keep their own hours (catalog.Job.FirmHours, while its
+// schedule is once a day at one time) has one slot per firm per day: the firm's time of
+// day (its config key <job>.<tenant>, else the job's hour) in the firm's zone (Firms:
+// tenants.timezone, else JOBS_TIMEZONE). Firms that share a zone and a time of day form
+// a group; the ticker publishes one event per group and slot, for exactly its firms
+// (daily.go): the job's hour in JOBS_TIMEZONE as the slot of every firm but the others,
+// under the slot's own id, the others as <job>@<slot>#<zone> <HH:MM>.
+//
+// The record then also keeps each firm's last run of the day when it is not the
+// default group's slot, and the claimed events (pending), published by whoever finds the
+// claim exactly as claimed. A firm is due when its latest slot falls on a later day of
+// its own calendar than its last run, and no earlier than the operator's last change:
+// never twice on one of its days, no day skipped when its hour moves (decideDaily).
+// A wake-up with nothing due reads nothing: the config comes from the watch, the record
+// from the last read or write, and every decision is still a compare-and-set on it.
 package ticker

@@ -81,7 +81,7 @@ func (h *harness) start(instance string, opts ...func(*Config)) *Ticker {
 	if err != nil {
 		h.t.Fatalf("New: %v", err)
 	}
-	tk.signals = &testSignals{applied: make(chan uint64, 64)}
+	tk.signals = &testSignals{applied: make(chan uint64, 64), firms: make(chan struct{}, 64)}
 	if err := tk.Start(context.Background()); err != nil {
 		h.t.Fatalf("Start %s: %v", instance, err)
 	}

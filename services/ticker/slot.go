@@ -24,12 +24,27 @@ const (
 	stateBaseline  = "baseline"  // first start ever: the slot is where counting starts
 )
 
-// record is a job's value in the ticker bucket: the latest slot a ticker settled.
+// record is a job's value in the ticker bucket: the latest slot a ticker settled (for
+// a daily job whose firms keep their own hours, the default group's: see daily.go).
 type record struct {
 	Slot  time.Time `json:"slot"`
 	State string    `json:"state"`
 	By    string    `json:"by"`
 	At    time.Time `json:"at"`
+	// Firms, for a daily job, is each firm whose last run of the day was not at Slot,
+	// by that run's slot (RFC 3339): a firm with its own zone or hour, or that moved.
+	Firms map[string][]string `json:"firms,omitempty"`
+	// Groups is each group's latest slot fired, and how often it was.
+	Groups map[string]groupMark `json:"groups,omitempty"`
+	// Pending is the groups' slots claimed (State claimed) and not yet published.
+	Pending []pendingSlot `json:"pending,omitempty"`
+}
+
+// carry keeps a daily job's firms in a record written by the single-schedule path, so
+// that an operator's schedule for every firm and back loses no firm's day.
+func (r record) carry(from record) record {
+	r.Firms, r.Groups = from.Firms, from.Groups
+	return r
 }
 
 // jobTicker is what the loop remembers about one job between wake-ups.
@@ -39,6 +54,9 @@ type jobTicker struct {
 	expr string
 	// override is the config's schedule as last read, so a bad one is logged once.
 	override string
+	// unreadable: the cached ticker record could not be decoded; decided as at a first
+	// start until a write replaces it.
+	unreadable bool
 	// settled is the latest slot this ticker has decided; it is not looked at again
 	// unless lookAgain comes due.
 	settled time.Time
@@ -46,8 +64,6 @@ type jobTicker struct {
 	// settled slot goes stale.
 	lookAgain time.Time
 	attempt   int
-	// badConfig is the last unreadable config reported, so it is logged once.
-	badConfig string
 	// lost is the latest slot counted as lost_race, so a slot is counted once.
 	lost time.Time
 	// failing is a slot this ticker claimed but could not publish yet: if a newer slot
@@ -55,6 +71,28 @@ type jobTicker struct {
 	failing time.Time
 	// announce holds missed status events not yet published.
 	announce []events.Status
+
+	// Daily jobs whose firms keep their own hours (daily.go): the record as last read or
+	// written, so a wake-up with nothing due reads nothing (any decision is still a
+	// compare-and-set on its revision); quietUntil is the next slot of any group, and gen
+	// the config and firms it was computed on.
+	cached     *record
+	cachedRev  uint64
+	quietUntil time.Time
+	quietGen   uint64
+	lostIDs    map[string]bool
+	// The firms as the daily decision reads them, and the record's firms parsed, kept
+	// while they do not change.
+	firmsList    []dailyFirm
+	firmsKnown   map[string]bool
+	firmsListGen uint64
+	firmsListAt  string
+	lastIndex    map[string]time.Time
+	lastIndexRev uint64
+	// seenMarks are the groups' marks as this ticker last saw them, ownIDs the slots it
+	// fired, so a slot another ticker fired is counted lost_race once.
+	seenMarks map[string]groupMark
+	ownIDs    []string
 }
 
 // step is what a ticker does about a job's latest slot.
@@ -143,20 +181,12 @@ func backoff(attempt int) time.Duration {
 }
 
 func (t *Ticker) settleSlot(ctx context.Context, j *jobTicker, now time.Time) error {
-	cfg, _, err := jobstate.Get[jobstate.Config](ctx, t.buckets.Config, j.job.Name)
-	if errors.Is(err, jobstate.ErrUndecodable) {
-		// A value that is not a config (put by hand) must not stop the schedule: the
-		// defaults hold until someone writes a real one.
-		if j.badConfig != err.Error() {
-			t.log.Error("job config ignored, using the defaults (not paused, default schedule)", "job_name", j.job.Name, "err", err)
-			j.badConfig = err.Error()
-		}
-		err = nil
-	}
-	if err != nil {
-		return err
-	}
+	cfg := t.configs.job(j.job.Name)
 	t.useSchedule(j, cfg.Schedule)
+	if defaultAt, daily := catalog.DailyAt(j.expr); daily && j.job.FirmHours {
+		return t.settleDaily(ctx, j, now, cfg, defaultAt)
+	}
+	j.cached = nil
 	slot, ok, err := catalog.Prev(j.expr, t.cfg.Location, now, lookback(j.job))
 	if err != nil || !ok {
 		return err
@@ -170,15 +200,25 @@ func (t *Ticker) settleSlot(ctx context.Context, j *jobTicker, now time.Time) er
 	// the winner wrote. Two rounds settle any race; the third is slack.
 	for range 3 {
 		rec, rev, err := jobstate.Get[record](ctx, t.buckets.Ticker, j.job.Name)
+		decideRev := rev
 		if errors.Is(err, jobstate.ErrUndecodable) {
-			// Decided as if no slot were recorded; the compare-and-set writes over it.
-			t.log.Error("ticker record unreadable; deciding as if it were empty", "job_name", j.job.Name, "err", err)
-			err = nil
+			// Decided as at a first start (nothing recorded, so no old slot is owed); the
+			// compare-and-set writes over it.
+			t.log.Error("ticker record unreadable; deciding as at a first start", "job_name", j.job.Name, "err", err)
+			err, decideRev = nil, 0
 		}
 		if err != nil {
 			return err
 		}
-		p := decide(rec, rev, slot, now, t.started, j.job, cfg, t.cfg.Instance)
+		if rec.State == stateClaimed && len(rec.Pending) > 0 {
+			// A daily job's groups claimed before the schedule stopped being daily: publish
+			// them first.
+			if done, err := t.publishPending(ctx, j, rec, rev, now); !done || err != nil {
+				return err
+			}
+			continue
+		}
+		p := decide(rec, decideRev, slot, now, t.started, j.job, cfg, t.cfg.Instance)
 		if p.lost {
 			t.lostRace(j, slot)
 		}
@@ -222,13 +262,13 @@ func (t *Ticker) apply(ctx context.Context, j *jobTicker, p plan, rec record, re
 		j.lookAgain = p.until
 		return true, nil
 	case stepBaseline:
-		if _, won, err := t.write(ctx, j, 0, record{Slot: slot, State: stateBaseline, By: t.cfg.Instance, At: now}); !won {
+		if _, won, err := t.write(ctx, j, 0, record{Slot: slot, State: stateBaseline, By: t.cfg.Instance, At: now}.carry(rec)); !won {
 			return false, err
 		}
 		log.Info("first start: counting slots from here, nothing fired")
 		return true, nil
 	case stepPause:
-		if _, won, err := t.write(ctx, j, rev, record{Slot: slot, State: statePaused, By: t.cfg.Instance, At: now}); !won {
+		if _, won, err := t.write(ctx, j, rev, record{Slot: slot, State: statePaused, By: t.cfg.Instance, At: now}.carry(rec)); !won {
 			return false, err
 		}
 		t.superseded(j, rec, slot, now)
@@ -236,7 +276,7 @@ func (t *Ticker) apply(ctx context.Context, j *jobTicker, p plan, rec record, re
 		log.Info("slot skipped: job paused")
 		return true, nil
 	case stepMiss:
-		if _, won, err := t.write(ctx, j, rev, record{Slot: slot, State: stateMissed, By: t.cfg.Instance, At: now}); !won {
+		if _, won, err := t.write(ctx, j, rev, record{Slot: slot, State: stateMissed, By: t.cfg.Instance, At: now}.carry(rec)); !won {
 			return false, err
 		}
 		if rec.Slot.Equal(slot) {
@@ -253,7 +293,7 @@ func (t *Ticker) apply(ctx context.Context, j *jobTicker, p plan, rec record, re
 		if p.step == stepRetry && rec.By != t.cfg.Instance {
 			log.Warn("publishing a slot another ticker claimed and never published", "claimed_by", rec.By, "claimed_at", rec.At)
 		}
-		rev, won, err := t.write(ctx, j, rev, record{Slot: slot, State: stateClaimed, By: t.cfg.Instance, At: now})
+		rev, won, err := t.write(ctx, j, rev, record{Slot: slot, State: stateClaimed, By: t.cfg.Instance, At: now}.carry(rec))
 		if !won {
 			if err == nil {
 				t.lostRace(j, slot)
@@ -274,7 +314,7 @@ func (t *Ticker) apply(ctx context.Context, j *jobTicker, p plan, rec record, re
 		j.failing = time.Time{}
 		t.metrics.slots.WithLabelValues(j.job.Name, outcomePublished).Inc()
 		log.Info("slot published", "late_by", now.Sub(slot))
-		if _, won, err := t.write(ctx, j, rev, record{Slot: slot, State: statePublished, By: t.cfg.Instance, At: now}); !won {
+		if _, won, err := t.write(ctx, j, rev, record{Slot: slot, State: statePublished, By: t.cfg.Instance, At: now}.carry(rec)); !won {
 			// Harmless: the event is out. A record left "claimed" is republished under
 			// the same message id, which JetStream and the worker both drop.
 			log.Warn("slot published but not marked so", "err", err)
@@ -306,7 +346,9 @@ func (t *Ticker) superseded(j *jobTicker, prev record, slot, now time.Time) {
 // missed, with how many there were in the log. Slots before the operator's last change
 // (a pause, a resume, a new schedule) are not owed, so they are not missed either.
 func (t *Ticker) skipped(j *jobTicker, rec record, rev uint64, slot, now time.Time, cfg jobstate.Config) {
-	if rev == 0 {
+	// No slot recorded (no record, or one that is not a record): nothing is known to
+	// have been skipped, and counting from year 1 would take seconds.
+	if rev == 0 || rec.Slot.IsZero() {
 		return
 	}
 	sched, err := catalog.ParseSchedule(j.expr)

@@ -34,6 +34,10 @@ type Config struct {
 	Instance string
 	// Registerer exports gstjobs_ticker_slots_total; nil: not exported.
 	Registerer prometheus.Registerer
+	// Firms are the firms and their time zones, for the daily jobs whose firms keep
+	// their own hours; nil: no firm is known, and each daily slot is every firm's, in
+	// Location, as before firms kept hours.
+	Firms Firms
 }
 
 // Ticker publishes schedule events. Start it once; Stop is safe to call twice.
@@ -47,6 +51,17 @@ type Ticker struct {
 	// job that is new while this ticker runs, and fires; before it, it is a first start.
 	started time.Time
 	signals *testSignals
+	// configs is the config bucket, from the watch.
+	configs *configCache
+	// firms are the known firms and their zones, read at start and again when one
+	// changes (or firmsRefresh after the last read); firmsGen counts the changes.
+	firms      []knownFirm
+	firmsGen   uint64
+	firmsRead  time.Time
+	firmsDirty bool
+	zones      map[string]*time.Location
+	// unknownZone is each firm whose own zone is unknown, as last logged.
+	unknownZone map[string]string
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -109,13 +124,21 @@ func (t *Ticker) Start(ctx context.Context) error {
 	t.buckets = b
 	loopCtx, cancel := context.WithCancel(ctx)
 	// The watch starts before the catch-up, so a config change made during it still
-	// wakes the loop.
+	// wakes the loop; it delivers the current config first.
+	t.configs = newConfigCache()
 	watcher, err := t.watchConfig(loopCtx)
 	if err != nil {
 		cancel()
 		return err
 	}
+	if err := t.readCurrentConfig(ctx, watcher); err != nil {
+		_ = watcher.Stop()
+		cancel()
+		return err
+	}
 	t.started = t.cfg.Clock.Now()
+	t.firmsDirty = true
+	t.refreshFirms(loopCtx, t.started)
 	t.settleAll(loopCtx, t.started)
 	for _, j := range t.jobs {
 		next, _ := catalog.Next(j.expr, t.cfg.Location, t.started)
@@ -124,7 +147,7 @@ func (t *Ticker) Start(ctx context.Context) error {
 
 	t.cancel, t.done = cancel, make(chan struct{})
 	go t.loop(loopCtx, watcher)
-	t.log.Info("ticker started", "jobs", len(t.jobs), "timezone", t.cfg.Location.String())
+	t.log.Info("ticker started", "jobs", len(t.jobs), "timezone", t.cfg.Location.String(), "firms", len(t.firms))
 	return nil
 }
 
@@ -142,12 +165,31 @@ func (t *Ticker) Stop() {
 }
 
 func (t *Ticker) watchConfig(ctx context.Context) (jetstream.KeyWatcher, error) {
-	// Only changes matter: Start and every wake-up read the current config anyway.
-	w, err := t.buckets.Config.WatchAll(ctx, jetstream.UpdatesOnly())
+	w, err := t.buckets.Config.WatchAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ticker: watch %s: %w", bus.BucketConfig, err)
 	}
 	return w, nil
+}
+
+// readCurrentConfig takes the watch's current values, up to the marker that ends them.
+func (t *Ticker) readCurrentConfig(ctx context.Context, w jetstream.KeyWatcher) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errNoInitialConfig
+			}
+			if e == nil {
+				return nil
+			}
+			t.configs.apply(e, t.log)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", errNoInitialConfig, ctx.Err())
+		}
+	}
 }
 
 // loop sleeps until the earliest thing due (a slot, a retry, another ticker's claim
@@ -160,7 +202,9 @@ func (t *Ticker) loop(ctx context.Context, watcher jetstream.KeyWatcher) {
 			_ = watcher.Stop()
 		}
 	}()
-	var applied uint64 // config revision acted on, told to tests once the loop waits again
+	var applied uint64     // config revision acted on, told to tests once the loop waits again
+	firmsNotified := false // firms read again, told to tests once the loop waits again
+	settled := t.started   // the instant every job was last settled at
 	for {
 		if watcher == nil {
 			// The watch ended (the subscription closed); without it a schedule change
@@ -175,10 +219,21 @@ func (t *Ticker) loop(ctx context.Context, watcher jetstream.KeyWatcher) {
 		if watcher != nil {
 			updates = watcher.Updates()
 		}
-		timer := t.cfg.Clock.NewTimer(t.cfg.Clock.Until(t.nextWake(t.cfg.Clock.Now())))
+		var firmsChanged <-chan struct{}
+		if t.cfg.Firms != nil {
+			firmsChanged = t.cfg.Firms.Changed()
+		}
+		// The next wake after the instant last settled, not after now: a slot that came
+		// due while settling (a slow database, NATS retrying, a paused process) wakes the
+		// loop at once instead of being left for the wake after it.
+		timer := t.cfg.Clock.NewTimer(t.cfg.Clock.Until(t.nextWake(settled)))
 		if applied != 0 {
 			t.signals.configApplied(applied)
 			applied = 0
+		}
+		if firmsNotified {
+			t.signals.firmsRead()
+			firmsNotified = false
 		}
 		select {
 		case <-ctx.Done():
@@ -190,19 +245,29 @@ func (t *Ticker) loop(ctx context.Context, watcher jetstream.KeyWatcher) {
 			if !ok {
 				watcher = nil
 			} else if e != nil {
-				t.log.Info("config changed", "job_name", e.Key(), "revision", e.Revision())
+				t.configs.apply(e, t.log)
+				t.log.Info("config changed", "key", e.Key(), "revision", e.Revision())
 				applied = e.Revision()
 			}
+		case <-firmsChanged:
+			timer.Stop()
+			t.firmsDirty, firmsNotified = true, true
 		}
-		t.settleAll(ctx, t.cfg.Clock.Now())
+		now := t.cfg.Clock.Now()
+		t.refreshFirms(ctx, now)
+		t.settleAll(ctx, now)
+		settled = now
 	}
 }
 
 // nextWake is the earliest slot or retry of any job after now.
 func (t *Ticker) nextWake(now time.Time) time.Time {
 	// At most an hour: a config change that a broken watch did not deliver still
-	// applies within the hour.
+	// applies within the hour; and the firms are read again when they are due to be.
 	wake := now.Add(time.Hour)
+	if t.cfg.Firms != nil && t.firmsRead.Add(firmsRefresh).Before(wake) {
+		wake = t.firmsRead.Add(firmsRefresh)
+	}
 	for _, j := range t.jobs {
 		if next, err := catalog.Next(j.expr, t.cfg.Location, now); err == nil && !next.IsZero() && next.Before(wake) {
 			wake = next
@@ -210,8 +275,71 @@ func (t *Ticker) nextWake(now time.Time) time.Time {
 		if !j.lookAgain.IsZero() && j.lookAgain.Before(wake) {
 			wake = j.lookAgain
 		}
+		if j.quietUntil.After(now) && j.quietUntil.Before(wake) {
+			wake = j.quietUntil
+		}
 	}
 	return wake
+}
+
+// knownFirm is a firm and the zone its daily jobs run in.
+type knownFirm struct {
+	id  string
+	loc *time.Location
+}
+
+// refreshFirms reads the firms and their zones when they may have changed, or when the
+// last read is firmsRefresh old. A read that fails keeps the last list, and is tried
+// again at the next wake-up.
+func (t *Ticker) refreshFirms(ctx context.Context, now time.Time) {
+	if t.cfg.Firms == nil || (!t.firmsDirty && now.Sub(t.firmsRead) < firmsRefresh) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	defer cancel()
+	list, err := t.cfg.Firms.Zones(ctx)
+	if err != nil {
+		t.log.Warn("cannot read the firms' time zones; the last ones read hold", "firms", len(t.firms), "err", err)
+		t.firmsDirty = true
+		return
+	}
+	t.firmsDirty, t.firmsRead = false, now
+	if t.zones == nil {
+		t.zones, t.unknownZone = map[string]*time.Location{}, map[string]string{}
+	}
+	firms := make([]knownFirm, 0, len(list))
+	changed := len(list) != len(t.firms)
+	for i, z := range list {
+		loc := t.zones[z.Zone]
+		if loc == nil {
+			var err error
+			if loc, err = time.LoadLocation(z.Zone); err != nil {
+				// PostgreSQL's tz database knows a zone Go's does not: the firm's hours are
+				// read in JOBS_TIMEZONE.
+				t.log.Error("a firm's time zone is unknown to the ticker; its daily jobs run at their hours in JOBS_TIMEZONE", "tenant_id", z.TenantID, "timezone", z.Zone, "err", err)
+				loc = t.cfg.Location
+			}
+			t.zones[z.Zone] = loc
+		}
+		firms = append(firms, knownFirm{id: z.TenantID, loc: loc})
+		if !changed && (t.firms[i].id != z.TenantID || t.firms[i].loc != loc) {
+			changed = true
+		}
+		switch was, logged := t.unknownZone[z.TenantID]; {
+		case !z.Own && (!logged || was != z.Stored):
+			t.log.Warn("a firm's time zone is unknown; its daily jobs run at their hours in JOBS_TIMEZONE until it is corrected",
+				"tenant_id", z.TenantID, "timezone", z.Stored, "jobs_timezone", t.cfg.Location.String())
+			t.unknownZone[z.TenantID] = z.Stored
+		case z.Own && logged:
+			t.log.Info("a firm's time zone is known again", "tenant_id", z.TenantID, "timezone", z.Stored, "was", was)
+			delete(t.unknownZone, z.TenantID)
+		}
+	}
+	if changed {
+		t.firms = firms
+		t.firmsGen++
+		t.log.Info("firms' time zones read", "firms", len(firms))
+	}
 }
 
 func (t *Ticker) settleAll(ctx context.Context, now time.Time) {
@@ -228,6 +356,14 @@ type testSignals struct {
 	// applied receives the revision of a config change once the loop has settled every
 	// job after it and waits again.
 	applied chan uint64
+	// firms receives once the firms were read, every job settled, and the loop waits.
+	firms chan struct{}
+}
+
+func (s *testSignals) firmsRead() {
+	if s != nil && s.firms != nil {
+		s.firms <- struct{}{}
+	}
 }
 
 func (s *testSignals) configApplied(rev uint64) {

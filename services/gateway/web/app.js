@@ -761,7 +761,9 @@
     show($("#runs-error"), false);
     show($("#runs-more"), false);
     show($("#schedule-error"), false);
+    show($("#hours-error"), false);
     delete $("#schedule-input").dataset.dirty;
+    delete $("#hours-input").dataset.dirty;
     $("#admin-controls").open = false;
     renderControls();
     const dlg = $("#history-dialog");
@@ -1007,11 +1009,59 @@
     if (op && c.paused_firms) hint += ` ${c.paused_firms} ${c.paused_firms === 1 ? "firm has" : "firms have"} paused it for themselves.`;
     setText($("#pause-hint"), hint);
     show($("#schedule-form"), Boolean(state.me.permissions.change_schedule));
-    show($("#schedule-note"), !state.me.permissions.change_schedule);
     const input = $("#schedule-input");
     if (document.activeElement !== input && !input.dataset.dirty) input.value = c.schedule;
     setText($("#schedule-help"), `Now: ${c.frequency} (${c.schedule}); default: ${c.default_schedule}. Five fields: minute hour day-of-month month day-of-week.`);
+    renderFirmHours(c, firm);
     for (const el of document.querySelectorAll(".tz-name")) setText(el, tzLabel());
+  }
+
+  // A firm's admin sets the firm's own time of day for a daily job, in the firm's zone;
+  // the SLA check runs every 15 minutes for every firm (a firm may pause it, not slow it).
+  function renderFirmHours(c, firm) {
+    const own = Boolean(state.me.permissions.set_firm_hours);
+    show($("#hours-form"), own && Boolean(c.firm_hours));
+    for (const el of document.querySelectorAll(".firm-name")) setText(el, firm);
+    let note = "";
+    if (own && !c.firm_hours) {
+      note = c.name === "check-sla-and-overdue"
+        ? `Runs every 15 minutes for every firm, so that an overdue task is caught within 15 minutes: you can pause it for ${firm}, not slow it.`
+        : `The platform operator runs this job ${c.frequency.toLowerCase()} for every firm; ${firm}'s own time of day holds again when it is daily. You can pause the job for ${firm}.`;
+    } else if (!state.me.permissions.change_schedule && !own) {
+      note = "The schedule is the same for every firm and is set by the platform operator; you can pause the job for your firm.";
+    }
+    setText($("#schedule-note"), note);
+    show($("#schedule-note"), note !== "");
+    if (!own || !c.firm_hours) return;
+    const input = $("#hours-input");
+    if (document.activeElement !== input && !input.dataset.dirty) input.value = c.at || c.default_at || "";
+    show($("#hours-reset"), Boolean(c.at));
+    let help = c.at ? `${firm} runs it at ${c.at}; the default is ${c.default_at}.` : `${firm} runs it at the default time, ${c.default_at}.`;
+    help += " A run that already happened today is not repeated if you move the time later; a time already past today runs at once if today's run is still to come.";
+    if (c.timezone_note) help += ` ${c.timezone_note}`;
+    setText($("#hours-help"), help);
+  }
+
+  async function saveHours(at) {
+    const name = state.history.job;
+    const err = $("#hours-error");
+    show(err, false);
+    try {
+      const res = await api("PUT", `/api/jobs/${encodeURIComponent(name)}/schedule`, { at, reason: $("#hours-reason").value.trim() });
+      delete $("#hours-input").dataset.dirty;
+      $("#hours-reason").value = "";
+      const c = state.cards.get(name);
+      c.at = res.at;
+      c.schedule = res.schedule;
+      c.frequency = res.frequency;
+      renderCard(name);
+      renderControls();
+      refreshCard(name, 0);
+      toast(res.note || `Time changed: ${res.frequency} (${res.timezone}).`, "info", c.title);
+    } catch (e) {
+      setText(err, e.message);
+      show(err, true);
+    }
   }
 
   let confirmAction = null;
@@ -1119,6 +1169,14 @@
       saveSchedule($("#schedule-input").value.trim());
     });
     $("#schedule-reset").addEventListener("click", () => saveSchedule(""));
+    $("#hours-input").addEventListener("input", (e) => {
+      e.target.dataset.dirty = "1";
+    });
+    $("#hours-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      saveHours($("#hours-input").value);
+    });
+    $("#hours-reset").addEventListener("click", () => saveHours(""));
 
     $("#conn").addEventListener("click", () => {
       if (!state.ws && !state.signedOut) connect();

@@ -1,10 +1,12 @@
 // Command ticker publishes each job's schedule slots to jobs.schedule.<job>, once per
-// slot across every replica, catching up at start on a slot it missed.
+// slot (for a daily job, once per group of firms that share a zone and a time of day)
+// across every replica, catching up at start on a slot it missed.
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"time"
 	_ "time/tzdata" // JOBS_TIMEZONE must resolve in containers without tzdata
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jonboulle/clockwork"
 
 	"github.com/lexhq/gstjobs/internal/bus"
@@ -41,6 +44,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	env := &ops.Env{}
 	natsURL := env.Required("NATS_URL", "point it at a NATS server with JetStream (nats://host:4222, started with nats-server -js), or use `make run`, which starts one")
 	creds := natsauth.FromEnv(env, natsURL)
+	databaseURL := env.Required("DATABASE_URL", "point it at the jobs' PostgreSQL (postgres://user:pass@host:5432/gstjobs): the ticker reads each firm's time zone there, for the hours of its daily jobs")
 	loc, err := catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))
 	env.Check(err)
 	opsAddr := env.String("OPS_ADDR", ":9102")
@@ -48,7 +52,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	log.Info("starting", "nats_url", redactURL(natsURL), "nats_credentials", creds.String(),
+	log.Info("starting", "nats_url", redactURL(natsURL), "nats_credentials", creds.String(), "database_url", redactURL(databaseURL),
 		"jobs_timezone", loc.String(), "ops_addr", opsAddr, "instance", instance)
 
 	// Dependencies.
@@ -64,10 +68,17 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := natsauth.CheckDeclared(ctx, js, natsauth.Ticker); err != nil {
 		return err
 	}
+	pool, err := openPool(ctx, databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	firms := ticker.NewPostgresFirms(pool, loc, log)
+	defer firms.Close()
 	reg := ops.NewRegistry()
 	tk, err := ticker.New(ticker.Config{
 		JS: js, NC: nc, Location: loc, Clock: clockwork.NewRealClock(), Log: log,
-		Instance: instance, Registerer: reg,
+		Instance: instance, Registerer: reg, Firms: firms,
 	})
 	if err != nil {
 		return err
@@ -78,7 +89,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 		}
 		return nc.FlushWithContext(ctx)
 	}}
-	stopOps, err := ops.Serve(ctx, opsAddr, ops.Handler(reg, natsReady), log)
+	dbReady := ops.Check{Name: "database", Fn: func(ctx context.Context) error { return pool.Ping(ctx) }}
+	stopOps, err := ops.Serve(ctx, opsAddr, ops.Handler(reg, natsReady, dbReady), log)
 	if err != nil {
 		return err
 	}
@@ -111,7 +123,29 @@ func run(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// redactURL hides a password in NATS_URL (nats://user:secret@host).
+// openPool connects to PostgreSQL, where the firms' time zones are, and checks it
+// answers, so a wrong DATABASE_URL fails at start.
+func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL is not a PostgreSQL URL: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "gstjobs-ticker"
+	cfg.MaxConns = 3 // one listens for changes of the firms' zones
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("cannot reach PostgreSQL at %s (check DATABASE_URL): %w", redactURL(databaseURL), err)
+	}
+	return pool, nil
+}
+
+// redactURL hides a password in NATS_URL (nats://user:secret@host) or DATABASE_URL.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
