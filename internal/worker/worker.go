@@ -133,9 +133,13 @@ const silentAfter = 2 * bus.RunAckWait
 // Worker runs a set of jobs. Start it once; Stop is safe to call twice.
 type Worker struct {
 	cfg Config
-	// runs is the runs bucket, read from its stream leader (jobstate.LeaderReads); every
-	// decision taken from it is also checked by a compare-and-set (jobstate.Decide).
+	// runs is the runs bucket as decisions read it: this process's own last write of
+	// the key, else the stream leader (jobstate.LastWrites over jobstate.LeaderReads).
+	// Every decision taken from it is checked by a compare-and-set (jobstate.Decide).
 	runs jobstate.Bucket
+	// latest reads the runs bucket from its stream leader, for the sweep, which looks
+	// without deciding.
+	latest jobstate.Bucket
 	// pauses knows which firms paused which job.
 	pauses *firmPauses
 	// rejections keeps the answers to unreadable triggers to one per subject per minute.
@@ -206,7 +210,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: open runs bucket: %w", err)
 	}
-	w.runs = jobstate.LeaderReads(w.cfg.JS, kv)
+	w.latest = jobstate.LeaderReads(w.cfg.JS, kv)
+	w.runs = jobstate.LastWrites(w.latest)
 	if w.cfg.wrapRuns != nil {
 		w.runs = w.cfg.wrapRuns(w.runs)
 	}
