@@ -42,7 +42,12 @@
 // error and counted in gstjobs_job_runs_stuck_total, once per run and process.
 //
 // Each run publishes `running` and `heartbeat` statuses and exactly one result (message
-// id result:<run>, so a re-publish is stored once). Errors, panics and timeouts become a
+// id result:<run>, so a re-publish is stored once). What decides nothing is not waited
+// for in turn: the intake sends the run order and its answer together and acks the
+// trigger once both are stored; the job starts without waiting for the running
+// status's ack; a run's slices and result are sent back to back, in that order, and
+// their acks awaited together. The decisions (the compare-and-sets) are each awaited
+// before anything that depends on them is sent. Errors, panics and timeouts become a
 // failed result with error_message and error_details; nothing a job does crashes the
 // service. A payload that can never be read gets a `rejected` result and is terminated.
 package worker
