@@ -34,6 +34,12 @@ type Config struct {
 	Addr string
 	// RunNowWait bounds how long Run Now waits for the worker's answer; default 5s.
 	RunNowWait time.Duration
+	// AuditLinger (AUDIT_LINGER) is how long the audit consumer waits, once an event is
+	// in, for more to write with it in one transaction; default 0: what has arrived is
+	// written at once, and what arrives during a write is the next batch, so batches
+	// grow with the load by themselves. A linger trades each event's delay to its row
+	// for fewer, larger transactions at moderate rates.
+	AuditLinger time.Duration
 	// SessionCheckEvery is how often open websockets re-check the person behind them
 	// (sessions.go); default DefaultSessionCheckEvery (15 s). Read on the Clock.
 	SessionCheckEvery time.Duration
@@ -59,6 +65,9 @@ type Config struct {
 
 	// dropAcks (tests, see export_test.go) makes the audit consumer skip its acks.
 	dropAcks func() bool
+	// committed (benchmarks, see export_test.go) hears the audit_log keys of each batch
+	// right after its commit.
+	committed func(keys []string)
 }
 
 // Gateway serves the API, the dashboard and the live feed, and persists results.
