@@ -86,6 +86,7 @@ type Gateway struct {
 	ingest     *ingester
 	revoked    revocations
 	runNow     runNowLimiter
+	profiles   profileLookups
 
 	done     chan struct{}
 	listener net.Listener
