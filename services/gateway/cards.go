@@ -157,19 +157,70 @@ func firmRunView(v Viewer, id int64, finished time.Time, details []byte, runID, 
 	return newRunView(id, finished, fv), nil
 }
 
-// Cards builds every job's card for the viewer.
+// Cards builds every job's card for the viewer, reading the buckets as they are now.
 func (g *Gateway) Cards(ctx context.Context, v Viewer) ([]Card, error) {
+	recs, err := g.readJobRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	paused, err := g.readFirmPauses(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	return g.cardsFrom(ctx, v, recs, paused)
+}
+
+// jobRecords are what every viewer's cards read of the buckets: each job's config (the
+// pause for everyone, the schedule) and runs (current, queued, retry).
+type jobRecords struct {
+	cfg  map[string]jobstate.Config
+	runs map[string]jobstate.Runs
+}
+
+// readJobRecords reads each job's config and runs records. A value that is not a
+// record (put by hand) shows as the defaults; the ticker and the worker read it the
+// same way.
+func (g *Gateway) readJobRecords(ctx context.Context) (jobRecords, error) {
+	recs := jobRecords{cfg: map[string]jobstate.Config{}, runs: map[string]jobstate.Runs{}}
+	for _, job := range catalog.All() {
+		cfg, _, err := jobstate.Get[jobstate.Config](ctx, g.buckets.Config, job.Name)
+		if err = readable(err); err != nil {
+			return jobRecords{}, err
+		}
+		runs, _, err := jobstate.Get[jobstate.Runs](ctx, g.buckets.Runs, job.Name)
+		if err = readable(err); err != nil {
+			return jobRecords{}, err
+		}
+		recs.cfg[job.Name], recs.runs[job.Name] = cfg, runs
+	}
+	return recs, nil
+}
+
+// readFirmPauses reads which jobs the viewer's firm paused (none for the operator).
+func (g *Gateway) readFirmPauses(ctx context.Context, v Viewer) (map[string]bool, error) {
+	paused := map[string]bool{}
+	if v.Operator || v.TenantID == "" {
+		return paused, nil
+	}
+	for _, job := range catalog.All() {
+		cfg, _, err := jobstate.Get[jobstate.Config](ctx, g.buckets.Config, jobstate.ConfigKey(job.Name, v.TenantID))
+		if err = readable(err); err != nil {
+			return nil, err
+		}
+		paused[job.Name] = cfg.Paused
+	}
+	return paused, nil
+}
+
+// cardsFrom builds the viewer's cards from the records and the firm's pauses given.
+func (g *Gateway) cardsFrom(ctx context.Context, v Viewer, recs jobRecords, firmPaused map[string]bool) ([]Card, error) {
 	last, err := g.lastRuns(ctx, v)
 	if err != nil {
 		return nil, err
 	}
 	var cards []Card
 	for _, job := range catalog.All() {
-		c, err := g.card(ctx, job, last, v)
-		if err != nil {
-			return nil, err
-		}
-		cards = append(cards, c)
+		cards = append(cards, g.card(job, last, recs.cfg[job.Name], firmPaused[job.Name], recs.runs[job.Name], v))
 	}
 	return cards, nil
 }
@@ -240,25 +291,8 @@ func (g *Gateway) Card(ctx context.Context, name string, v Viewer) (Card, error)
 	return Card{}, fmt.Errorf("cards: %w: %s", errUnknownJob, name)
 }
 
-func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]RunView, v Viewer) (Card, error) {
+func (g *Gateway) card(job catalog.Job, last map[string]RunView, cfg jobstate.Config, firmPaused bool, runs jobstate.Runs, v Viewer) Card {
 	now := g.cfg.Clock.Now()
-	// A value that is not a record (put by hand) shows as the defaults; the ticker and
-	// the worker read it the same way.
-	cfg, _, err := jobstate.Get[jobstate.Config](ctx, g.buckets.Config, job.Name)
-	if err = readable(err); err != nil {
-		return Card{}, err
-	}
-	var firmCfg jobstate.Config
-	if !v.Operator && v.TenantID != "" {
-		firmCfg, _, err = jobstate.Get[jobstate.Config](ctx, g.buckets.Config, jobstate.ConfigKey(job.Name, v.TenantID))
-		if err = readable(err); err != nil {
-			return Card{}, err
-		}
-	}
-	runs, _, err := jobstate.Get[jobstate.Runs](ctx, g.buckets.Runs, job.Name)
-	if err = readable(err); err != nil {
-		return Card{}, err
-	}
 	schedule := job.Schedule
 	if cfg.Schedule != "" {
 		schedule = cfg.Schedule
@@ -267,7 +301,7 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 		Name: job.Name, Title: job.Title, Description: job.Description,
 		Frequency: catalog.Describe(schedule), Schedule: schedule, DefaultSchedule: job.Schedule,
 		Timezone: g.cfg.Location.String(), Status: CardPending,
-		PausedForEveryone: cfg.Paused, PausedForFirm: firmCfg.Paused,
+		PausedForEveryone: cfg.Paused, PausedForFirm: firmPaused,
 		MaxAgeSeconds: int64(job.MaxAge.Seconds()), StaleAfterSecs: int64(job.StaleAfter.Seconds()),
 		Current: viewRunInfo(runs.Current, v), Queued: viewRunInfo(runs.Next, v), ResultKeys: job.ResultKeys,
 		Retry: viewRetry(runs.Retry, v),
@@ -300,7 +334,7 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 			c.NextRunAt = &next
 		}
 	}
-	return c, nil
+	return c
 }
 
 // readable lets an unreadable record pass as the zero record.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
@@ -68,6 +69,9 @@ type Config struct {
 	// committed (benchmarks, see export_test.go) hears the audit_log keys of each batch
 	// right after its commit.
 	committed func(keys []string)
+	// fannedOut (benchmarks) hears how many viewer groups each result's frames went to
+	// and how long building, encoding and queueing them took.
+	fannedOut func(groups int, took time.Duration)
 }
 
 // Gateway serves the API, the dashboard and the live feed, and persists results.
@@ -76,11 +80,13 @@ type Gateway struct {
 	log        *slog.Logger
 	buckets    bus.Buckets
 	hub        *hub
+	snapshots  *snapshotCache
+	deps       depsCache
 	waiters    waiters
 	metrics    gatewayMetrics
 	opsHandler http.Handler
 	auth       *authState
-	configs    pauses
+	configs    *pauses
 	dead       *bus.DeadLetters
 	rejections *bus.Rejections
 	ingest     *ingester
@@ -93,7 +99,7 @@ type Gateway struct {
 	server   *http.Server
 	audit    jetstream.ConsumeContext
 	subs     []*nats.Subscription
-	watcher  jetstream.KeyWatcher
+	watchers []jetstream.KeyWatcher
 	stopOnce sync.Once
 	serveErr chan error
 }
@@ -141,7 +147,8 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Log.With("component", "gateway"), hub: newHub(), auth: auth, done: make(chan struct{}), serveErr: make(chan error, 1)}
+	g := &Gateway{cfg: cfg, log: cfg.Log.With("component", "gateway"), hub: newHub(), snapshots: newSnapshotCache(cfg.Clock), configs: newPauses(), auth: auth, done: make(chan struct{}), serveErr: make(chan error, 1)}
+	g.hub.changed = g.snapshots.changed
 	g.metrics = gatewayMetrics{
 		persisted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_results_persisted_total", Help: "Job results written to audit_log (including redeliveries that were no-ops)."}),
 		persistErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_persist_errors_total", Help: "Attempts to write an event to audit_log that failed and will be retried."}),
@@ -190,7 +197,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.Stop()
 		return fmt.Errorf("gateway: live feed: %w", err)
 	}
-	g.subs, g.watcher = subs, watcher
+	g.subs, g.watchers = subs, []jetstream.KeyWatcher{watcher}
+	runs, err := g.watchRuns(context.WithoutCancel(ctx))
+	if err != nil {
+		g.Stop()
+		return fmt.Errorf("gateway: watch the runs bucket: %w", err)
+	}
+	g.watchers = append(g.watchers, runs)
 	go g.healthLoop()
 	go g.flushRejections()
 	signOuts, err := g.hearSignOuts()
@@ -250,6 +263,7 @@ func (g *Gateway) Handler() http.Handler { return g.routes() }
 func (g *Gateway) Stop() {
 	g.stopOnce.Do(func() {
 		close(g.done)
+		g.hub.endAll(closeReason{code: websocket.CloseGoingAway, text: "server shutting down"})
 		if g.server != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := g.server.Shutdown(ctx); err != nil {
@@ -263,8 +277,8 @@ func (g *Gateway) Stop() {
 		for _, s := range g.subs {
 			_ = s.Unsubscribe()
 		}
-		if g.watcher != nil {
-			_ = g.watcher.Stop()
+		for _, w := range g.watchers {
+			_ = w.Stop()
 		}
 		if g.audit != nil {
 			g.audit.Drain()

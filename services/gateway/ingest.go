@@ -331,6 +331,8 @@ func (in *ingester) handle(ctx context.Context, batch []jetstream.Msg) {
 	cancel()
 	switch {
 	case err == nil:
+		// The cards read these rows: snapshots built before them are stale.
+		g.snapshots.changed()
 		if g.cfg.committed != nil {
 			keys := make([]string, len(all.audit))
 			for i, r := range all.audit {
