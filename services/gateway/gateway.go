@@ -156,7 +156,7 @@ func New(cfg Config) (*Gateway, error) {
 		rejected:      prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_unknown_job_triggers_total", Help: "Triggers for jobs that do not exist, each answered with a rejection (stored at most once per subject per minute)."}),
 		requests:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"}),
 		wsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_websockets_closed_total",
-			Help: "Dashboard websockets the gateway closed, by reason (expired, signed_out, access_changed, too_many_per_user, too_slow)."}, []string{"reason"}),
+			Help: "Dashboard websockets the gateway closed, by reason (expired, signed_out, access_changed, too_many_per_user, too_slow, snapshot_failed)."}, []string{"reason"}),
 		sessionChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_session_checks_total",
 			Help: "Re-checks of the people behind open websockets, by result (ok, failed: the database could not be read; the sockets stay open)."}, []string{"result"}),
 		runNowLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_run_now_rate_limited_total",
