@@ -386,11 +386,16 @@ func (g *Gateway) lookupProfile(ctx context.Context, id string) (Principal, bool
 		l.waiting = map[string][]chan profileFound{}
 	}
 	l.waiting[id] = append(l.waiting[id], ch)
-	if !l.running {
-		l.running = true
-		go g.lookupProfiles()
-	}
+	runner := !l.running
+	l.running = true
 	l.mu.Unlock()
+	if runner {
+		// Asked alone: this request runs the query itself, with whoever asked
+		// meanwhile; those who ask during it are answered by a goroutine after.
+		if g.lookupBatch() {
+			go g.lookupProfiles()
+		}
+	}
 	select {
 	case f := <-ch:
 		return f.p, f.found, f.err
@@ -401,35 +406,47 @@ func (g *Gateway) lookupProfile(ctx context.Context, id string) (Principal, bool
 
 // lookupProfiles answers the waiting look-ups, a query at a time, until none waits.
 func (g *Gateway) lookupProfiles() {
+	for g.lookupBatch() {
+	}
+}
+
+// lookupBatch answers the look-ups waiting now, in one query, and reports whether more
+// wait; when none does, the look-ups are idle again (the next to ask runs the query).
+func (g *Gateway) lookupBatch() (more bool) {
 	l := &g.profiles
-	for {
-		l.mu.Lock()
-		batch := make(map[string][]chan profileFound, min(len(l.waiting), maxProfilesPerQuery))
-		for id, chans := range l.waiting {
-			if len(batch) == maxProfilesPerQuery {
-				break
-			}
-			batch[id] = chans
-			delete(l.waiting, id)
+	l.mu.Lock()
+	batch := make(map[string][]chan profileFound, min(len(l.waiting), maxProfilesPerQuery))
+	for id, chans := range l.waiting {
+		if len(batch) == maxProfilesPerQuery {
+			break
 		}
-		if len(batch) == 0 {
-			l.running = false
-			l.mu.Unlock()
-			return
-		}
+		batch[id] = chans
+		delete(l.waiting, id)
+	}
+	if len(batch) == 0 {
+		l.running = false
 		l.mu.Unlock()
-		ids := make([]string, 0, len(batch))
-		for id := range batch {
-			ids = append(ids, id)
-		}
-		found, err := g.readProfiles(ids)
-		for id, chans := range batch {
-			p, ok := found[id]
-			for _, ch := range chans {
-				ch <- profileFound{p: p, found: ok, err: err}
-			}
+		return false
+	}
+	l.mu.Unlock()
+	ids := make([]string, 0, len(batch))
+	for id := range batch {
+		ids = append(ids, id)
+	}
+	found, err := g.readProfiles(ids)
+	for id, chans := range batch {
+		p, ok := found[id]
+		for _, ch := range chans {
+			ch <- profileFound{p: p, found: ok, err: err}
 		}
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.waiting) == 0 {
+		l.running = false
+		return false
+	}
+	return true
 }
 
 func (g *Gateway) readProfiles(ids []string) (map[string]Principal, error) {
