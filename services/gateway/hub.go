@@ -655,10 +655,10 @@ func (g *Gateway) pausedFirms(job string) int {
 // hears nothing for much longer knows its connection is dead.
 const HealthEvery = 20 * time.Second
 
-// healthLoop, every HealthEvery, checks the dependencies once, computes the health of
-// each viewer group connected (each firm, the operator) from its cards, and sends it to
-// that group's dashboards. It runs apart from the live feed: a slow or absent database
-// delays health frames, never status and result frames.
+// healthLoop, every HealthEvery, checks the dependencies and reads the jobs' records
+// once, computes the health of each viewer group connected (each firm, the operator)
+// from its cards, and sends it to that group's dashboards. It runs apart from the live
+// feed: a slow or absent database delays health frames, never status and result frames.
 func (g *Gateway) healthLoop() {
 	t := time.NewTicker(HealthEvery)
 	defer t.Stop()
@@ -670,11 +670,18 @@ func (g *Gateway) healthLoop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		d := g.checkDeps(ctx, true)
-		cancel()
 		g.deps.put(d)
+		recs, recsErr := g.readJobRecords(ctx)
+		cancel()
 		for _, v := range g.hub.viewers() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			cards, err := g.Cards(ctx, v)
+			cards, err := []Card(nil), recsErr
+			if err == nil {
+				var paused map[string]bool
+				if paused, err = g.configs.firmPauses(ctx, v); err == nil {
+					cards, err = g.cardsFrom(ctx, v, recs, paused)
+				}
+			}
 			cancel()
 			h := g.healthFrom(d, cards, err, v)
 			g.hub.sendTo(v.key(), Frame{Type: "health", Health: &h, ServerTime: g.cfg.Clock.Now()})
