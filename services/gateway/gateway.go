@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
@@ -263,7 +262,7 @@ func (g *Gateway) Handler() http.Handler { return g.routes() }
 func (g *Gateway) Stop() {
 	g.stopOnce.Do(func() {
 		close(g.done)
-		g.hub.endAll(closeReason{code: websocket.CloseGoingAway, text: "server shutting down"})
+		g.hub.endAll(goingAway)
 		if g.server != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := g.server.Shutdown(ctx); err != nil {

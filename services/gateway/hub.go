@@ -744,14 +744,24 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Unlock()
 	go g.read(c)
+	select {
+	case <-g.done: // stopping: the hub has ended the others already
+		c.end(goingAway)
+		return
+	default:
+	}
 	snap, err := g.snapshots.get(v, g.buildSnapshot)
 	if err != nil {
-		g.log.Warn("websocket: cannot build the snapshot", "err", err)
+		// Logged once per build (buildSnapshot), however many dashboards waited for it;
+		// counted in gstjobs_gateway_websockets_closed_total{reason="snapshot_failed"}.
 		c.end(snapshotFailed)
 		return
 	}
 	c.start(snap)
 }
+
+// goingAway closes the sockets of a gateway that stops.
+var goingAway = closeReason{code: websocket.CloseGoingAway, text: "server shutting down"}
 
 // read reads the socket until it closes: the pongs that keep it open and the close.
 // Then the client leaves the hub.

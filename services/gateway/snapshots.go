@@ -146,14 +146,17 @@ func (s *snapshotCache) jobRecords(read func() (jobRecords, error)) (jobRecords,
 func (g *Gateway) buildSnapshot(ctx context.Context, v Viewer) ([]byte, error) {
 	recs, err := g.snapshots.jobRecords(func() (jobRecords, error) { return g.readJobRecords(ctx) })
 	if err != nil {
+		g.log.Warn("websocket: cannot read the jobs' records for a snapshot", "err", err)
 		return nil, err
 	}
 	paused, err := g.configs.firmPauses(ctx, v)
 	if err != nil {
+		g.log.Warn("websocket: the config watch has not loaded; no snapshot", "err", err)
 		return nil, err
 	}
 	cards, err := g.cardsFrom(ctx, v, recs, paused)
 	if err != nil {
+		g.log.Warn("websocket: cannot build a snapshot; the dashboards waiting for it are closed with 1011 and reconnect", "err", err)
 		return nil, err
 	}
 	h := g.healthFrom(g.recentDeps(ctx), cards, nil, v)
