@@ -69,6 +69,7 @@ func BenchmarkDashboards(b *testing.B) {
 
 type dashboardSystem struct {
 	ns       *natstest.Server
+	gw       *gateway.Gateway
 	url      string // the gateway's ws://…/ws
 	clients  *clientProcess
 	partners []string
@@ -145,8 +146,23 @@ RETURNING tenant_id::text, id::text`, firms)
 		b.Fatal(err)
 	}
 	b.Cleanup(g.Stop)
+	d.gw = g
 	d.url = "ws" + strings.TrimPrefix(strings.TrimSuffix(g.URL(), "/"), "http") + "/ws"
 	return d
+}
+
+// waitSockets waits until the gateway has n dashboards connected.
+func (d *dashboardSystem) waitSockets(b *testing.B, n int) {
+	b.Helper()
+	deadline := time.Now().Add(dashboardTimer)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for gateway.Sockets(d.gw) != n {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d dashboards still connected after %s, want %d", gateway.Sockets(d.gw), dashboardTimer, n)
+		}
+		<-tick.C // the hub tells no one when a socket leaves
+	}
 }
 
 func mustToken(b *testing.B, profile string) string {
@@ -185,6 +201,9 @@ func (d *dashboardSystem) manyOfOneFirm(b *testing.B) {
 		gwDelays = append(gwDelays, delays...)
 	}
 	c.close(b, "gw")
+	// The gateway's ends close as their readers see the clients go; the bare hub's
+	// 10,000 must not come before, or this process runs out of descriptors.
+	d.waitSockets(b, 0)
 
 	// The bare hub: the same sockets, the same snapshot and result frame.
 	bare := newBareHub(snapshot)
@@ -237,6 +256,7 @@ func (d *dashboardSystem) oneEachOfManyFirms(b *testing.B) {
 	connectOne, _ := c.dial(b, "one", d.url, d.partners[dashboards:dashboards+connectAtOnce])
 	oneDelays, oneFanOut, _ := d.fanOutRounds(b, "one", everyFirm)
 	c.close(b, "one")
+	d.waitSockets(b, 0)
 	// 1,000 firms: 1,000 groups, 1,000 snapshots, 1,000 encodes a result.
 	connectMany, _ := c.dial(b, "many", d.url, d.admins)
 	manyDelays, manyFanOut, groups := d.fanOutRounds(b, "many", everyFirm)

@@ -13,3 +13,6 @@ func OnAuditCommit(cfg *Config, f func(keys []string)) { cfg.committed = f }
 // OnFanOut lets a benchmark hear, for each result, how many viewer groups got a frame
 // and how long building, encoding and queueing them took.
 func OnFanOut(cfg *Config, f func(groups int, took time.Duration)) { cfg.fannedOut = f }
+
+// Sockets is how many dashboards are connected to g.
+func Sockets(g *Gateway) int { return g.hub.count() }
