@@ -5,7 +5,9 @@
 // worker runtime writes it, the gateway reads it for its snapshot. Its transitions (Join,
 // Claim, Beat, Finish, NeedsResend in runs.go) are pure functions of the record that
 // return what they decided; the worker applies them with Decide, which checks every
-// decision, even one that changes nothing, with a compare-and-set on the revision read.
+// decision, even one that changes nothing, with a compare-and-set on the revision read,
+// so a decision may read from anywhere (LeaderReads, LastWrites): one taken on a record
+// that is not the latest never stands.
 // Config bucket: the operator's pause flag and schedule override, and each firm's pause
 // and time of day; the gateway writes it, the ticker and the workers read it.
 package jobstate

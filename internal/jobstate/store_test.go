@@ -158,3 +158,66 @@ func TestDecideOnAStaleReadIsTakenAgainOnTheLatest(t *testing.T) {
 		}
 	})
 }
+
+// LastWrites answers a decision's read with the process's own last write, asking the
+// server nothing; when another writer wrote in between, the decision taken on that
+// answer fails its compare-and-set and is taken again on a read from the server.
+func TestLastWritesSavesTheReadAndACheckCatchesAnotherWriter(t *testing.T) {
+	ctx := context.Background()
+	_, kv := runsBucket(t)
+	reads := &countingReads{KeyValue: kv}
+	lw := jobstate.LastWrites(reads)
+
+	// The intake's join reads the server (nothing written through lw yet) ...
+	if _, _, err := jobstate.Decide(ctx, lw, key, func(r *jobstate.Runs) jobstate.Joined {
+		return r.Join(ref("a"), events.ScopeAll(), "x", t0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// ... the executor's claim reads the join it wrote.
+	c, _, err := jobstate.Decide(ctx, lw, key, func(r *jobstate.Runs) jobstate.Claimed {
+		return r.Claim(jobstate.Order{RunID: "x", Seq: 1}, 1, t0)
+	})
+	if err != nil || c.Verdict != jobstate.Start {
+		t.Fatalf("claim = %v, %v; want a start", c.Verdict, err)
+	}
+	if reads.n != 1 {
+		t.Fatalf("%d reads of the server for a join and a claim by one process; want 1 (the join's)", reads.n)
+	}
+
+	// Another process queues y behind x.
+	if _, err := jobstate.Update(ctx, kv, key, func(r *jobstate.Runs) error {
+		r.Join(ref("b"), events.ScopeAll(), "y", t0)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The claim of y, on lw's answer (x current, nothing queued), would drop y's order;
+	// that decision fails its write, and the one taken on the server's read starts y.
+	var decisions []jobstate.Verdict
+	c, rec, err := jobstate.Decide(ctx, lw, key, func(r *jobstate.Runs) jobstate.Claimed {
+		c := r.Claim(jobstate.Order{RunID: "y", Seq: 2}, 1, t0)
+		decisions = append(decisions, c.Verdict)
+		return c
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(decisions) != 2 || decisions[0] != jobstate.Drop || c.Verdict != jobstate.Start || rec.Current == nil || rec.Current.RunID != "y" {
+		t.Fatalf("decisions %v, final %v, record %+v; want a drop on the answer from behind, then y started", decisions, c.Verdict, rec)
+	}
+	if reads.n != 2 {
+		t.Fatalf("%d reads of the server; want 2 (the join's, and the one after the lost compare-and-set)", reads.n)
+	}
+}
+
+// countingReads counts the reads that reach the bucket.
+type countingReads struct {
+	jetstream.KeyValue
+	n int
+}
+
+func (c *countingReads) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	c.n++
+	return c.KeyValue.Get(ctx, key)
+}

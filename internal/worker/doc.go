@@ -15,16 +15,20 @@
 //     executor dies, the order is redelivered after bus.RunAckWait and another replica
 //     runs it again (jobs are idempotent).
 //
-// No decision is taken on a stale read. The runs bucket is replicated, and a
+// No decision stands on a stale read. The runs bucket is replicated, and a
 // jetstream.KeyValue Get is a direct get that any replica answers, a follower that has
 // not applied the latest write included: an executor once dropped the order of a run
-// queued 6 ms earlier as a "duplicate" and the run stayed queued for good. So the worker
-// reads the bucket from its stream leader (jobstate.LeaderReads), and every transition,
-// even one that changes nothing, such as a drop, is applied with jobstate.Decide, which
-// writes the record back with a compare-and-set on the revision it read: a decision
-// taken on a stale record fails that check and is taken again on the latest. The
-// transitions themselves are pure functions in package jobstate; the worker only
-// publishes and acks around them.
+// queued 6 ms earlier as a "duplicate" and the run stayed queued for good. So every
+// transition, even one that changes nothing, such as a drop, is applied with
+// jobstate.Decide, which writes the record back with a compare-and-set on the revision
+// it read: a decision taken on a record that is not the latest fails that check and is
+// taken again on a fresh read. A decision reads the process's own last write of the key
+// when it has one (jobstate.LastWrites: on one worker, the claim reads what the intake
+// wrote, the finish what the claim wrote, and no read goes to the server), and the
+// stream leader otherwise, after a lost compare-and-set above all
+// (jobstate.LeaderReads), so that a follower that is behind is never asked again and
+// again. The transitions themselves are pure functions in package jobstate; the worker
+// only publishes and acks around them.
 //
 // No queued run is left behind. Every SweepEvery (5s) each worker reads, from the
 // leader, the runs record of each of its jobs (jobstate.Runs.NeedsResend): a run queued
@@ -38,7 +42,12 @@
 // error and counted in gstjobs_job_runs_stuck_total, once per run and process.
 //
 // Each run publishes `running` and `heartbeat` statuses and exactly one result (message
-// id result:<run>, so a re-publish is stored once). Errors, panics and timeouts become a
+// id result:<run>, so a re-publish is stored once). What decides nothing is not waited
+// for in turn: the intake sends the run order and its answer together and acks the
+// trigger once both are stored; the job starts without waiting for the running
+// status's ack; a run's slices and result are sent back to back, in that order, and
+// their acks awaited together. The decisions (the compare-and-sets) are each awaited
+// before anything that depends on them is sent. Errors, panics and timeouts become a
 // failed result with error_message and error_details; nothing a job does crashes the
 // service. A payload that can never be read gets a `rejected` result and is terminated.
 package worker

@@ -55,7 +55,7 @@ func (w *Worker) flushRejections() {
 func (w *Worker) sweep(job string, l *lostOrder) {
 	ctx, cancel := context.WithTimeout(w.loopCtx, 5*time.Second)
 	defer cancel()
-	runs, _, err := jobstate.Get[jobstate.Runs](ctx, w.runs, job)
+	runs, _, err := jobstate.Get[jobstate.Runs](ctx, w.latest, job)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("sweep: cannot read the runs bucket", "job_name", job, "err", err)

@@ -133,9 +133,16 @@ const silentAfter = 2 * bus.RunAckWait
 // Worker runs a set of jobs. Start it once; Stop is safe to call twice.
 type Worker struct {
 	cfg Config
-	// runs is the runs bucket, read from its stream leader (jobstate.LeaderReads); every
-	// decision taken from it is also checked by a compare-and-set (jobstate.Decide).
+	// runs is the runs bucket as decisions read it: this process's own last write of
+	// the key, else the stream leader (jobstate.LastWrites over jobstate.LeaderReads).
+	// Every decision taken from it is checked by a compare-and-set (jobstate.Decide).
 	runs jobstate.Bucket
+	// latest reads the runs bucket from its stream leader, for the sweep, which looks
+	// without deciding.
+	latest jobstate.Bucket
+	// async publishes events without waiting for each ack in turn (see publishAsync);
+	// every ack is still awaited, with a 5 s bound.
+	async jetstream.JetStream
 	// pauses knows which firms paused which job.
 	pauses *firmPauses
 	// rejections keeps the answers to unreadable triggers to one per subject per minute.
@@ -206,9 +213,15 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: open runs bucket: %w", err)
 	}
-	w.runs = jobstate.LeaderReads(w.cfg.JS, kv)
+	w.latest = jobstate.LeaderReads(w.cfg.JS, kv)
+	w.runs = jobstate.LastWrites(w.latest)
 	if w.cfg.wrapRuns != nil {
 		w.runs = w.cfg.wrapRuns(w.runs)
+	}
+	// Its own JetStream context, for the bound on each ack: without one, an ack lost
+	// with a connection would stay pending for good.
+	if w.async, err = jetstream.New(w.cfg.NC, jetstream.WithPublishAsyncTimeout(publishTimeout)); err != nil {
+		return fmt.Errorf("worker: jetstream: %w", err)
 	}
 	cfgKV, err := w.cfg.JS.KeyValue(ctx, bus.BucketConfig)
 	if err != nil {
@@ -335,11 +348,13 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 	}
 	runID := joined.RunID
 	log = log.With("run_id", runID)
+	// The order and the answer go out together, the order first, and the trigger is
+	// acked once both are stored. Should the order fail and the answer be stored, the
+	// trigger comes back, Join answers it again (same run, same answer's message id)
+	// and the order is sent again: the run is queued in the bucket either way.
+	var order sent
 	if joined.Send {
-		if err := w.sendOrder(ctx, job.Name, *joined.Queued); err != nil {
-			w.retryIntake(ctx, log, job, msg, "cannot send run order", err)
-			return
-		}
+		order = w.sendOrderAsync(job.Name, *joined.Queued)
 	}
 	status := events.Status{
 		RunID: runID, JobName: job.Name, State: events.StateQueued, Trigger: ref.Kind,
@@ -352,7 +367,12 @@ func (w *Worker) intake(job catalog.Job, msg jetstream.Msg) {
 		sc := joined.Queued.Scope
 		status.Scope = &sc
 	}
-	if err := w.publish(ctx, events.StatusSubject(job.Name), "queued:"+triggerID, status); err != nil {
+	answer := w.publishAsync(events.StatusSubject(job.Name), "queued:"+triggerID, status)
+	if err := order.wait(ctx); err != nil {
+		w.retryIntake(ctx, log, job, msg, "cannot send run order", err)
+		return
+	}
+	if err := answer.wait(ctx); err != nil {
 		w.retryIntake(ctx, log, job, msg, "cannot publish queued status", err)
 		return
 	}
@@ -503,9 +523,9 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 		QueuedAt: info.QueuedAt, StartedAt: info.StartedAt, At: now, Instance: w.cfg.Instance,
 		Scope: &run.Scope,
 	}
-	if err := w.publish(ctx, events.StatusSubject(job.Name), fmt.Sprintf("running:%s:%d", run.ID, attempt), running); err != nil {
-		log.Warn("executor: cannot publish running status", "err", err)
-	}
+	// The running status decides nothing (the claim above did): the job starts without
+	// waiting for its ack, which is checked once the job is over.
+	started := w.publishAsync(events.StatusSubject(job.Name), fmt.Sprintf("running:%s:%d", run.ID, attempt), running)
 	log.Info("run started", "trigger", run.Trigger, "attempt", attempt, "claim", claim.Verdict.String())
 	w.cfg.Metrics.inFlight.WithLabelValues(job.Name).Inc()
 	defer w.cfg.Metrics.inFlight.WithLabelValues(job.Name).Dec()
@@ -513,6 +533,9 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 	stopBeat := w.heartbeat(job, msg, running)
 	report, runErr := w.call(job, fn, run)
 	stopBeat()
+	if err := started.wait(ctx); err != nil {
+		log.Warn("executor: cannot publish running status", "err", err)
+	}
 
 	if w.runCtx.Err() != nil {
 		// Shutting down and the run was abandoned: hand it back, publish nothing.
@@ -612,12 +635,14 @@ func (w *Worker) heartbeat(job catalog.Job, msg jetstream.Msg, running events.St
 			now := w.cfg.Clock.Now()
 			beat := running
 			beat.State, beat.At = events.StateHeartbeat, now
-			_ = w.publish(ctx, events.StatusSubject(job.Name), fmt.Sprintf("beat:%s:%d:%d", running.RunID, running.Attempt, n), beat)
+			// The heartbeat status and the bucket's record of it go out together.
+			told := w.publishAsync(events.StatusSubject(job.Name), fmt.Sprintf("beat:%s:%d:%d", running.RunID, running.Attempt, n), beat)
 			if _, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) bool {
 				return r.Beat(running.RunID, now)
 			}); err != nil && ctx.Err() == nil {
 				w.log.Warn("heartbeat: cannot record it in the runs bucket", "job_name", job.Name, "run_id", running.RunID, "err", err)
 			}
+			_ = told.wait(ctx)
 		}
 	}()
 	return func() { cancel(); wg.Wait() }
@@ -664,14 +689,7 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 	parts := events.SplitSlices(sliceStatuses(report.Tenants, res.Status))
 	res.Slices, res.SliceParts = len(report.Tenants), len(parts)
 	ctx := w.runCtx
-	for i, part := range parts {
-		s := events.Slices{RunID: run.ID, JobName: job.Name, Attempt: run.Attempt, Part: i, Parts: len(parts), FinishedAt: finished, Tenants: part}
-		if !w.publishRetrying(ctx, log, events.SlicesSubject(job.Name), events.SlicesMsgID(run.ID, run.Attempt, i), s) {
-			_ = msg.Nak()
-			return
-		}
-	}
-	if !w.publishRetrying(ctx, log, events.ResultSubject(job.Name), "result:"+run.ID, res) {
+	if !w.publishAll(ctx, log, run, parts, res) {
 		_ = msg.Nak()
 		return
 	}
@@ -682,7 +700,11 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 	case !cleared:
 		log.Info("run was no longer the current run; nothing to clear")
 	}
-	if err := msg.DoubleAck(ctx); err != nil {
+	// Acked without waiting for the server's word: the next order (MaxAckPending 1)
+	// comes one round trip sooner. An ack lost with the connection is what a failed
+	// double ack was too: the order comes back after the ack wait and is dropped, its
+	// run being neither queued nor current any more.
+	if err := msg.Ack(); err != nil {
 		log.Warn("ack of run order failed; a redelivery will be dropped or re-run idempotently", "err", err)
 	}
 	w.cfg.Metrics.runs.WithLabelValues(job.Name, res.Status).Inc()
@@ -756,6 +778,39 @@ func Retryable(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// publishAll publishes a run's slices, then its result: sent one after the other on
+// one connection, so that the stream stores them, and every subscriber hears them, in
+// that order, and awaited together, each ack in one wait rather than one wait each. A
+// message that was not stored is published again (same message id: stored once), the
+// slices before the result, until it is or the run is abandoned (false). Only then, in
+// a failure, can a result be stored before a slice part; the gateway then shows the
+// firm its numbers from its history once the part is in.
+func (w *Worker) publishAll(ctx context.Context, log *slog.Logger, run Run, parts [][]events.TenantSlice, res events.Result) bool {
+	type message struct {
+		subject, id string
+		v           any
+		sent        sent
+	}
+	all := make([]message, 0, len(parts)+1)
+	for i, part := range parts {
+		s := events.Slices{RunID: run.ID, JobName: res.JobName, Attempt: run.Attempt, Part: i, Parts: len(parts), FinishedAt: res.FinishedAt, Tenants: part}
+		all = append(all, message{subject: events.SlicesSubject(res.JobName), id: events.SlicesMsgID(run.ID, run.Attempt, i), v: s})
+	}
+	all = append(all, message{subject: events.ResultSubject(res.JobName), id: "result:" + run.ID, v: res})
+	for i := range all {
+		all[i].sent = w.publishAsync(all[i].subject, all[i].id, all[i].v)
+	}
+	for _, m := range all {
+		if err := m.sent.wait(ctx); err != nil {
+			log.Warn("cannot publish, retrying", "subject", m.subject, "err", err)
+			if !w.publishRetrying(ctx, log, m.subject, m.id, m.v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // publishRetrying publishes until it succeeds or the run is abandoned (false).
@@ -855,6 +910,58 @@ func (w *Worker) sendOrder(ctx context.Context, job string, run jobstate.RunInfo
 	return w.publish(ctx, events.RunSubject(job), run.RunID, order)
 }
 
+// sendOrderAsync is sendOrder without waiting for the ack (see publishAsync).
+func (w *Worker) sendOrderAsync(job string, run jobstate.RunInfo) sent {
+	order := events.RunOrder{RunID: run.RunID, JobName: job, QueuedAt: run.QueuedAt}
+	if len(run.Triggers) > 0 {
+		order.First = run.Triggers[0]
+	}
+	return w.publishAsync(events.RunSubject(job), run.RunID, order)
+}
+
+// publishTimeout bounds the wait for each publish's ack.
+const publishTimeout = 5 * time.Second
+
+// sent is a publish on its way: wait returns once the stream stored it (nil) or
+// could not. The zero sent is a publish that was not needed.
+type sent struct {
+	subject string
+	ack     jetstream.PubAckFuture
+	err     error
+}
+
+func (s sent) wait(ctx context.Context) error {
+	switch {
+	case s.err != nil:
+		return s.err
+	case s.ack == nil:
+		return nil
+	}
+	select {
+	case <-s.ack.Ok():
+		return nil
+	case err := <-s.ack.Err():
+		return fmt.Errorf("worker: publish %s: %w", s.subject, err)
+	case <-ctx.Done():
+		return fmt.Errorf("worker: publish %s: %w", s.subject, ctx.Err())
+	}
+}
+
+// publishAsync sends one event as publish does, without waiting for its ack: the
+// caller goes on and waits later. Publishes from one goroutine reach the server, and
+// are stored, in the order they were made.
+func (w *Worker) publishAsync(subject, msgID string, v any) sent {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return sent{err: fmt.Errorf("worker: encode %s: %w", subject, err)}
+	}
+	ack, err := w.async.PublishAsync(subject, events.CleanJSON(data), jetstream.WithMsgID(msgID))
+	if err != nil {
+		return sent{err: fmt.Errorf("worker: publish %s: %w", subject, err)}
+	}
+	return sent{subject: subject, ack: ack}
+}
+
 // publish sends one event, its text made storable first (events.CleanJSON): what a job
 // reports (a server's reply, a firm's data) must never make a result the gateway can
 // never write.
@@ -864,7 +971,7 @@ func (w *Worker) publish(ctx context.Context, subject, msgID string, v any) erro
 		return fmt.Errorf("worker: encode %s: %w", subject, err)
 	}
 	data = events.CleanJSON(data)
-	pubCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	pubCtx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	if _, err := w.cfg.JS.Publish(pubCtx, subject, data, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("worker: publish %s: %w", subject, err)

@@ -38,6 +38,11 @@ func BenchmarkTriggerToResult(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer echo.Unsubscribe()
+	// The echo's interest must be on the server before the other connection asks, or the
+	// first request finds no responders.
+	if err := srv.NC.Flush(); err != nil {
+		b.Fatal(err)
+	}
 	const rounds = 200
 	start := time.Now()
 	for range rounds {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -48,31 +49,78 @@ type Health struct {
 func (g *Gateway) health(ctx context.Context, v Viewer) Health {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	d := g.checkDeps(ctx, v.Operator)
 	cards, err := g.Cards(ctx, v)
-	return g.healthFromCards(ctx, cards, err, v)
+	return g.healthFrom(d, cards, err, v)
 }
 
-func (g *Gateway) healthFromCards(ctx context.Context, cards []Card, cardsErr error, v Viewer) Health {
-	h := Health{Status: "healthy", Checks: map[string]string{}, Stale: []string{}, Failed: []string{}, Time: g.cfg.Clock.Now()}
-	var problems []string
+// deps is how the dependencies are, the same for every viewer: checked once per health
+// tick for every dashboard, not once per dashboard (depsCache).
+type deps struct {
+	database, nats string // "ok", or what is wrong
+	deadLetters    int    // messages in JOBS_DEAD; -1 unknown
+	at             time.Time
+}
+
+// checkDeps pings the database and asks JetStream how it is, and, for the operator,
+// how many dead letters it holds.
+func (g *Gateway) checkDeps(ctx context.Context, deadLetters bool) deps {
+	d := deps{database: "ok", nats: "ok", deadLetters: -1, at: g.cfg.Clock.Now()}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := g.cfg.Pool.Ping(pctx); err != nil {
-		h.Checks["database"] = "unreachable: " + err.Error()
-		problems = append(problems, "the database is unreachable")
-	} else {
-		h.Checks["database"] = "ok"
+		d.database = "unreachable: " + err.Error()
 	}
 	if !g.cfg.NC.IsConnected() {
-		h.Checks["nats"] = "disconnected: " + g.cfg.NC.Status().String()
-		problems = append(problems, "NATS is unreachable")
+		d.nats = "disconnected: " + g.cfg.NC.Status().String()
 	} else if _, err := g.cfg.JS.AccountInfo(pctx); err != nil {
-		h.Checks["nats"] = "jetstream unavailable: " + err.Error()
-		problems = append(problems, "JetStream is unavailable")
-	} else {
-		h.Checks["nats"] = "ok"
+		d.nats = "jetstream unavailable: " + err.Error()
+	} else if deadLetters {
+		d.deadLetters = g.deadLetterCount(pctx)
 	}
-	if h.Checks["database"] == "ok" && h.Checks["nats"] == "ok" {
+	return d
+}
+
+// depsCache keeps the last check of the dependencies.
+type depsCache struct {
+	mu   sync.Mutex
+	last deps
+}
+
+func (c *depsCache) put(d deps) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = d
+}
+
+// recentDeps is the last check of the dependencies if it is younger than a health
+// tick, else a new one.
+func (g *Gateway) recentDeps(ctx context.Context) deps {
+	g.deps.mu.Lock()
+	d := g.deps.last
+	g.deps.mu.Unlock()
+	if !d.at.IsZero() && g.cfg.Clock.Since(d.at) < HealthEvery {
+		return d
+	}
+	d = g.checkDeps(ctx, true)
+	g.deps.put(d)
+	return d
+}
+
+// healthFrom is the viewer's health, from the dependencies and the viewer's cards.
+func (g *Gateway) healthFrom(d deps, cards []Card, cardsErr error, v Viewer) Health {
+	h := Health{Status: "healthy", Checks: map[string]string{"database": d.database, "nats": d.nats}, Stale: []string{}, Failed: []string{}, Time: g.cfg.Clock.Now()}
+	var problems []string
+	if d.database != "ok" {
+		problems = append(problems, "the database is unreachable")
+	}
+	switch {
+	case strings.HasPrefix(d.nats, "disconnected"):
+		problems = append(problems, "NATS is unreachable")
+	case d.nats != "ok":
+		problems = append(problems, "JetStream is unavailable")
+	}
+	if d.database == "ok" && d.nats == "ok" {
 		if cardsErr != nil {
 			h.Checks["jobs"] = cardsErr.Error()
 		} else {
@@ -102,10 +150,9 @@ func (g *Gateway) healthFromCards(ctx context.Context, cards []Card, cardsErr er
 			}
 		}
 	}
-	if v.Operator && h.Checks["nats"] == "ok" {
-		if n := g.deadLetterCount(pctx); n >= 0 {
-			h.DeadLetters = &n
-		}
+	if v.Operator && d.nats == "ok" && d.deadLetters >= 0 {
+		n := d.deadLetters
+		h.DeadLetters = &n
 	}
 	if len(problems) > 0 {
 		h.Status = "unhealthy"

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -352,10 +353,119 @@ func (g *Gateway) reissue(v verified) (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, operatorClaims{RegisteredClaims: reg, Name: v.name, Email: v.email}).SignedString(g.auth.operatorSecret)
 }
 
-const principalQuery = `
+const principalsQuery = `
 SELECT p.id::text, p.tenant_id::text, t.name, p.full_name, coalesce(p.email, ''), p.role
 FROM profiles p JOIN tenants t ON t.id = p.tenant_id
-WHERE p.id = $1`
+WHERE p.id = ANY($1::uuid[])`
+
+// profileLookups reads the people behind requests that arrive together in one query:
+// the first is asked alone, at once; those that arrive while a query runs go together
+// in the next, so a thousand dashboards connecting at once cost a few queries, not a
+// thousand. Each request still reads its person as they are now.
+type profileLookups struct {
+	mu      sync.Mutex
+	waiting map[string][]chan profileFound
+	running bool
+}
+
+type profileFound struct {
+	p     Principal
+	found bool
+	err   error
+}
+
+// maxProfilesPerQuery bounds one look-up query.
+const maxProfilesPerQuery = 1000
+
+// lookupProfile reads one profile, in a query with the others asked meanwhile.
+func (g *Gateway) lookupProfile(ctx context.Context, id string) (Principal, bool, error) {
+	ch := make(chan profileFound, 1)
+	l := &g.profiles
+	l.mu.Lock()
+	if l.waiting == nil {
+		l.waiting = map[string][]chan profileFound{}
+	}
+	l.waiting[id] = append(l.waiting[id], ch)
+	runner := !l.running
+	l.running = true
+	l.mu.Unlock()
+	if runner {
+		// Asked alone: this request runs the query itself, with whoever asked
+		// meanwhile; those who ask during it are answered by a goroutine after.
+		if g.lookupBatch() {
+			go g.lookupProfiles()
+		}
+	}
+	select {
+	case f := <-ch:
+		return f.p, f.found, f.err
+	case <-ctx.Done():
+		return Principal{}, false, ctx.Err()
+	}
+}
+
+// lookupProfiles answers the waiting look-ups, a query at a time, until none waits.
+func (g *Gateway) lookupProfiles() {
+	for g.lookupBatch() {
+	}
+}
+
+// lookupBatch answers the look-ups waiting now, in one query, and reports whether more
+// wait; when none does, the look-ups are idle again (the next to ask runs the query).
+func (g *Gateway) lookupBatch() (more bool) {
+	l := &g.profiles
+	l.mu.Lock()
+	batch := make(map[string][]chan profileFound, min(len(l.waiting), maxProfilesPerQuery))
+	for id, chans := range l.waiting {
+		if len(batch) == maxProfilesPerQuery {
+			break
+		}
+		batch[id] = chans
+		delete(l.waiting, id)
+	}
+	if len(batch) == 0 {
+		l.running = false
+		l.mu.Unlock()
+		return false
+	}
+	l.mu.Unlock()
+	ids := make([]string, 0, len(batch))
+	for id := range batch {
+		ids = append(ids, id)
+	}
+	found, err := g.readProfiles(ids)
+	for id, chans := range batch {
+		p, ok := found[id]
+		for _, ch := range chans {
+			ch <- profileFound{p: p, found: ok, err: err}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.waiting) == 0 {
+		l.running = false
+		return false
+	}
+	return true
+}
+
+func (g *Gateway) readProfiles(ids []string) (map[string]Principal, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := g.cfg.Pool.Query(ctx, principalsQuery, ids)
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[string]Principal, len(ids))
+	var p Principal
+	if _, err := pgx.ForEachRow(rows, []any{&p.UserID, &p.TenantID, &p.TenantName, &p.Name, &p.Email, &p.Role}, func() error {
+		found[p.UserID] = p
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return found, nil
+}
 
 // principal authenticates a request. The role and firm come from profiles on every
 // request, so a changed role takes effect at once.
@@ -379,14 +489,14 @@ func (g *Gateway) principal(r *http.Request) (Principal, bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	p := Principal{ExpiresAt: exp}
-	err = g.cfg.Pool.QueryRow(ctx, principalQuery, id).Scan(&p.UserID, &p.TenantID, &p.TenantName, &p.Name, &p.Email, &p.Role)
+	p, found, err := g.lookupProfile(ctx, id.String())
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return Principal{}, fromCookie, fmt.Errorf("%w: no profile %s", ErrUnknownUser, sub)
 	case err != nil:
 		return Principal{}, fromCookie, fmt.Errorf("auth: look up profile: %w", err)
+	case !found:
+		return Principal{}, fromCookie, fmt.Errorf("%w: no profile %s", ErrUnknownUser, sub)
 	}
+	p.ExpiresAt = exp
 	return p, fromCookie, nil
 }
 

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -418,4 +421,54 @@ FROM audit_log WHERE action_type <> 'background_job_execution' ORDER BY id`)
 			t.Errorf("%s row = %v, want user, firm, e-mail and reason %v", action, got[action], want)
 		}
 	}
+}
+
+// What is tried: two hundred requests at once, of thirty people of two firms (the
+// demo's admins and partners, and people added for the test), with a profile that
+// does not exist among them.
+// What must hold: though the look-ups of requests that arrive together share queries,
+// each request is answered as its own person: their id, firm and role; the missing
+// profile is refused 401.
+func TestPeopleAskingTogetherAreEachThemselves(t *testing.T) {
+	s := startSystem(t, systemOptions{})
+	type person struct{ id, tenant, role string }
+	people := []person{
+		{mehtaAdmin, demo.TenantMehta, gateway.RoleAdmin},
+		{demo.UserPartner, demo.TenantMehta, gateway.RolePartner},
+		{iyerAdmin, demo.TenantIyer, gateway.RoleAdmin},
+	}
+	for i := range 27 {
+		id, tenant := uuid.NewString(), demo.TenantIyer
+		if i%2 == 0 {
+			tenant = demo.TenantMehta
+		}
+		if _, err := s.Pool.Exec(context.Background(), `INSERT INTO profiles (id, tenant_id, full_name, email, role) VALUES ($1, $2, $3, $4, 'partner')`,
+			id, tenant, fmt.Sprint("Partner ", i), fmt.Sprintf("p%d@firm.example", i)); err != nil {
+			t.Fatal(err)
+		}
+		people = append(people, person{id, tenant, gateway.RolePartner})
+	}
+	missing := token(t, uuid.NewString())
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			if i%50 == 49 {
+				if res := s.do(t, request{method: "GET", path: "/api/me", bearer: missing}); res.code != http.StatusUnauthorized {
+					t.Errorf("a profile that does not exist: %d, want 401", res.code)
+				}
+				return
+			}
+			p := people[i%len(people)]
+			res := s.do(t, request{method: "GET", path: "/api/me", bearer: token(t, p.id)})
+			var me gateway.Me
+			if res.code != http.StatusOK || json.Unmarshal(res.body, &me) != nil {
+				t.Errorf("GET /api/me as %s = %d: %s", p.id, res.code, res.body)
+				return
+			}
+			if me.User.UserID != p.id || me.User.TenantID != p.tenant || me.User.Role != p.role {
+				t.Errorf("asked as %+v, answered as %+v", p, me.User)
+			}
+		})
+	}
+	wg.Wait()
 }

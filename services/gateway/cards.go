@@ -165,8 +165,64 @@ func firmRunView(v Viewer, id int64, finished time.Time, details []byte, runID, 
 	return newRunView(id, finished, fv), nil
 }
 
-// Cards builds every job's card for the viewer.
+// Cards builds every job's card for the viewer, reading the buckets as they are now.
 func (g *Gateway) Cards(ctx context.Context, v Viewer) ([]Card, error) {
+	recs, err := g.readJobRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	firm, err := g.readFirmConfigs(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	return g.cardsFrom(ctx, v, recs, firm)
+}
+
+// jobRecords are what every viewer's cards read of the buckets: each job's config (the
+// pause for everyone, the schedule) and runs (current, queued, retry).
+type jobRecords struct {
+	cfg  map[string]jobstate.Config
+	runs map[string]jobstate.Runs
+}
+
+// readJobRecords reads each job's config and runs records. A value that is not a
+// record (put by hand) shows as the defaults; the ticker and the worker read it the
+// same way.
+func (g *Gateway) readJobRecords(ctx context.Context) (jobRecords, error) {
+	recs := jobRecords{cfg: map[string]jobstate.Config{}, runs: map[string]jobstate.Runs{}}
+	for _, job := range catalog.All() {
+		cfg, _, err := jobstate.Get[jobstate.Config](ctx, g.buckets.Config, job.Name)
+		if err = readable(err); err != nil {
+			return jobRecords{}, err
+		}
+		runs, _, err := jobstate.Get[jobstate.Runs](ctx, g.buckets.Runs, job.Name)
+		if err = readable(err); err != nil {
+			return jobRecords{}, err
+		}
+		recs.cfg[job.Name], recs.runs[job.Name] = cfg, runs
+	}
+	return recs, nil
+}
+
+// readFirmConfigs reads the viewer's firm's own record of each job: its pause and its
+// time of day (none for the operator).
+func (g *Gateway) readFirmConfigs(ctx context.Context, v Viewer) (map[string]jobstate.Config, error) {
+	firm := map[string]jobstate.Config{}
+	if v.Operator || v.TenantID == "" {
+		return firm, nil
+	}
+	for _, job := range catalog.All() {
+		cfg, _, err := jobstate.Get[jobstate.Config](ctx, g.buckets.Config, jobstate.ConfigKey(job.Name, v.TenantID))
+		if err = readable(err); err != nil {
+			return nil, err
+		}
+		firm[job.Name] = cfg
+	}
+	return firm, nil
+}
+
+// cardsFrom builds the viewer's cards from the records and the firm's own records given.
+func (g *Gateway) cardsFrom(ctx context.Context, v Viewer, recs jobRecords, firm map[string]jobstate.Config) ([]Card, error) {
 	last, err := g.lastRuns(ctx, v)
 	if err != nil {
 		return nil, err
@@ -177,11 +233,7 @@ func (g *Gateway) Cards(ctx context.Context, v Viewer) ([]Card, error) {
 	}
 	var cards []Card
 	for _, job := range catalog.All() {
-		c, err := g.card(ctx, job, last, v, zone)
-		if err != nil {
-			return nil, err
-		}
-		cards = append(cards, c)
+		cards = append(cards, g.card(job, last, recs.cfg[job.Name], firm[job.Name], recs.runs[job.Name], v, zone))
 	}
 	return cards, nil
 }
@@ -252,25 +304,8 @@ func (g *Gateway) Card(ctx context.Context, name string, v Viewer) (Card, error)
 	return Card{}, fmt.Errorf("cards: %w: %s", errUnknownJob, name)
 }
 
-func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]RunView, v Viewer, zone firmZone) (Card, error) {
+func (g *Gateway) card(job catalog.Job, last map[string]RunView, cfg, firmCfg jobstate.Config, runs jobstate.Runs, v Viewer, zone firmZone) Card {
 	now := g.cfg.Clock.Now()
-	// A value that is not a record (put by hand) shows as the defaults; the ticker and
-	// the worker read it the same way.
-	cfg, _, err := jobstate.Get[jobstate.Config](ctx, g.buckets.Config, job.Name)
-	if err = readable(err); err != nil {
-		return Card{}, err
-	}
-	var firmCfg jobstate.Config
-	if !v.Operator && v.TenantID != "" {
-		firmCfg, _, err = jobstate.Get[jobstate.Config](ctx, g.buckets.Config, jobstate.ConfigKey(job.Name, v.TenantID))
-		if err = readable(err); err != nil {
-			return Card{}, err
-		}
-	}
-	runs, _, err := jobstate.Get[jobstate.Runs](ctx, g.buckets.Runs, job.Name)
-	if err = readable(err); err != nil {
-		return Card{}, err
-	}
 	schedule := job.Schedule
 	if cfg.Schedule != "" {
 		schedule = cfg.Schedule
@@ -325,7 +360,7 @@ func (g *Gateway) card(ctx context.Context, job catalog.Job, last map[string]Run
 	if !c.Paused {
 		c.NextRunAt = nextFirmRun(hours, now, lastSlot)
 	}
-	return c, nil
+	return c
 }
 
 // scheduledSlot is the latest schedule slot a run answered (zero for a run no slot

@@ -34,6 +34,12 @@ type Config struct {
 	Addr string
 	// RunNowWait bounds how long Run Now waits for the worker's answer; default 5s.
 	RunNowWait time.Duration
+	// AuditLinger (AUDIT_LINGER) is how long the audit consumer waits, once an event is
+	// in, for more to write with it in one transaction; default 0: what has arrived is
+	// written at once, and what arrives during a write is the next batch, so batches
+	// grow with the load by themselves. A linger trades each event's delay to its row
+	// for fewer, larger transactions at moderate rates.
+	AuditLinger time.Duration
 	// SessionCheckEvery is how often open websockets re-check the person behind them
 	// (sessions.go); default DefaultSessionCheckEvery (15 s). Read on the Clock.
 	SessionCheckEvery time.Duration
@@ -59,6 +65,12 @@ type Config struct {
 
 	// dropAcks (tests, see export_test.go) makes the audit consumer skip its acks.
 	dropAcks func() bool
+	// committed (benchmarks, see export_test.go) hears the audit_log keys of each batch
+	// right after its commit.
+	committed func(keys []string)
+	// fannedOut (benchmarks) hears how many viewer groups each result's frames went to
+	// and how long building, encoding and queueing them took.
+	fannedOut func(groups int, took time.Duration)
 }
 
 // Gateway serves the API, the dashboard and the live feed, and persists results.
@@ -67,24 +79,27 @@ type Gateway struct {
 	log        *slog.Logger
 	buckets    bus.Buckets
 	hub        *hub
+	snapshots  *snapshotCache
+	deps       depsCache
 	waiters    waiters
 	metrics    gatewayMetrics
 	opsHandler http.Handler
 	auth       *authState
-	configs    pauses
+	configs    *pauses
 	dead       *bus.DeadLetters
 	rejections *bus.Rejections
 	ingest     *ingester
 	ops        *opsCollector
 	revoked    revocations
 	runNow     runNowLimiter
+	profiles   profileLookups
 
 	done     chan struct{}
 	listener net.Listener
 	server   *http.Server
 	audit    jetstream.ConsumeContext
 	subs     []*nats.Subscription
-	watcher  jetstream.KeyWatcher
+	watchers []jetstream.KeyWatcher
 	stopOnce sync.Once
 	serveErr chan error
 }
@@ -134,7 +149,8 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Log.With("component", "gateway"), hub: newHub(), auth: auth, done: make(chan struct{}), serveErr: make(chan error, 1)}
+	g := &Gateway{cfg: cfg, log: cfg.Log.With("component", "gateway"), hub: newHub(), snapshots: newSnapshotCache(cfg.Clock), configs: newPauses(), auth: auth, done: make(chan struct{}), serveErr: make(chan error, 1)}
+	g.hub.changed = g.snapshots.changed
 	g.metrics = gatewayMetrics{
 		persisted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_results_persisted_total", Help: "Job results written to audit_log (including redeliveries that were no-ops)."}),
 		persistErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_persist_errors_total", Help: "Attempts to write an event to audit_log that failed and will be retried."}),
@@ -142,7 +158,7 @@ func New(cfg Config) (*Gateway, error) {
 		rejected:      prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_unknown_job_triggers_total", Help: "Triggers for jobs that do not exist, each answered with a rejection (stored at most once per subject per minute)."}),
 		requests:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"}),
 		wsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_websockets_closed_total",
-			Help: "Dashboard websockets the gateway closed, by reason (expired, signed_out, access_changed, too_many_per_user, too_slow)."}, []string{"reason"}),
+			Help: "Dashboard websockets the gateway closed, by reason (expired, signed_out, access_changed, too_many_per_user, too_slow, snapshot_failed)."}, []string{"reason"}),
 		sessionChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gstjobs_gateway_session_checks_total",
 			Help: "Re-checks of the people behind open websockets, by result (ok, failed: the database could not be read; the sockets stay open)."}, []string{"result"}),
 		runNowLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "gstjobs_gateway_run_now_rate_limited_total",
@@ -193,7 +209,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.Stop()
 		return fmt.Errorf("gateway: live feed: %w", err)
 	}
-	g.subs, g.watcher = subs, watcher
+	g.subs, g.watchers = subs, []jetstream.KeyWatcher{watcher}
+	runs, err := g.watchRuns(context.WithoutCancel(ctx))
+	if err != nil {
+		g.Stop()
+		return fmt.Errorf("gateway: watch the runs bucket: %w", err)
+	}
+	g.watchers = append(g.watchers, runs)
 	go g.healthLoop()
 	go g.flushRejections()
 	go g.ops.staleLoop(g.done)
@@ -254,6 +276,7 @@ func (g *Gateway) Handler() http.Handler { return g.routes() }
 func (g *Gateway) Stop() {
 	g.stopOnce.Do(func() {
 		close(g.done)
+		g.hub.endAll(goingAway)
 		if g.server != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := g.server.Shutdown(ctx); err != nil {
@@ -267,8 +290,8 @@ func (g *Gateway) Stop() {
 		for _, s := range g.subs {
 			_ = s.Unsubscribe()
 		}
-		if g.watcher != nil {
-			_ = g.watcher.Stop()
+		for _, w := range g.watchers {
+			_ = w.Stop()
 		}
 		if g.audit != nil {
 			g.audit.Drain()

@@ -3,15 +3,19 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobstate"
 )
@@ -38,14 +42,31 @@ type Frame struct {
 	ServerTime time.Time `json:"server_time"`
 }
 
-// hub fans live events out to websocket clients. Each client has a bounded queue; a
-// client too slow to keep up is disconnected (it reconnects and gets a fresh snapshot)
-// rather than slowing everyone down. A person has at most MaxSocketsPerUser clients: a
-// further one closes their oldest.
+// hub fans live events out to websocket clients, grouped by viewer (a firm, the
+// operators): a frame is built and encoded once per group, as one prepared websocket
+// message, and written as it is to each of the group's sockets. Each client has a
+// bounded queue; a client too slow to keep up is disconnected (it reconnects and gets
+// a fresh snapshot) rather than slowing everyone down. A person has at most
+// MaxSocketsPerUser clients: a further one closes their oldest.
+//
+// An idle socket costs one goroutine, its reader, which gorilla/websocket needs to
+// answer pings and notice a close. Writes run on a goroutine started when there is
+// something to write and gone when the queue is empty; pings and the token's expiry
+// are timers. Writing a prepared message needs no write buffer, so a socket holds
+// none (writeBuffers is for the rest).
 type hub struct {
-	mu      sync.Mutex
+	mu     sync.Mutex
+	groups map[string]*group
+	byUser map[string][]*client // in order of connection
+	seq    uint64
+	n      int
+	// changed hears each change a frame carries, for the snapshots (snapshots.changed).
+	changed func()
+}
+
+type group struct {
+	viewer  Viewer
 	clients map[*client]struct{}
-	seq     uint64
 }
 
 type client struct {
@@ -54,11 +75,17 @@ type client struct {
 	// session is who opened it and with which token: what the session check re-checks.
 	session session
 	seq     uint64 // order of connection, to find a person's oldest
-	send    chan []byte
-	once    sync.Once
-	gone    chan struct{}
-	// why the hub ended the client: set once, before gone is closed.
-	why closeReason
+	conn    *websocket.Conn
+
+	mu      sync.Mutex
+	queue   []*websocket.PreparedMessage
+	ready   bool // the snapshot is first in the queue: writing may begin
+	writing bool // a writer goroutine is running
+	pingDue bool
+	ended   bool
+	why     closeReason // why the hub ended the client, set once with ended
+	pinger  *time.Timer
+	expiry  clockwork.Timer
 }
 
 // closeReason is the websocket close frame a client is sent when the hub ends it.
@@ -68,52 +95,78 @@ type closeReason struct {
 	metric string // the reason label of gstjobs_gateway_websockets_closed_total
 }
 
-const clientQueue = 256
+// clientQueue bounds the frames waiting for one socket: a dashboard that falls this
+// far behind is closed (tooSlow) and reconnects to a fresh snapshot.
+const clientQueue = 64
 
-func newHub() *hub { return &hub{clients: map[*client]struct{}{}} }
+const (
+	// pingEvery is how often an idle socket is pinged; pongWait how long it may stay
+	// silent (no pong, no frame) before it counts as gone.
+	pingEvery = 25 * time.Second
+	pongWait  = 60 * time.Second
+	// writeWait bounds one frame's write.
+	writeWait = 10 * time.Second
+)
 
-// end closes the client's gone channel once, saying why.
-func (c *client) end(why closeReason) {
-	c.once.Do(func() {
-		c.why = why
-		close(c.gone)
-	})
+func newHub() *hub {
+	return &hub{groups: map[string]*group{}, byUser: map[string][]*client{}, changed: func() {}}
 }
 
 // add registers a client. If its person already has MaxSocketsPerUser clients, the
 // oldest of them is ended (tooMany) and returned, so the newest tab, the one the person
 // is looking at, is the one that works.
-func (h *hub) add(v Viewer, s session) (c, evicted *client) {
-	c = &client{viewer: v, session: s, send: make(chan []byte, clientQueue), gone: make(chan struct{})}
+func (h *hub) add(v Viewer, s session, conn *websocket.Conn) (c, evicted *client) {
+	c = &client{viewer: v, session: s, conn: conn}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seq++
 	c.seq = h.seq
-	n := 0
-	for o := range h.clients {
-		if o.session.userID != s.userID {
-			continue
-		}
-		n++
-		if evicted == nil || o.seq < evicted.seq {
-			evicted = o
-		}
-	}
-	if n < MaxSocketsPerUser {
-		evicted = nil
-	} else {
-		delete(h.clients, evicted)
+	if mine := h.byUser[s.userID]; len(mine) >= MaxSocketsPerUser {
+		evicted = mine[0]
+		h.removeLocked(evicted)
 		evicted.end(tooManySockets)
 	}
-	h.clients[c] = struct{}{}
+	k := v.key()
+	gr := h.groups[k]
+	if gr == nil {
+		gr = &group{viewer: v, clients: map[*client]struct{}{}}
+		h.groups[k] = gr
+	}
+	gr.clients[c] = struct{}{}
+	h.byUser[s.userID] = append(h.byUser[s.userID], c)
+	h.n++
 	return c, evicted
 }
 
 func (h *hub) remove(c *client) {
 	h.mu.Lock()
-	delete(h.clients, c)
+	h.removeLocked(c)
 	h.mu.Unlock()
-	c.end(closeReason{})
+}
+
+func (h *hub) removeLocked(c *client) {
+	k := c.viewer.key()
+	gr := h.groups[k]
+	if gr == nil {
+		return
+	}
+	if _, ok := gr.clients[c]; !ok {
+		return
+	}
+	delete(gr.clients, c)
+	if len(gr.clients) == 0 {
+		delete(h.groups, k)
+	}
+	mine := h.byUser[c.session.userID]
+	if i := slices.Index(mine, c); i >= 0 {
+		mine = slices.Delete(mine, i, i+1)
+	}
+	if len(mine) == 0 {
+		delete(h.byUser, c.session.userID)
+	} else {
+		h.byUser[c.session.userID] = mine
+	}
+	h.n--
 }
 
 // closeWhere ends every client for which why answers ok, with the reason it gives, and
@@ -122,14 +175,16 @@ func (h *hub) closeWhere(why func(*client) (closeReason, bool)) map[string]int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	closed := map[string]int{}
-	for c := range h.clients {
-		r, ok := why(c)
-		if !ok {
-			continue
+	for _, gr := range h.groups {
+		for c := range gr.clients {
+			r, ok := why(c)
+			if !ok {
+				continue
+			}
+			h.removeLocked(c)
+			c.end(r)
+			closed[r.metric]++
 		}
-		delete(h.clients, c)
-		c.end(r)
-		closed[r.metric]++
 	}
 	return closed
 }
@@ -139,11 +194,9 @@ func (h *hub) closeWhere(why func(*client) (closeReason, bool)) map[string]int {
 func (h *hub) profileIDs() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	seen := map[string]bool{}
-	var ids []string
-	for c := range h.clients {
-		if id := c.session.userID; !c.viewer.Operator && !seen[id] {
-			seen[id] = true
+	ids := make([]string, 0, len(h.byUser))
+	for id, mine := range h.byUser {
+		if len(mine) > 0 && !mine[0].viewer.Operator {
 			ids = append(ids, id)
 		}
 	}
@@ -153,56 +206,198 @@ func (h *hub) profileIDs() []string {
 func (h *hub) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.clients)
+	return h.n
 }
 
 // viewers lists one viewer per group present (each firm, the operators).
 func (h *hub) viewers() []Viewer {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	seen := map[string]Viewer{}
-	for c := range h.clients {
-		seen[c.viewer.key()] = c.viewer
-	}
-	out := make([]Viewer, 0, len(seen))
-	for _, v := range seen {
-		out = append(out, v)
+	out := make([]Viewer, 0, len(h.groups))
+	for _, gr := range h.groups {
+		out = append(out, gr.viewer)
 	}
 	return out
 }
 
 // broadcast sends every client the frame as its viewer may see it: view builds the
 // frame for one viewer group and is called once per group present; ok false sends
-// that group nothing.
-func (h *hub) broadcast(view func(v Viewer) (Frame, bool)) {
-	type built struct {
-		data []byte
-		ok   bool
-	}
-	encoded := map[string]built{}
+// that group nothing. The frame is encoded once per group. A frame that is a change
+// (not health) makes the snapshots built before it stale.
+// It returns how many groups got a frame.
+func (h *hub) broadcast(view func(v Viewer) (Frame, bool)) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for c := range h.clients {
-		k := c.viewer.key()
-		b, done := encoded[k]
-		if !done {
-			f, ok := view(c.viewer)
-			if ok {
-				data, err := json.Marshal(f)
-				b = built{data: data, ok: err == nil}
-			}
-			encoded[k] = b
-		}
-		if !b.ok {
+	n := 0
+	for _, gr := range h.groups {
+		f, ok := view(gr.viewer)
+		if !ok {
 			continue
 		}
-		select {
-		case c.send <- b.data:
-		default:
-			delete(h.clients, c)
+		h.sendLocked(gr, f)
+		n++
+	}
+	return n
+}
+
+// sendTo sends one frame to one group.
+func (h *hub) sendTo(key string, f Frame) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if gr := h.groups[key]; gr != nil {
+		h.sendLocked(gr, f)
+	}
+}
+
+func (h *hub) sendLocked(gr *group, f Frame) {
+	if f.Type != "health" {
+		h.changed()
+	}
+	data, err := json.Marshal(f)
+	if err != nil {
+		return
+	}
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
+	if err != nil {
+		return
+	}
+	for c := range gr.clients {
+		if !c.send(pm) {
+			h.removeLocked(c)
 			c.end(tooSlow)
 		}
 	}
+}
+
+// endAll ends every client (the gateway stops).
+func (h *hub) endAll(why closeReason) {
+	h.closeWhere(func(*client) (closeReason, bool) { return why, true })
+}
+
+// send queues a frame; false when the client is too far behind.
+func (c *client) send(pm *websocket.PreparedMessage) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return true
+	}
+	if len(c.queue) >= clientQueue {
+		return false
+	}
+	c.queue = append(c.queue, pm)
+	c.kickLocked()
+	return true
+}
+
+// start puts the snapshot before every frame queued while it was built, and lets the
+// writing begin.
+func (c *client) start(snapshot *websocket.PreparedMessage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return
+	}
+	c.queue = append([]*websocket.PreparedMessage{snapshot}, c.queue...)
+	c.ready = true
+	c.kickLocked()
+}
+
+// ping asks the writer to ping the client, and the timer to ask again later.
+func (c *client) ping() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended || c.pinger == nil {
+		return
+	}
+	c.pingDue = true
+	c.kickLocked()
+	c.pinger.Reset(pingEvery)
+}
+
+// end closes the client once, saying why (a zero reason: no close frame, the other
+// side went away); it reports whether this was the first end.
+func (c *client) end(why closeReason) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.ended, c.why, c.queue = true, why, nil
+	c.ready = true
+	c.kickLocked()
+	return true
+}
+
+// stopTimers stops the client's ping and expiry timers (it is gone).
+func (c *client) stopTimers() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pinger != nil {
+		c.pinger.Stop()
+		c.pinger = nil
+	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+}
+
+func (c *client) kickLocked() {
+	if c.ready && !c.writing {
+		c.writing = true
+		go c.write()
+	}
+}
+
+// write writes what is queued, then returns; an ended client gets its close frame and
+// its connection closed, which ends its reader.
+func (c *client) write() {
+	for {
+		c.mu.Lock()
+		switch {
+		case c.ended:
+			why := c.why
+			c.queue = nil
+			c.mu.Unlock() // writing stays true: nothing is written after the close
+			if why.code != 0 {
+				_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(why.code, why.text), time.Now().Add(time.Second))
+			}
+			_ = c.conn.Close()
+			return
+		case c.pingDue:
+			c.pingDue = false
+			c.mu.Unlock()
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
+				c.fail()
+				return
+			}
+		case len(c.queue) > 0:
+			pm := c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			if len(c.queue) == 0 {
+				c.queue = nil
+			}
+			c.mu.Unlock()
+			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.conn.WritePreparedMessage(pm); err != nil {
+				c.fail()
+				return
+			}
+		default:
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// fail ends a client whose connection broke while writing.
+func (c *client) fail() {
+	c.mu.Lock()
+	c.ended, c.queue = true, nil
+	c.mu.Unlock()
+	_ = c.conn.Close()
 }
 
 // pendingSlices holds the slices of runs whose result has not arrived yet: a run
@@ -301,6 +496,22 @@ func (g *Gateway) subscribeLive(ctx context.Context) ([]*nats.Subscription, jets
 	return subs, w, nil
 }
 
+// watchRuns tells the snapshots of every change of the runs bucket (a run queued,
+// started, beating, finished): the cards read it, and the finish of a run is written
+// after its result, with no frame of its own.
+func (g *Gateway) watchRuns(ctx context.Context) (jetstream.KeyWatcher, error) {
+	w, err := g.buckets.Runs.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.MetaOnly())
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for range w.Updates() {
+			g.snapshots.changed()
+		}
+	}()
+	return w, nil
+}
+
 // live turns events into frames until the gateway stops.
 func (g *Gateway) live(ch <-chan *nats.Msg) {
 	var pending pendingSlices
@@ -336,10 +547,14 @@ func (g *Gateway) live(ch <-chan *nats.Msg) {
 			}
 			slices := pending.take(r.RunID, r.Attempt)
 			pending.expire(now, false)
-			g.hub.broadcast(func(v Viewer) (Frame, bool) {
+			start := time.Now()
+			groups := g.hub.broadcast(func(v Viewer) (Frame, bool) {
 				seen, ok := viewResult(r, slices[v.TenantID], v)
 				return Frame{Type: "result", Job: r.JobName, Result: &seen, Summary: seen.Summary(), ServerTime: now}, ok
 			})
+			if g.cfg.fannedOut != nil {
+				g.cfg.fannedOut(groups, time.Since(start))
+			}
 		}
 	}
 }
@@ -350,6 +565,9 @@ func (g *Gateway) watchConfig(w jetstream.KeyWatcher) {
 	initial := true
 	for e := range w.Updates() {
 		if e == nil {
+			if initial {
+				close(g.configs.loaded)
+			}
 			initial = false
 			continue
 		}
@@ -357,10 +575,11 @@ func (g *Gateway) watchConfig(w jetstream.KeyWatcher) {
 		if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &cfg) != nil {
 			continue
 		}
-		g.configs.set(e.Key(), cfg.Paused)
+		g.configs.set(e.Key(), cfg)
 		if initial {
 			continue
 		}
+		g.snapshots.changed()
 		// Who changed it is a person at some firm; the audit log keeps the name.
 		cfg.UpdatedBy = ""
 		key := e.Key()
@@ -377,26 +596,55 @@ func (g *Gateway) watchConfig(w jetstream.KeyWatcher) {
 	}
 }
 
-// pauses counts, per job, the firms that paused it (for the operator's cards).
+// pauses knows, from the config watch, each firm's own record of each job (its pause,
+// its time of day): for the operator's count of paused firms and for the snapshots'
+// cards.
 type pauses struct {
 	mu     sync.Mutex
-	paused map[string]bool // config key of a firm → paused
+	paused map[string]bool            // config key of a firm → paused
+	firm   map[string]jobstate.Config // config key of a firm → its record
+	loaded chan struct{}              // closed once the watch has delivered every key there was
 }
 
-func (p *pauses) set(key string, paused bool) {
+func newPauses() *pauses {
+	return &pauses{paused: map[string]bool{}, firm: map[string]jobstate.Config{}, loaded: make(chan struct{})}
+}
+
+// firmConfigs is the viewer's firm's own record of each job, once the watch has loaded.
+func (p *pauses) firmConfigs(ctx context.Context, v Viewer) (map[string]jobstate.Config, error) {
+	select {
+	case <-p.loaded:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("config watch: %w", ctx.Err())
+	}
+	out := map[string]jobstate.Config{}
+	if v.Operator || v.TenantID == "" {
+		return out, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, job := range catalog.Names() {
+		out[job] = p.firm[jobstate.ConfigKey(job, v.TenantID)]
+	}
+	return out, nil
+}
+
+func (p *pauses) set(key string, cfg jobstate.Config) {
 	job, tenant := jobstate.SplitConfigKey(key)
 	if tenant == "" || job == "" {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.paused == nil {
-		p.paused = map[string]bool{}
-	}
-	if paused {
+	if cfg.Paused {
 		p.paused[key] = true
 	} else {
 		delete(p.paused, key)
+	}
+	if cfg == (jobstate.Config{}) {
+		delete(p.firm, key)
+	} else {
+		p.firm[key] = cfg
 	}
 }
 
@@ -416,10 +664,10 @@ func (g *Gateway) pausedFirms(job string) int {
 // hears nothing for much longer knows its connection is dead.
 const HealthEvery = 20 * time.Second
 
-// healthLoop computes, every HealthEvery, the health of each viewer group connected
-// (each firm, the operator) once, and sends it to that group's dashboards. It runs
-// apart from the live feed: a slow or absent database delays health frames, never
-// status and result frames.
+// healthLoop, every HealthEvery, checks the dependencies and reads the jobs' records
+// once, computes the health of each viewer group connected (each firm, the operator)
+// from its cards, and sends it to that group's dashboards. It runs apart from the live
+// feed: a slow or absent database delays health frames, never status and result frames.
 func (g *Gateway) healthLoop() {
 	t := time.NewTicker(HealthEvery)
 	defer t.Stop()
@@ -429,27 +677,46 @@ func (g *Gateway) healthLoop() {
 			return
 		case <-t.C:
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		d := g.checkDeps(ctx, true)
+		g.deps.put(d)
+		recs, recsErr := g.readJobRecords(ctx)
+		cancel()
 		for _, v := range g.hub.viewers() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			h := g.health(ctx, v)
+			cards, err := []Card(nil), recsErr
+			if err == nil {
+				var firm map[string]jobstate.Config
+				if firm, err = g.configs.firmConfigs(ctx, v); err == nil {
+					cards, err = g.cardsFrom(ctx, v, recs, firm)
+				}
+			}
 			cancel()
-			key := v.key()
-			now := g.cfg.Clock.Now()
-			g.hub.broadcast(func(w Viewer) (Frame, bool) {
-				return Frame{Type: "health", Health: &h, ServerTime: now}, w.key() == key
-			})
+			h := g.healthFrom(d, cards, err, v)
+			g.hub.sendTo(v.key(), Frame{Type: "health", Health: &h, ServerTime: g.cfg.Clock.Now()})
 		}
 	}
 }
 
+// writeBuffers lends gorilla/websocket a write buffer for a write that is not of a
+// prepared message (none of the gateway's): a socket holds none while idle.
+var writeBuffers = &sync.Pool{}
+
 var upgrader = websocket.Upgrader{
-	ReadBufferSize:  1024,
-	WriteBufferSize: 16 * 1024,
+	// A dashboard sends nothing but pongs and its close: a small read buffer.
+	ReadBufferSize:  256,
+	WriteBufferSize: 4096,
+	WriteBufferPool: writeBuffers,
 }
 
-// serveWS sends a snapshot, then every change. The client is registered before the
-// snapshot is built, so no change falls between the two; a change already in the
-// snapshot is simply applied twice, and every frame is idempotent.
+// snapshotFailed closes a socket whose snapshot could not be built.
+var snapshotFailed = closeReason{code: websocket.CloseInternalServerErr, text: "snapshot failed", metric: "snapshot_failed"}
+
+// serveWS registers the client, sends it a snapshot, then every change. The client is
+// registered before the snapshot is taken, so no change falls between the two; a
+// change already in the snapshot is simply applied twice, and every frame is
+// idempotent. The snapshot is its viewer group's (snapshots.go): built once for every
+// dashboard of the group connecting while nothing changes.
 //
 // Browsers authenticate with the session cookie (they cannot set headers on a
 // WebSocket), other clients with an Authorization header; requireViewer has checked
@@ -457,6 +724,9 @@ var upgrader = websocket.Upgrader{
 // dashboard explains (sessions.go): 4001 when the token expires, 4002 when it is
 // signed out, 4003 when the session check finds that the person may no longer watch,
 // 4008 when the person opened more than MaxSocketsPerUser.
+//
+// The handler returns once the snapshot is queued: the socket lives on with its
+// reader (read), a writer when there is something to write, and two timers.
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
 	up := upgrader
@@ -468,83 +738,62 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	defer conn.Close()
 	_ = conn.NetConn().SetDeadline(time.Time{})
 	raw, _ := tokenFrom(r)
-	c, evicted := g.hub.add(p.Viewer(), newSession(p, raw))
-	defer g.hub.remove(c)
+	v := p.Viewer()
+	c, evicted := g.hub.add(v, newSession(p, raw), conn)
 	if evicted != nil {
 		g.log.Info("websocket: the person's oldest dashboard closed for a new one", "user_id", p.UserID, "limit", MaxSocketsPerUser)
 	}
 	g.metrics.wsClients.Inc()
-	defer g.metrics.wsClients.Dec()
-
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	cards, err := g.Cards(ctx, p.Viewer())
-	health := g.healthFromCards(ctx, cards, err, p.Viewer())
-	cancel()
-	if err != nil {
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, "snapshot failed"), time.Now().Add(time.Second))
-		return
-	}
-	if err := writeJSON(conn, Frame{Type: "snapshot", Jobs: cards, Health: &health, ServerTime: g.cfg.Clock.Now()}); err != nil {
-		return
-	}
-
-	// Reader: only to notice the close and answer pings.
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		conn.SetReadLimit(4096)
-		_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
-		conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(60 * time.Second)) })
-		for {
-			if _, _, err := conn.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}()
-	ping := time.NewTicker(25 * time.Second)
-	defer ping.Stop()
-	var expired <-chan time.Time
+	c.mu.Lock()
+	c.pinger = time.AfterFunc(pingEvery, c.ping)
 	if !p.ExpiresAt.IsZero() {
-		t := g.cfg.Clock.NewTimer(g.cfg.Clock.Until(p.ExpiresAt.Add(clockSkew)))
-		defer t.Stop()
-		expired = t.Chan()
+		c.expiry = g.cfg.Clock.AfterFunc(g.cfg.Clock.Until(p.ExpiresAt.Add(clockSkew)), func() { c.end(sessionExpired) })
 	}
-	closeWith := func(why closeReason) {
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(why.code, why.text), time.Now().Add(time.Second))
+	c.mu.Unlock()
+	go g.read(c)
+	select {
+	case <-g.done: // stopping: the hub has ended the others already
+		c.end(goingAway)
+		return
+	default:
 	}
-	for {
-		select {
-		case <-expired:
-			g.metrics.wsClosed.WithLabelValues(sessionExpired.metric).Inc()
-			closeWith(sessionExpired)
-			return
-		case data := <-c.send:
-			_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if err := conn.WriteMessage(websocket.TextMessage, data); err != nil {
-				return
-			}
-		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
-				return
-			}
-		case <-c.gone:
-			// Ended by the hub: too slow, signed out, access changed, or too many.
-			g.metrics.wsClosed.WithLabelValues(c.why.metric).Inc()
-			closeWith(c.why)
-			return
-		case <-closed:
-			return
-		case <-g.done:
-			closeWith(closeReason{code: websocket.CloseGoingAway, text: "server shutting down"})
-			return
-		}
+	snap, err := g.snapshots.get(v, g.buildSnapshot)
+	if err != nil {
+		// Logged once per build (buildSnapshot), however many dashboards waited for it;
+		// counted in gstjobs_gateway_websockets_closed_total{reason="snapshot_failed"}.
+		c.end(snapshotFailed)
+		return
 	}
+	c.start(snap)
 }
 
-func writeJSON(conn *websocket.Conn, v any) error {
-	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return conn.WriteJSON(v)
+// goingAway closes the sockets of a gateway that stops.
+var goingAway = closeReason{code: websocket.CloseGoingAway, text: "server shutting down"}
+
+// read reads the socket until it closes: the pongs that keep it open and the close.
+// Then the client leaves the hub.
+func (g *Gateway) read(c *client) {
+	defer func() {
+		g.hub.remove(c)
+		c.stopTimers()
+		c.end(closeReason{})
+		c.mu.Lock()
+		why := c.why
+		c.mu.Unlock()
+		if why.metric != "" {
+			g.metrics.wsClosed.WithLabelValues(why.metric).Inc()
+		}
+		g.metrics.wsClients.Dec()
+	}()
+	conn := c.conn
+	conn.SetReadLimit(4096)
+	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
+	for {
+		if _, _, err := conn.NextReader(); err != nil {
+			return
+		}
+	}
 }

@@ -18,9 +18,11 @@ import (
 )
 
 // The audit consumer writes events in batches: it takes what has arrived (up to
-// ingestBatch messages, waiting at most ingestLinger for more once the first is in), plans
-// each message's rows, writes the whole batch in one transaction of a few multi-row
-// statements sent in one round trip, and acks every message after the commit. A
+// ingestBatch messages, and, with Config.AuditLinger set, waiting that long for more once
+// the first is in), plans each message's rows, writes the whole batch as a few multi-row
+// statements sent in one round trip and run as one transaction, and acks every message
+// after the commit. Without a linger a lone result is written at once, and batches form
+// by themselves under load: what arrives while one batch is written is the next. A
 // message that writes nothing (a running status, a heartbeat) is acked at once. A
 // crash between the commit and the acks redelivers messages whose rows are there: every
 // row has a unique key (ON CONFLICT), so the redelivery writes nothing.
@@ -29,10 +31,7 @@ import (
 // refuses), it is written again one message at a time, so that only the poisoned one
 // goes to JOBS_DEAD; a temporary failure (the database away) hands the whole batch
 // back with a backoff.
-const (
-	ingestBatch  = 1000
-	ingestLinger = 2 * time.Millisecond
-)
+const ingestBatch = 1000
 
 // plan is what one event writes.
 type plan struct {
@@ -150,53 +149,59 @@ ON CONFLICT (run_id, tenant_id) DO UPDATE
         errors = excluded.errors, error_message = excluded.error_message, finished_at = excluded.finished_at
     WHERE job_run_tenants.attempt < excluded.attempt`
 
-// write stores a plan in one transaction, its statements sent in one round trip.
+// write stores a plan in one transaction, its statements sent in one round trip: a
+// batch without BEGIN runs as one implicit transaction (pgx.Conn.SendBatch), so one
+// statement refused leaves nothing of the others.
 func (g *Gateway) write(ctx context.Context, p plan) error {
-	return pgx.BeginFunc(ctx, g.cfg.Pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		if n := len(p.audit); n > 0 {
-			tenants, users, actions, jobs, details, keys := make([]*string, n), make([]*string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-			ats := make([]time.Time, n)
-			for i, r := range p.audit {
-				d := r.raw
-				if d == nil {
-					var err error
-					if d, err = json.Marshal(r.details); err != nil {
-						return fmt.Errorf("audit: encode details: %w", err)
-					}
+	b, err := batchOf(p)
+	if err != nil || b.Len() == 0 {
+		return err
+	}
+	if err := g.cfg.Pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("audit: write %d rows, %d slices: %w", len(p.audit), len(p.slices), err)
+	}
+	return nil
+}
+
+// batchOf is a plan's statements.
+func batchOf(p plan) (*pgx.Batch, error) {
+	b := &pgx.Batch{}
+	if n := len(p.audit); n > 0 {
+		tenants, users, actions, jobs, details, keys := make([]*string, n), make([]*string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ats := make([]time.Time, n)
+		for i, r := range p.audit {
+			d := r.raw
+			if d == nil {
+				var err error
+				if d, err = json.Marshal(r.details); err != nil {
+					return nil, fmt.Errorf("audit: encode details: %w", err)
 				}
-				tenants[i], users[i], actions[i], jobs[i], details[i], keys[i], ats[i] = r.tenantID, r.userID, r.action, r.job, string(d), r.dedupeKey, r.at
 			}
-			b.Queue(insertAuditRowsSQL, tenants, users, actions, jobs, details, keys, ats)
+			tenants[i], users[i], actions[i], jobs[i], details[i], keys[i], ats[i] = r.tenantID, r.userID, r.action, r.job, string(d), r.dedupeKey, r.at
 		}
-		if len(p.slices) > 0 {
-			data, err := json.Marshal(latestSlices(p.slices))
-			if err != nil {
-				return fmt.Errorf("audit: encode slices: %w", err)
-			}
-			b.Queue(insertSliceRowsSQL, data)
+		b.Queue(insertAuditRowsSQL, tenants, users, actions, jobs, details, keys, ats)
+	}
+	if len(p.slices) > 0 {
+		data, err := json.Marshal(latestSlices(p.slices))
+		if err != nil {
+			return nil, fmt.Errorf("audit: encode slices: %w", err)
 		}
-		for _, res := range p.failedAll {
-			b.Queue(writeFailedForAllSQL, tenancy.With(pgx.NamedArgs{
-				"run_id": res.RunID, "job_name": res.JobName, "attempt": max(res.Attempt, 1),
-				"error_message": res.ErrorMessage, "finished_at": res.FinishedAt,
-			}, *res.Scope))
+		b.Queue(insertSliceRowsSQL, data)
+	}
+	for _, res := range p.failedAll {
+		b.Queue(writeFailedForAllSQL, tenancy.With(pgx.NamedArgs{
+			"run_id": res.RunID, "job_name": res.JobName, "attempt": max(res.Attempt, 1),
+			"error_message": res.ErrorMessage, "finished_at": res.FinishedAt,
+		}, *res.Scope))
+	}
+	for _, res := range p.rejections {
+		sql, args, err := rejectionStatement(res)
+		if err != nil {
+			return nil, err
 		}
-		for _, res := range p.rejections {
-			sql, args, err := rejectionStatement(res)
-			if err != nil {
-				return err
-			}
-			b.Queue(sql, args)
-		}
-		if b.Len() == 0 {
-			return nil
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("audit: write %d rows, %d slices: %w", len(p.audit), len(p.slices), err)
-		}
-		return nil
-	})
+		b.Queue(sql, args)
+	}
+	return b, nil
 }
 
 // latestSlices keeps, for each run and firm in a batch, the slice of the latest
@@ -223,7 +228,9 @@ func latestSlices(rows []sliceRow) []sliceRow {
 type ingester struct {
 	g    *Gateway
 	msgs chan jetstream.Msg
-	wg   sync.WaitGroup
+	// linger is how long a batch waits for more once its first message is in.
+	linger time.Duration
+	wg     sync.WaitGroup
 	// dropAcks (tests) skips the acks after a commit, as a crash right after it would.
 	dropAcks func() bool
 }
@@ -234,7 +241,7 @@ func (g *Gateway) consumeAudit(ctx context.Context) (jetstream.ConsumeContext, e
 	if err != nil {
 		return nil, fmt.Errorf("gateway: audit consumer: %w", err)
 	}
-	in := &ingester{g: g, msgs: make(chan jetstream.Msg, ingestBatch), dropAcks: g.cfg.dropAcks}
+	in := &ingester{g: g, msgs: make(chan jetstream.Msg, ingestBatch), linger: g.cfg.AuditLinger, dropAcks: g.cfg.dropAcks}
 	g.ingest = in
 	in.wg.Add(1)
 	go in.loop(ctx)
@@ -255,23 +262,44 @@ func (in *ingester) loop(ctx context.Context) {
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], first)
-		linger := time.NewTimer(ingestLinger)
-	collect:
-		for len(batch) < ingestBatch {
-			select {
-			case m, ok := <-in.msgs:
-				if !ok {
-					break collect
-				}
-				batch = append(batch, m)
-			case <-linger.C:
-				break collect
-			}
-		}
-		linger.Stop()
+		batch = in.collect(append(batch[:0], first))
 		in.handle(ctx, batch)
 	}
+}
+
+// collect adds to batch what has arrived, up to ingestBatch; with a linger, what
+// arrives within it too.
+func (in *ingester) collect(batch []jetstream.Msg) []jetstream.Msg {
+	var linger <-chan time.Time
+	if in.linger > 0 {
+		t := time.NewTimer(in.linger)
+		defer t.Stop()
+		linger = t.C
+	}
+	for len(batch) < ingestBatch {
+		select {
+		case m, ok := <-in.msgs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, m)
+			continue
+		default:
+		}
+		if linger == nil {
+			return batch
+		}
+		select {
+		case m, ok := <-in.msgs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, m)
+		case <-linger:
+			return batch
+		}
+	}
+	return batch
 }
 
 // handle plans, writes and acks one batch.
@@ -310,6 +338,15 @@ func (in *ingester) handle(ctx context.Context, batch []jetstream.Msg) {
 			if r.action == ActionExecution && !r.at.IsZero() {
 				g.metrics.auditLag.Observe(max(now.Sub(r.at), 0).Seconds())
 			}
+		}
+		// The cards read these rows: snapshots built before them are stale.
+		g.snapshots.changed()
+		if g.cfg.committed != nil {
+			keys := make([]string, len(all.audit))
+			for i, r := range all.audit {
+				keys[i] = r.dedupeKey
+			}
+			g.cfg.committed(keys)
 		}
 		if in.dropAcks != nil && in.dropAcks() {
 			return

@@ -49,6 +49,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	dbURL := env.Required("DATABASE_URL", "point it at PostgreSQL (postgres://user:pass@host:5432/db), or use `make run`, which starts one")
 	addr := env.String("HTTP_ADDR", ":8080")
 	creds := natsauth.FromEnv(env, natsURL)
+	auditLinger := env.Duration("AUDIT_LINGER", 0)
 	loc, err := catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))
 	env.Check(err)
 	devMode := env.Bool("GATEWAY_DEV_MODE", false)
@@ -79,7 +80,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	log.Info("starting", "nats_url", natsURL, "nats_credentials", creds.String(), "database", db.Redact(dbURL), "http_addr", addr, "jobs_timezone", loc.String(),
+	log.Info("starting", "nats_url", natsURL, "nats_credentials", creds.String(), "database", db.Redact(dbURL), "http_addr", addr, "jobs_timezone", loc.String(), "audit_linger", auditLinger,
 		"gateway_dev_mode", devMode, "auth_jwt_secret", mask(secret), "operator_jwt_secret", mask(operatorSecret), "allowed_origins", origins)
 	if operatorSecret == "" && !devMode {
 		log.Warn("OPERATOR_JWT_SECRET is not set: nobody can sign in as the platform operator (pause for every firm, schedules, every firm's results)")
@@ -95,7 +96,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// Start.
 	g, err := gateway.New(gateway.Config{
 		Pool: pool, NC: nc, JS: js, Clock: clockwork.NewRealClock(), Location: loc, Log: log,
-		Registry: ops.NewRegistry(), Addr: addr,
+		Registry: ops.NewRegistry(), Addr: addr, AuditLinger: auditLinger,
 		JWTSecret: []byte(secret), OperatorSecret: []byte(operatorSecret), DevMode: devMode, AllowedOrigins: origins,
 	})
 	if err != nil {
