@@ -255,14 +255,24 @@ func (w *Worker) Start(ctx context.Context) error {
 }
 
 // Stop stops taking work, lets a run in progress finish within ShutdownGrace, and
-// otherwise hands it back unacknowledged so another replica runs it.
+// otherwise hands it back to JetStream at once (handBack), so that another replica
+// runs it now rather than after the ack wait.
 func (w *Worker) Stop() {
 	w.stopOnce.Do(func() {
 		if w.cancelLoop == nil {
 			return
 		}
+		// The triggers already delivered to this process are answered before it goes:
+		// dropped, they would wait out the intake's ack wait for another replica.
 		for _, cc := range w.intakes {
-			cc.Stop()
+			cc.Drain()
+		}
+		drained := time.After(5 * time.Second)
+		for _, cc := range w.intakes {
+			select {
+			case <-cc.Closed():
+			case <-drained:
+			}
 		}
 		w.cancelLoop()
 		done := make(chan struct{})
@@ -270,7 +280,7 @@ func (w *Worker) Stop() {
 		select {
 		case <-done:
 		case <-time.After(w.cfg.ShutdownGrace):
-			w.log.Warn("shutdown grace over: abandoning the run in progress; it will be redelivered")
+			w.log.Warn("shutdown grace over: abandoning the run in progress; it is handed back for another replica", "shutdown_grace", w.cfg.ShutdownGrace)
 			w.cancelRun()
 			<-done
 		}
@@ -424,7 +434,7 @@ func (w *Worker) executeLoop(job catalog.Job, fn Func, cons jetstream.Consumer) 
 		for msg := range msgs.Messages() {
 			if w.loopCtx.Err() != nil {
 				// Stopping: hand the order straight back for another replica.
-				_ = msg.Nak()
+				w.handBack(w.log.With("job_name", job.Name), msg)
 				continue
 			}
 			w.execute(job, fn, msg)
@@ -516,11 +526,25 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 
 	if w.runCtx.Err() != nil {
 		// Shutting down and the run was abandoned: hand it back, publish nothing.
-		log.Warn("run abandoned at shutdown; it will be redelivered")
-		_ = msg.Nak()
+		log.Warn("run abandoned at shutdown; handed back for another replica to run again")
+		w.handBack(log, msg)
 		return
 	}
 	w.finish(job, msg, run, info.StartedAt, report, runErr)
+}
+
+// handBack gives a run order back to JetStream for another replica at once: a nak,
+// sent as a request so that the server confirms it, tried a few times. Without it (a
+// nak lost with a connection, a process gone) the order waits out its ack wait.
+func (w *Worker) handBack(log *slog.Logger, msg jetstream.Msg) {
+	var err error
+	for range 3 {
+		if _, err = w.cfg.NC.Request(msg.Reply(), []byte("-NAK"), time.Second); err == nil {
+			log.Info("run order handed back for another replica")
+			return
+		}
+	}
+	log.Warn("could not hand the run order back; another replica takes it after the ack wait", "ack_wait", bus.RunAckWait, "err", err)
 }
 
 // runScope is the firms a run does: those its triggers asked for, and, for a run for
@@ -668,12 +692,12 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 	for i, part := range parts {
 		s := events.Slices{RunID: run.ID, JobName: job.Name, Attempt: run.Attempt, Part: i, Parts: len(parts), FinishedAt: finished, Tenants: part}
 		if !w.publishRetrying(ctx, log, events.SlicesSubject(job.Name), events.SlicesMsgID(run.ID, run.Attempt, i), s) {
-			_ = msg.Nak()
+			w.handBack(log, msg)
 			return
 		}
 	}
 	if !w.publishRetrying(ctx, log, events.ResultSubject(job.Name), "result:"+run.ID, res) {
-		_ = msg.Nak()
+		w.handBack(log, msg)
 		return
 	}
 	cleared, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) bool { return r.Finish(run.ID, retry) })
