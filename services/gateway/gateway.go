@@ -79,8 +79,8 @@ type Gateway struct {
 	// jetstream says whether JetStream can take Run Now, hand out events and answer
 	// the cards' reads now (readiness and health), not only whether a connection is up.
 	jetstream *bus.Availability
-	revoked    revocations
-	runNow     runNowLimiter
+	revoked   revocations
+	runNow    runNowLimiter
 
 	done     chan struct{}
 	listener net.Listener
