@@ -116,7 +116,7 @@ func (g *Gateway) RunNow(ctx context.Context, job, reason string, who Requester,
 	answer, done := g.waiters.add(triggerID)
 	defer done()
 	data, _ := json.Marshal(t)
-	if err := g.storeTrigger(ctx, events.APITriggerSubject(job), data, triggerID, wait); err != nil {
+	if err := g.storeTrigger(ctx, events.APITriggerSubject(job), data, triggerID); err != nil {
 		return Accepted{}, err
 	}
 	acc := Accepted{JobName: job, TriggerID: triggerID, State: "accepted",
@@ -171,12 +171,15 @@ func (e *TriggerNotStored) Message() string {
 		"Nothing will run from this press; press Run Now again when the dashboard's health says NATS is back."
 }
 
-// storeTrigger publishes a trigger until JetStream confirms it or wait is over, every
-// attempt with the trigger's id as its message id: JetStream keeps one copy however
-// many attempts reach it, so trying again is safe, and rides out a stream leader's
-// election (a few seconds when a NATS node is lost).
-func (g *Gateway) storeTrigger(ctx context.Context, subject string, data []byte, triggerID string, wait time.Duration) error {
-	deadline := time.Now().Add(wait)
+// storeTriggerFor is how long Run Now goes on trying to store a trigger: longer than a
+// stream leader's election when a NATS node is lost (a few seconds).
+const storeTriggerFor = 6 * time.Second
+
+// storeTrigger publishes a trigger until JetStream confirms it or storeTriggerFor is
+// over, every attempt with the trigger's id as its message id: JetStream keeps one copy
+// however many attempts reach it, so trying again is safe.
+func (g *Gateway) storeTrigger(ctx context.Context, subject string, data []byte, triggerID string) error {
+	deadline := time.Now().Add(storeTriggerFor)
 	maybe := false
 	for {
 		pctx, cancel := context.WithTimeout(ctx, min(2*time.Second, time.Until(deadline)))
