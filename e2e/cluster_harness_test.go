@@ -104,7 +104,7 @@ func startClusterSystem(t *testing.T, bins topology.Binaries, env ...string) *cl
 	defer cancel()
 	topo, err := topology.Start(ctx, topology.Config{
 		Bin: bins, Dir: t.TempDir(), DatabaseURL: dbURL, Replicas: 2, Port: port, Out: out,
-		Env: append([]string{"LOG_LEVEL=warn", "LOG_FORMAT=text", "JOBS_TIMEZONE=Asia/Kolkata"}, env...),
+		Env:        append([]string{"LOG_LEVEL=warn", "LOG_FORMAT=text", "JOBS_TIMEZONE=Asia/Kolkata"}, env...),
 		GatewayEnv: []string{"AUTH_JWT_SECRET=" + string(testSecret), "OPERATOR_JWT_SECRET=" + string(testOperatorSecret), "GATEWAY_DEV_MODE=false"},
 	})
 	if err != nil {
