@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -104,7 +106,7 @@ func startClusterSystem(t *testing.T, bins topology.Binaries, env ...string) *cl
 	defer cancel()
 	topo, err := topology.Start(ctx, topology.Config{
 		Bin: bins, Dir: t.TempDir(), DatabaseURL: dbURL, Replicas: 2, Port: port, Out: out,
-		Env:        append([]string{"LOG_LEVEL=warn", "LOG_FORMAT=text", "JOBS_TIMEZONE=Asia/Kolkata"}, env...),
+		Env:        append([]string{"LOG_LEVEL=info", "LOG_FORMAT=text", "JOBS_TIMEZONE=Asia/Kolkata"}, env...),
 		GatewayEnv: []string{"AUTH_JWT_SECRET=" + string(testSecret), "OPERATOR_JWT_SECRET=" + string(testOperatorSecret), "GATEWAY_DEV_MODE=false"},
 	})
 	if err != nil {
@@ -130,17 +132,26 @@ func startClusterSystem(t *testing.T, bins topology.Binaries, env ...string) *cl
 	return c
 }
 
-// dumpLogs shows the end of every process's output.
+// dumpLogs shows the end of every process's output, and keeps all of it in
+// E2E_LOGS_DIR when that is set.
 func (c *clusterSystem) dumpLogs() {
 	names := make([]string, 0, len(c.logs))
 	for n := range c.logs {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	if dir := os.Getenv("E2E_LOGS_DIR"); dir != "" {
+		for _, n := range names {
+			if err := os.MkdirAll(dir, 0o755); err == nil {
+				_ = os.WriteFile(filepath.Join(dir, n+".log"), []byte(c.logs[n].String()), 0o644)
+			}
+		}
+		c.t.Logf("every process's output is in %s", dir)
+	}
 	for _, n := range names {
 		lines := strings.Split(strings.TrimSpace(c.logs[n].String()), "\n")
-		if len(lines) > 60 {
-			lines = lines[len(lines)-60:]
+		if len(lines) > 150 {
+			lines = lines[len(lines)-150:]
 		}
 		c.t.Logf("--- %s (last %d lines):\n%s", n, len(lines), strings.Join(lines, "\n"))
 	}

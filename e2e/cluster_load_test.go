@@ -107,13 +107,13 @@ func (l *clusterLoad) publish(tr *sentTrigger) {
 		var err error
 		if tr.Via == "nats-cli" {
 			dev := l.c.topo.NATS.Credentials(natsauth.Developer)
-			cmd := exec.Command(l.natsCLI, "--server", l.c.topo.NATS.URL(), "--user", dev.User, "--password", dev.Password, "--timeout", "2s",
+			cmd := exec.Command(l.natsCLI, "--server", l.c.topo.NATS.URL(), "--user", dev.User, "--password", dev.Password, "--timeout", "1s",
 				"pub", "--jetstream", "--header", "Nats-Msg-Id:"+tr.ID, events.TriggerSubject(tr.Job), body)
 			if out, cerr := cmd.CombinedOutput(); cerr != nil {
 				err = fmt.Errorf("%v: %s", cerr, out)
 			}
 		} else {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, err = l.c.js.Publish(ctx, events.TriggerSubject(tr.Job), []byte(body), jetstream.WithMsgID(tr.ID))
 			cancel()
 		}
@@ -125,7 +125,7 @@ func (l *clusterLoad) publish(tr *sentTrigger) {
 		if time.Now().After(giveUp) {
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	l.record(tr)
 }
@@ -165,7 +165,10 @@ func (l *clusterLoad) finish() []*sentTrigger {
 
 // span is the time a trigger waited: from its first attempt to the end of the run it
 // joined.
-type span struct{ from, to time.Time }
+type span struct {
+	job      string
+	from, to time.Time
+}
 
 // longestGap is the longest time within [from, to] during which some trigger waited
 // and no run finished: how long work stood still.

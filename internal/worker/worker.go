@@ -227,7 +227,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			w.Stop()
 			return fmt.Errorf("worker: consumer %s: %w", bus.TriggerConsumer(name), err)
 		}
-		cc, err := intake.Consume(func(msg jetstream.Msg) { w.intake(job, msg) })
+		cc, err := intake.Consume(func(msg jetstream.Msg) { w.intake(job, msg) }, bus.ConsumeOptions()...)
 		if err != nil {
 			w.Stop()
 			return fmt.Errorf("worker: consume %s: %w", bus.TriggerConsumer(name), err)
@@ -638,9 +638,14 @@ func (w *Worker) heartbeat(job catalog.Job, msg jetstream.Msg, running events.St
 			beat := running
 			beat.State, beat.At = events.StateHeartbeat, now
 			_ = w.publish(ctx, events.StatusSubject(job.Name), fmt.Sprintf("beat:%s:%d:%d", running.RunID, running.Attempt, n), beat)
-			if _, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) bool {
+			// Bounded by the next beat: while JetStream cannot answer, the beats go on
+			// trying (InProgress above first), rather than one beat waiting for it.
+			bctx, bcancel := context.WithTimeout(ctx, w.cfg.Heartbeat)
+			_, _, err := jobstate.Decide(bctx, w.runs, job.Name, func(r *jobstate.Runs) bool {
 				return r.Beat(running.RunID, now)
-			}); err != nil && ctx.Err() == nil {
+			})
+			bcancel()
+			if err != nil && ctx.Err() == nil {
 				w.log.Warn("heartbeat: cannot record it in the runs bucket", "job_name", job.Name, "run_id", running.RunID, "err", err)
 			}
 		}
@@ -700,7 +705,11 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 		w.handBack(log, msg)
 		return
 	}
-	cleared, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) bool { return r.Finish(run.ID, retry) })
+	// Tried for as long as the order's ack wait: through a leader's election, not
+	// through a lost quorum, which the next run to start settles.
+	cctx, ccancel := context.WithTimeout(ctx, bus.RunAckWait)
+	cleared, _, err := jobstate.Decide(cctx, w.runs, job.Name, func(r *jobstate.Runs) bool { return r.Finish(run.ID, retry) })
+	ccancel()
 	switch {
 	case err != nil:
 		log.Warn("cannot clear current run; the next run to start replaces it", "err", err)
@@ -889,9 +898,7 @@ func (w *Worker) publish(ctx context.Context, subject, msgID string, v any) erro
 		return fmt.Errorf("worker: encode %s: %w", subject, err)
 	}
 	data = events.CleanJSON(data)
-	pubCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := w.cfg.JS.Publish(pubCtx, subject, data, jetstream.WithMsgID(msgID)); err != nil {
+	if _, err := bus.Publish(ctx, w.cfg.JS, subject, data, msgID, 5*time.Second); err != nil {
 		return fmt.Errorf("worker: publish %s: %w", subject, err)
 	}
 	return nil

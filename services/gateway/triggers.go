@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
 )
@@ -176,35 +177,17 @@ func (e *TriggerNotStored) Message() string {
 const storeTriggerFor = 6 * time.Second
 
 // storeTrigger publishes a trigger until JetStream confirms it or storeTriggerFor is
-// over, every attempt with the trigger's id as its message id: JetStream keeps one copy
-// however many attempts reach it, so trying again is safe.
+// over, every attempt with the trigger's id as its message id, so that trying again is
+// safe (bus.Publish).
 func (g *Gateway) storeTrigger(ctx context.Context, subject string, data []byte, triggerID string) error {
-	deadline := time.Now().Add(storeTriggerFor)
-	maybe := false
-	for {
-		pctx, cancel := context.WithTimeout(ctx, min(2*time.Second, time.Until(deadline)))
-		_, err := g.cfg.JS.Publish(pctx, subject, data, jetstream.WithMsgID(triggerID))
-		cancel()
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
-		}
-		// No answer: it may have been stored. A refusal (no stream to answer, an error
-		// from the stream) was not.
-		var apiErr *jetstream.APIError
-		if !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.As(err, &apiErr) {
-			maybe = true
-		}
-		if time.Until(deadline) < 100*time.Millisecond {
-			return &TriggerNotStored{TriggerID: triggerID, Maybe: maybe, Err: err}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(min(250*time.Millisecond, time.Until(deadline))):
-		}
+	maybe, err := bus.Publish(ctx, g.cfg.JS, subject, data, triggerID, storeTriggerFor)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	default:
+		return &TriggerNotStored{TriggerID: triggerID, Maybe: maybe, Err: err}
 	}
 }
 
