@@ -6,7 +6,7 @@ export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 PKGS := $(addsuffix /...,$(shell $(GO) list -m -f '{{.Dir}}'))
 SERVICES := ticker sla reminders analytics gateway
 
-.PHONY: run build test vet bench tools clean
+.PHONY: run cluster build test vet bench tools clean
 
 ## run: the whole system in one process (NATS, PostgreSQL, demo data, all services)
 run:
@@ -14,12 +14,18 @@ run:
 	$(GO) build -o bin/devstack ./cmd/devstack
 	./bin/devstack
 
-## build: one binary per service, natsadmin (declares the streams; prints the NATS config), for running them separately or in containers
+## cluster: the production topology on this machine, every service a process of its own: three NATS nodes, two of each service
+cluster: build
+	./bin/devstack -cluster
+
+## build: one binary per service, natsadmin (declares the streams; prints the NATS config), for running them separately or in containers;
+## and nats-server, built from the version the project depends on (internal/go.mod), for make cluster
 build:
 	@mkdir -p bin
 	@for s in $(SERVICES); do echo "go build -o bin/$$s ./services/$$s/cmd/$$s"; $(GO) build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
 	$(GO) build -o bin/natsadmin ./cmd/natsadmin
 	$(GO) build -o bin/devstack ./cmd/devstack
+	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
 
 vet:
 	$(GO) vet $(PKGS)

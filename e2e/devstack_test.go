@@ -173,6 +173,7 @@ type devstack struct {
 	out     *syncBuffer
 	exited  chan error
 	url     string
+	urls    []string // every dashboard the banner names (make cluster has two)
 	natsURL string
 	dbURL   string
 	pgDir   string // where the private PostgreSQL keeps its files
@@ -214,7 +215,8 @@ func startDevstack(t *testing.T, bin string, env []string, setup ...func(*exec.C
 			}
 			switch trimmed := strings.TrimSpace(line); {
 			case strings.HasPrefix(trimmed, "Dashboard:"):
-				d.url = field("Dashboard:")
+				d.urls = append(d.urls, field("Dashboard:"))
+				d.url = d.urls[0]
 			case strings.HasPrefix(trimmed, "NATS:"):
 				d.natsURL = field("NATS:")
 			case strings.HasPrefix(trimmed, "PostgreSQL:"):

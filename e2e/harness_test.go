@@ -152,16 +152,22 @@ type wsClient struct {
 
 func (s *stack) dialWS(header http.Header) *wsClient {
 	s.t.Helper()
-	url := strings.Replace(s.gw.URL(), "http://", "ws://", 1) + "ws"
+	return dialWSAt(s.t, s.gw.URL(), header)
+}
+
+// dialWSAt opens the websocket of the gateway at base (its dashboard's address).
+func dialWSAt(t *testing.T, base string, header http.Header) *wsClient {
+	t.Helper()
+	url := strings.Replace(base, "http://", "ws://", 1) + "ws"
 	conn, resp, err := websocket.DefaultDialer.Dial(url, header)
 	if err != nil {
 		code := 0
 		if resp != nil {
 			code = resp.StatusCode
 		}
-		s.t.Fatalf("websocket dial %s: %v (HTTP %d)", url, err, code)
+		t.Fatalf("websocket dial %s: %v (HTTP %d)", url, err, code)
 	}
-	c := &wsClient{t: s.t, conn: conn, frames: make(chan gateway.Frame, 1024)}
+	c := &wsClient{t: t, conn: conn, frames: make(chan gateway.Frame, 1024)}
 	go func() {
 		defer close(c.frames)
 		for {
@@ -175,7 +181,7 @@ func (s *stack) dialWS(header http.Header) *wsClient {
 			}
 		}
 	}()
-	s.t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { conn.Close() })
 	return c
 }
 

@@ -17,6 +17,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -29,6 +30,7 @@ import (
 	"time"
 	_ "time/tzdata"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,11 +56,17 @@ func main() {
 	if os.Getenv("LOG_FORMAT") == "" {
 		os.Setenv("LOG_FORMAT", "text")
 	}
+	cluster := flag.Bool("cluster", false, "make cluster: the production topology, every service a process of its own, on a three-node NATS cluster")
+	flag.Parse()
 	log := ops.NewLogger("")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	run, what := run, "make run"
+	if *cluster {
+		run, what = runCluster, "make cluster"
+	}
 	if err := run(ctx, log); err != nil {
-		fmt.Fprintln(os.Stderr, "\nmake run failed:", message(err))
+		fmt.Fprintln(os.Stderr, "\n"+what+" failed:", message(err))
 		os.Exit(1)
 	}
 }
@@ -82,12 +90,26 @@ type config struct {
 
 	natsGiven, dbGiven bool              // NATS_URL, DATABASE_URL set: start no server of our own
 	pg                 localpg.Placement // where the private PostgreSQL keeps its files, once started
+
+	// cluster is make cluster (cluster.go): three NATS nodes on ports from natsPort, two
+	// gateways on httpAddr's port and the next, the other services' health on opsPort
+	// and after.
+	cluster bool
+	opsPort int
 }
 
-func loadConfig() (config, error) {
+// loadConfig reads the launcher's settings; cluster is make cluster's, whose data stay
+// apart from make run's (its streams are replicated three times, make run's once).
+func loadConfig(cluster bool) (config, error) {
 	env := &ops.Env{}
+	dataDir := ".data"
+	if cluster {
+		dataDir = filepath.Join(".data", "cluster")
+	}
 	c := config{
-		dataDir:  env.String("DATA_DIR", ".data"),
+		cluster:  cluster,
+		opsPort:  env.Int("OPS_PORT", 9101),
+		dataDir:  env.String("DATA_DIR", dataDir),
 		natsURL:  env.String("NATS_URL", ""),
 		natsPort: env.Int("NATS_PORT", 4222),
 		dbURL:    env.String("DATABASE_URL", ""),
@@ -96,11 +118,18 @@ func loadConfig() (config, error) {
 		devMode:  env.Bool("GATEWAY_DEV_MODE", true),
 	}
 	c.natsGiven, c.dbGiven = c.natsURL != "", c.dbURL != ""
-	if c.natsGiven {
+	switch {
+	case c.natsGiven && cluster:
+		env.Check(fmt.Errorf("NATS_URL=%s is set, but make cluster starts a NATS cluster of its own: unset NATS_URL", c.natsURL))
+	case c.natsGiven:
 		c.natsCreds = natsauth.FromEnv(env, c.natsURL)
 	}
 	env.Check(checkPort("NATS_PORT", c.natsPort))
 	env.Check(checkPort("PG_PORT", c.pgPort))
+	if cluster {
+		env.Check(checkPort("NATS_PORT", c.natsPort+clusterPortSpan))
+		env.Check(checkPort("OPS_PORT", c.opsPort+opsPortSpan))
+	}
 	if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {
 		env.Check(fmt.Errorf("HTTP_ADDR=%q is not host:port: set HTTP_ADDR to, for example, :8080 or 127.0.0.1:8080", c.httpAddr))
 	}
@@ -120,31 +149,88 @@ func loadConfig() (config, error) {
 	return c, nil
 }
 
-func run(ctx context.Context, log *slog.Logger) error {
-	// Configuration, and everything that would stop a server from starting, before
-	// any starts.
-	cfg, err := loadConfig()
-	if err != nil {
-		return err
+// prepare is what both launchers do before any server starts: the configuration, and
+// everything that would stop a server from starting (DATA_DIR's lock, the addresses),
+// then the development secrets. release gives DATA_DIR back.
+func prepare(cluster bool) (cfg config, release func(), err error) {
+	if cfg, err = loadConfig(cluster); err != nil {
+		return cfg, nil, err
 	}
 	lock, err := claimDataDir(cfg.dataDir)
 	if err != nil {
-		return err
+		return cfg, nil, err
 	}
-	defer lock.Close()
-	if err := checkAddresses(cfg); err != nil {
-		return err
+	release = func() { lock.Close() }
+	if err := checkAddresses(cfg.listeners()); err != nil {
+		release()
+		return cfg, nil, err
 	}
-	if cfg.jwtSecret == "" {
-		if cfg.jwtSecret, err = devSecret(cfg.dataDir, "jwt-secret"); err != nil {
-			return err
+	for _, s := range []struct {
+		secret *string
+		file   string
+	}{{&cfg.jwtSecret, "jwt-secret"}, {&cfg.operatorSecret, "operator-secret"}} {
+		if *s.secret == "" {
+			if *s.secret, err = devSecret(cfg.dataDir, s.file); err != nil {
+				release()
+				return cfg, nil, err
+			}
 		}
 	}
-	if cfg.operatorSecret == "" {
-		if cfg.operatorSecret, err = devSecret(cfg.dataDir, "operator-secret"); err != nil {
-			return err
+	return cfg, release, nil
+}
+
+// startDatabase starts the private PostgreSQL unless DATABASE_URL is given, applies
+// the migrations and loads the demo data once (fresh: it was loaded now). stop stops
+// what it started.
+func startDatabase(ctx context.Context, cfg *config, log *slog.Logger) (pool *pgxpool.Pool, fresh bool, stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
 		}
 	}
+	if !cfg.dbGiven {
+		pgDir, err := pgDataDir(cfg.dataDir)
+		if err != nil {
+			return nil, false, stop, err
+		}
+		pg, err := localpg.Start(ctx, localpg.Config{DataDir: pgDir.Dir, Port: cfg.pgPort, Database: "gstjobs", Log: log})
+		if err != nil {
+			return nil, false, stop, pgStartProblem(*cfg, pgDir, err)
+		}
+		stops = append(stops, func() {
+			if err := pg.Stop(); err != nil {
+				log.Warn("postgres stop", "err", err)
+			}
+		})
+		cfg.dbURL, cfg.pg = pg.URL(), pgDir
+		if pgDir.Moved() {
+			noteCheckout(pgDir, cfg.dataDir, log)
+		}
+		log.Info("private PostgreSQL started", "url", cfg.dbURL, "data", pgDir.Dir)
+	}
+	if err := db.Migrate(ctx, cfg.dbURL, log); err != nil {
+		return nil, false, stop, cfg.dbProblem("apply the migrations", err)
+	}
+	if pool, err = db.Open(ctx, cfg.dbURL); err != nil {
+		return nil, false, stop, cfg.dbProblem("connect", err)
+	}
+	stops = append(stops, pool.Close)
+	if fresh, err = demo.Load(ctx, pool); err != nil {
+		return nil, false, stop, cfg.dbProblem("load the demo data", err)
+	}
+	if fresh {
+		log.Info("demo data loaded: two firms with users of every role, cases, hearings, tasks, rules")
+	}
+	return pool, fresh, stop, nil
+}
+
+func run(ctx context.Context, log *slog.Logger) error {
+	cfg, release, err := prepare(false)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	// Dependencies: NATS and PostgreSQL, started here unless given. The embedded
 	// server has the system's users, with passwords made now, and gives connections
@@ -170,40 +256,10 @@ func run(ctx context.Context, log *slog.Logger) error {
 		}
 		log.Info("embedded NATS with JetStream started", "url", cfg.natsURL, "store", store, "users", natsauth.Users(), "default_user", natsauth.Developer)
 	}
-	if !cfg.dbGiven {
-		pgDir, err := pgDataDir(cfg.dataDir)
-		if err != nil {
-			return err
-		}
-		pg, err := localpg.Start(ctx, localpg.Config{DataDir: pgDir.Dir, Port: cfg.pgPort, Database: "gstjobs", Log: log})
-		if err != nil {
-			return pgStartProblem(cfg, pgDir, err)
-		}
-		defer func() {
-			if err := pg.Stop(); err != nil {
-				log.Warn("postgres stop", "err", err)
-			}
-		}()
-		cfg.dbURL, cfg.pg = pg.URL(), pgDir
-		if pgDir.Moved() {
-			noteCheckout(pgDir, cfg.dataDir, log)
-		}
-		log.Info("private PostgreSQL started", "url", cfg.dbURL, "data", pgDir.Dir)
-	}
-	if err := db.Migrate(ctx, cfg.dbURL, log); err != nil {
-		return cfg.dbProblem("apply the migrations", err)
-	}
-	pool, err := db.Open(ctx, cfg.dbURL)
+	pool, freshDemo, stopDB, err := startDatabase(ctx, &cfg, log)
+	defer stopDB()
 	if err != nil {
-		return cfg.dbProblem("connect", err)
-	}
-	defer pool.Close()
-	freshDemo, err := demo.Load(ctx, pool)
-	if err != nil {
-		return cfg.dbProblem("load the demo data", err)
-	}
-	if freshDemo {
-		log.Info("demo data loaded: two firms with users of every role, cases, hearings, tasks, rules")
+		return err
 	}
 	// Each service, the declarations and the demo's first runs connect as their own
 	// NATS users.
@@ -286,16 +342,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 			log.Warn("could not run the jobs once for the demo", "err", err)
 		}
 	}
-	var links map[string]string
-	if cfg.devMode {
-		users := maps.Clone(demo.UsersByRole)
-		users["iyer-admin"] = demo.UserIyerAdmin
-		if links, err = gw.SignInLinks(users, 12*time.Hour); err != nil {
-			return serviceProblem("gateway", err)
-		}
-		if links["operator"], err = gw.OperatorSignInLink(12 * time.Hour); err != nil {
-			return serviceProblem("gateway", err)
-		}
+	links, err := cfg.signInLinks(gw.URL())
+	if err != nil {
+		return serviceProblem("gateway", err)
 	}
 	printBanner(gw.URL(), cfg, links)
 
@@ -316,6 +365,24 @@ func triggerAll(ctx context.Context, js jetstream.JetStream) error {
 	return errors.Join(errs...)
 }
 
+// signInLinks are the development links that sign in as the demo users and the
+// platform operator at the dashboard at url; none outside development.
+func (c config) signInLinks(url string) (map[string]string, error) {
+	if !c.devMode {
+		return nil, nil
+	}
+	users := maps.Clone(demo.UsersByRole)
+	users["iyer-admin"] = demo.UserIyerAdmin
+	links, err := gateway.SignInLinks([]byte(c.jwtSecret), url, users, 12*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	if links["operator"], err = gateway.OperatorSignInLinkFor([]byte(c.operatorSecret), url, 12*time.Hour); err != nil {
+		return nil, err
+	}
+	return links, nil
+}
+
 func printBanner(url string, cfg config, links map[string]string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n  Background Jobs Monitor is running.\n\n")
@@ -324,26 +391,32 @@ func printBanner(url string, cfg config, links map[string]string) {
 	if !cfg.natsGiven {
 		fmt.Fprintf(&b, "              one user per service; a client without credentials may trigger, watch and read\n")
 	}
-	fmt.Fprintf(&b, "  PostgreSQL: %s\n", db.Redact(cfg.dbURL))
+	writeBannerEnd(&b, cfg, links)
+	fmt.Println(b.String())
+}
+
+// writeBannerEnd is what both launchers' banners end with: where PostgreSQL and the
+// data are, the time zone, the sign-in links.
+func writeBannerEnd(b *strings.Builder, cfg config, links map[string]string) {
+	fmt.Fprintf(b, "  PostgreSQL: %s\n", db.Redact(cfg.dbURL))
 	if !cfg.dbGiven {
-		fmt.Fprintf(&b, "              files in %s\n", cfg.pg.Dir)
+		fmt.Fprintf(b, "              files in %s\n", cfg.pg.Dir)
 		if cfg.pg.Moved() {
-			fmt.Fprintf(&b, "              not in DATA_DIR because %s\n", cfg.pg.Why)
+			fmt.Fprintf(b, "              not in DATA_DIR because %s\n", cfg.pg.Why)
 		}
 	}
-	fmt.Fprintf(&b, "  Data:       %s   (DATA_DIR)\n", cfg.dataDir)
-	fmt.Fprintf(&b, "  Time zone:  %s\n\n", cfg.tz)
+	fmt.Fprintf(b, "  Data:       %s   (DATA_DIR)\n", cfg.dataDir)
+	fmt.Fprintf(b, "  Time zone:  %s\n\n", cfg.tz)
 	if len(links) > 0 {
-		fmt.Fprintf(&b, "  Sign in as a demo user of Mehta & Associates (links valid 12 hours):\n")
+		fmt.Fprintf(b, "  Sign in as a demo user of Mehta & Associates (links valid 12 hours):\n")
 		for _, role := range []string{"admin", "partner", "manager", "ca", "advocate", "user"} {
 			if l, ok := links[role]; ok {
-				fmt.Fprintf(&b, "    %-9s %s\n", role+":", l)
+				fmt.Fprintf(b, "    %-9s %s\n", role+":", l)
 			}
 		}
-		fmt.Fprintf(&b, "  Only admin and partner may use the dashboard; the others see why not.\n")
-		fmt.Fprintf(&b, "  Iyer Tax Chambers' admin, who sees only Iyer's part of every run:\n    %-9s %s\n", "admin:", links["iyer-admin"])
-		fmt.Fprintf(&b, "  The platform operator, who sees every firm (not a firm's role; development only):\n    %-9s %s\n\n", "operator:", links["operator"])
+		fmt.Fprintf(b, "  Only admin and partner may use the dashboard; the others see why not.\n")
+		fmt.Fprintf(b, "  Iyer Tax Chambers' admin, who sees only Iyer's part of every run:\n    %-9s %s\n", "admin:", links["iyer-admin"])
+		fmt.Fprintf(b, "  The platform operator, who sees every firm (not a firm's role; development only):\n    %-9s %s\n\n", "operator:", links["operator"])
 	}
-	fmt.Fprintf(&b, "  Press Ctrl-C to stop.\n")
-	fmt.Println(b.String())
+	fmt.Fprintf(b, "  Press Ctrl-C to stop.\n")
 }

@@ -22,9 +22,9 @@ import (
 // packageNames are the names of this repository's packages, which label their errors;
 // TestPackageNamesAreKnown keeps the list complete.
 var packageNames = []string{
-	"analytics", "bus", "catalog", "db", "demo", "e2e", "events", "gateway", "jobservice",
+	"analytics", "bus", "catalog", "child", "db", "demo", "e2e", "events", "gateway", "jobservice",
 	"jobstate", "localpg", "natsauth", "natsembed", "natstest", "notify", "ops", "pgtest", "reminders",
-	"sla", "smtptest", "tenancy", "ticker", "worker",
+	"sla", "smtptest", "tenancy", "ticker", "topology", "worker",
 }
 
 var packageLabel = regexp.MustCompile(`(^|: |; |\(|\n)(` + strings.Join(packageNames, "|") + `): `)
@@ -57,21 +57,33 @@ func checkPort(setting string, port int) error {
 	return nil
 }
 
+// listener is an address a server of ours will listen on, and the setting that
+// chooses it.
+type listener struct{ setting, addr string }
+
+// listeners are every address the launcher's servers will listen on.
+func (c config) listeners() []listener {
+	if c.cluster {
+		return c.clusterListeners()
+	}
+	var ls []listener
+	if !c.natsGiven {
+		ls = append(ls, listener{"NATS_PORT", localAddr(c.natsPort)})
+	}
+	if !c.dbGiven {
+		ls = append(ls, listener{"PG_PORT", localAddr(c.pgPort)})
+	}
+	return append(ls, listener{"HTTP_ADDR", c.httpAddr})
+}
+
+func localAddr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
 // checkAddresses reports every address that a server of ours could not listen on,
 // all at once, before any server starts: one that is taken would otherwise be found
 // only after PostgreSQL had been initialised, and one at a time.
-func checkAddresses(cfg config) error {
-	type want struct{ setting, addr string }
-	var wants []want
-	if !cfg.natsGiven {
-		wants = append(wants, want{"NATS_PORT", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.natsPort))})
-	}
-	if !cfg.dbGiven {
-		wants = append(wants, want{"PG_PORT", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.pgPort))})
-	}
-	wants = append(wants, want{"HTTP_ADDR", cfg.httpAddr})
+func checkAddresses(ls []listener) error {
 	var problems []error
-	for _, w := range wants {
+	for _, w := range ls {
 		l, err := net.Listen("tcp", w.addr)
 		if err != nil {
 			problems = append(problems, listenProblem(w.setting, w.addr, err))

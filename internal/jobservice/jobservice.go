@@ -99,6 +99,7 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 	dbURL := env.Required("DATABASE_URL", "point it at PostgreSQL (postgres://user:pass@host:5432/db), or use `make run`, which starts one")
 	tzName := env.String("JOBS_TIMEZONE", catalog.DefaultTimezone)
 	opsAddr := env.String("OPS_ADDR", defaultOpsAddr[name])
+	grace := env.Duration("SHUTDOWN_GRACE", DefaultShutdownGrace)
 	creds := natsauth.FromEnv(env, natsURL)
 	loc, err := catalog.LoadTimezone(tzName)
 	env.Check(err)
@@ -111,7 +112,8 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	log.Info("starting", "nats_url", natsURL, "nats_credentials", creds.String(), "database", db.Redact(dbURL), "jobs_timezone", loc.String(), "ops_addr", opsAddr)
+	log.Info("starting", "nats_url", natsURL, "nats_credentials", creds.String(), "database", db.Redact(dbURL), "jobs_timezone", loc.String(), "ops_addr", opsAddr,
+		"shutdown_grace", grace)
 
 	// Dependencies.
 	pool, nc, js, closeAll, err := Connect(ctx, name, natsURL, dbURL, creds, log)
@@ -122,7 +124,7 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 	d.Pool, d.NC, d.JS = pool, nc, js
 
 	// Start.
-	w, err := Start(ctx, name, d, jobs)
+	w, err := Start(ctx, name, d, jobs, func(c *worker.Config) { c.ShutdownGrace = grace })
 	if err != nil {
 		return err
 	}
@@ -134,6 +136,7 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 			}
 			return nil
 		}},
+		ops.Check{Name: "jetstream", Fn: jetstreamFor(js, name).Check},
 	), log)
 	if err != nil {
 		w.Stop()
@@ -152,6 +155,24 @@ func run(ctx context.Context, name string, log *slog.Logger, jobs Jobs) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// DefaultShutdownGrace is how long a stopping service lets a run in progress finish
+// (SHUTDOWN_GRACE) before it hands the run back for another replica: an orchestrator
+// must wait longer than this before it kills the process (compose's
+// stop_grace_period: 30s).
+const DefaultShutdownGrace = 20 * time.Second
+
+// jetstreamFor says whether JetStream can do the service's work: the runs bucket its
+// decisions are taken on and the consumers of its jobs answer, each with a leader in
+// touch with a quorum.
+func jetstreamFor(js jetstream.JetStream, service string) *bus.Availability {
+	probes := []bus.Probe{bus.StreamProbe(js, "KV_"+bus.BucketRuns)}
+	_, consumers := natsauth.Uses(service)
+	for _, c := range consumers {
+		probes = append(probes, bus.ConsumerProbe(js, c.Stream, c.Name))
+	}
+	return bus.NewAvailability(probes...)
 }
 
 // Connect prepares what every service binary that uses the database needs, the same

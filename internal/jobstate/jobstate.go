@@ -180,26 +180,27 @@ var ErrNoChange = errors.New("jobstate: no change")
 // between; on a conflict it reads again and retries. fn must be a pure function of its
 // input, as it may run more than once. It returns the record as written (or as read, if
 // fn returned ErrNoChange: that decision rests on the read alone; see Decide).
+//
+// Like Decide, it rides out a bucket whose leader is being elected (see retry).
 func Update[T any](ctx context.Context, kv Bucket, key string, fn func(*T) error) (T, error) {
 	for attempt := 0; ; attempt++ {
-		v, rev, err := Get[T](ctx, kv, key)
-		if err != nil && !errors.Is(err, ErrUndecodable) {
-			return v, err
-		}
-		if err := fn(&v); err != nil {
-			if errors.Is(err, ErrNoChange) {
+		actx, cancel := context.WithTimeout(ctx, bus.AttemptTimeout)
+		v, rev, err := Get[T](actx, kv, key)
+		if err == nil || errors.Is(err, ErrUndecodable) {
+			if err := fn(&v); err != nil {
+				cancel()
+				if errors.Is(err, ErrNoChange) {
+					return v, nil
+				}
+				return v, err
+			}
+			if err = put(actx, kv, key, v, rev); err == nil {
+				cancel()
 				return v, nil
 			}
-			return v, err
 		}
-		err = put(ctx, kv, key, v, rev)
-		if err == nil {
-			return v, nil
-		}
-		if !bus.IsConflict(err) {
-			return v, err
-		}
-		if err := backOff(ctx, attempt); err != nil {
+		cancel()
+		if err := retry(ctx, err, attempt); err != nil {
 			return v, err
 		}
 	}
@@ -215,21 +216,38 @@ func Update[T any](ctx context.Context, kv Bucket, key string, fn func(*T) error
 func Decide[T, D any](ctx context.Context, kv Bucket, key string, decide func(*T) D) (D, T, error) {
 	for attempt := 0; ; attempt++ {
 		var none D
-		v, rev, err := Get[T](ctx, kv, key)
-		if err != nil && !errors.Is(err, ErrUndecodable) {
+		actx, cancel := context.WithTimeout(ctx, bus.AttemptTimeout)
+		v, rev, err := Get[T](actx, kv, key)
+		if err == nil || errors.Is(err, ErrUndecodable) {
+			d := decide(&v)
+			if err = put(actx, kv, key, v, rev); err == nil {
+				cancel()
+				return d, v, nil
+			}
+		}
+		cancel()
+		if err := retry(ctx, err, attempt); err != nil {
 			return none, v, err
 		}
-		d := decide(&v)
-		err = put(ctx, kv, key, v, rev)
-		if err == nil {
-			return d, v, nil
-		}
-		if !bus.IsConflict(err) {
-			return none, v, err
-		}
-		if err := backOff(ctx, attempt); err != nil {
-			return none, v, err
-		}
+	}
+}
+
+// retry says whether a round of Update or Decide that failed with err is tried again,
+// after a pause: after a lost compare-and-set (backOff), and while the bucket cannot
+// answer for a few seconds (bus.Unavailable), as when its stream leader's node was lost
+// and a new leader is being elected. Each round's requests are bounded by
+// bus.AttemptTimeout, so the round after the election comes within seconds, not at
+// the end of the caller's deadline. A write whose answer was lost may have been
+// stored: the next round reads it back and decides on it, as after a conflict. nil
+// means try again; anything else ends the call with it.
+func retry(ctx context.Context, err error, attempt int) error {
+	switch {
+	case bus.IsConflict(err):
+		return backOff(ctx, attempt)
+	case ctx.Err() == nil && bus.Unavailable(err):
+		return bus.Pause(ctx)
+	default:
+		return err
 	}
 }
 

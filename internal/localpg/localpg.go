@@ -19,6 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/lexhq/gstjobs/internal/child"
 )
 
 // Errors that callers may want to tell apart with errors.Is; the wrapped messages
@@ -53,6 +55,9 @@ const (
 	maxSocketPath = 107
 	superuser     = "postgres"
 	logTailLines  = 20
+	// fastShutdown is postgres's fast shutdown (SIGINT), which we send to stop it and
+	// the kernel sends it if we die without stopping it (child.Attr).
+	fastShutdown = syscall.SIGINT
 )
 
 // Config says where the cluster lives and how the server runs.
@@ -82,7 +87,7 @@ type Server struct {
 	ownSockDir bool // sockDir is a temporary directory of ours, removed on Stop
 
 	port int
-	proc *process
+	proc *child.Process
 
 	stopOnce sync.Once
 	stopErr  error
@@ -166,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	ok = true
-	s.log.Info("postgres started", "url", s.URL(), "data_dir", s.dataDir, "log", s.logPath, "pid", s.proc.pid())
+	s.log.Info("postgres started", "url", s.URL(), "data_dir", s.dataDir, "log", s.logPath, "pid", s.proc.Pid())
 	return s, nil
 }
 
@@ -189,8 +194,8 @@ func (s *Server) Stop() error {
 func (s *Server) stop() error {
 	var errs []error
 	if s.proc != nil {
-		if err := s.proc.shutdown(stopTimeout); err != nil {
-			errs = append(errs, s.withLogTail(err))
+		if err := s.proc.Stop(fastShutdown, stopTimeout); err != nil {
+			errs = append(errs, s.withLogTail(fmt.Errorf("localpg: %w", err)))
 		} else {
 			s.log.Info("postgres stopped", "data_dir", s.dataDir)
 		}
@@ -354,7 +359,7 @@ func (s *Server) setupChild(cmd *exec.Cmd) {
 	cmd.Dir = s.dataDir
 	cmd.Stdout = s.logFile
 	cmd.Stderr = s.logFile
-	cmd.SysProcAttr = sysProcAttr(s.runAs.credential())
+	cmd.SysProcAttr = child.Attr(s.runAs.credential(), fastShutdown)
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -409,13 +414,13 @@ func (s *Server) launch(ctx context.Context, port int) error {
 	// Not CommandContext: ctx bounds only the start, the server lives until Stop.
 	cmd := exec.Command(filepath.Join(s.binDir, "postgres"), args...)
 	s.setupChild(cmd)
-	proc, err := startProcess(cmd)
+	proc, err := child.Start("postgres", cmd, s.runAs.credential(), fastShutdown)
 	if err != nil {
-		return fmt.Errorf("localpg: start postgres: %w", err)
+		return fmt.Errorf("localpg: %w", err)
 	}
 	s.proc = proc
 	if err := s.waitReady(ctx); err != nil {
-		_ = proc.shutdown(stopTimeout)
+		_ = proc.Stop(fastShutdown, stopTimeout)
 		return err
 	}
 	return nil
@@ -429,7 +434,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	defer tick.Stop()
 	var lastErr error
 	for {
-		if s.proc.hasExited() {
+		if s.proc.HasExited() {
 			return s.exitedEarly()
 		}
 		dataDir, err := s.queryDataDir(ctx)
@@ -443,7 +448,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return s.withLogTail(fmt.Errorf("localpg: postgres did not accept connections on port %d in time: %w (last attempt: %v)", s.port, ctx.Err(), lastErr))
-		case <-s.proc.exited:
+		case <-s.proc.Exited():
 		case <-tick.C:
 		}
 	}
@@ -469,7 +474,7 @@ func (s *Server) exitedEarly() error {
 	if strings.Contains(tail, "Address already in use") {
 		return portInUse(s.port)
 	}
-	return fmt.Errorf("localpg: postgres exited during start (%v); last lines of %s:\n%s", s.proc.err, s.logPath, tail)
+	return fmt.Errorf("localpg: postgres exited during start (%v); last lines of %s:\n%s", s.proc.Err(), s.logPath, tail)
 }
 
 func (s *Server) ensureDatabase(ctx context.Context) error {

@@ -128,7 +128,7 @@ func TestPortTakenByAnotherServerDuringStart(t *testing.T) {
 	t.Parallel()
 	other := start(t, testConfig(t, newDataDir(t)))
 	s := start(t, testConfig(t, newDataDir(t)))
-	if err := s.proc.shutdown(stopTimeout); err != nil {
+	if err := s.proc.Stop(fastShutdown, stopTimeout); err != nil {
 		t.Fatal(err)
 	}
 	err := s.launch(t.Context(), other.port)
@@ -147,7 +147,7 @@ func TestPortTakenDuringStart(t *testing.T) {
 	}
 	defer l.Close()
 	s := start(t, testConfig(t, newDataDir(t)))
-	if err := s.proc.shutdown(stopTimeout); err != nil {
+	if err := s.proc.Stop(fastShutdown, stopTimeout); err != nil {
 		t.Fatal(err)
 	}
 	err = s.launch(t.Context(), l.Addr().(*net.TCPAddr).Port)
@@ -171,7 +171,7 @@ func TestAlreadyRunning(t *testing.T) {
 	if !errors.Is(err, ErrAlreadyRunning) {
 		t.Fatalf("second Start: %v, want ErrAlreadyRunning", err)
 	}
-	for _, want := range []string{strconv.Itoa(s.proc.pid()), strconv.Itoa(s.port)} {
+	for _, want := range []string{strconv.Itoa(s.proc.Pid()), strconv.Itoa(s.port)} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}
@@ -186,10 +186,10 @@ func TestRestartAfterKill(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, newDataDir(t))
 	s := start(t, cfg)
-	if err := syscall.Kill(-s.proc.pid(), syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(-s.proc.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-s.proc.exited
+	<-s.proc.Exited()
 	if err := s.Stop(); err == nil {
 		t.Error("Stop after the server was killed returned nil, want the exit reported")
 	}

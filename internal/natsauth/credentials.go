@@ -190,3 +190,12 @@ func (c Credentials) String() string {
 	}
 	return who
 }
+
+// Env is the credentials as a binary reads them from its environment (FromEnv), every
+// variable present, so that a child given them inherits none of its parent's.
+func (c Credentials) Env() []string {
+	return []string{
+		EnvUser + "=" + c.User, EnvPassword + "=" + c.Password, EnvNkey + "=" + c.NkeySeedFile, EnvCreds + "=" + c.CredsFile,
+		EnvTLSCA + "=" + c.TLSCA, EnvTLSCert + "=" + c.TLSCert, EnvTLSKey + "=" + c.TLSKey,
+	}
+}

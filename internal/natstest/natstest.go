@@ -105,11 +105,7 @@ func (s *Server) Credentials(user string) natsauth.Credentials {
 // Env is user's credentials as a service binary reads them: NATS_URL, NATS_USER and
 // NATS_PASSWORD.
 func (s *Server) Env(user string) []string {
-	env := []string{"NATS_URL=" + s.URL, natsauth.EnvUser + "=", natsauth.EnvPassword + "=", natsauth.EnvNkey + "=", natsauth.EnvCreds + "="}
-	if c := s.Credentials(user); c.User != "" {
-		env = append(env, natsauth.EnvUser+"="+c.User, natsauth.EnvPassword+"="+c.Password)
-	}
-	return env
+	return append([]string{"NATS_URL=" + s.URL}, s.Credentials(user).Env()...)
 }
 
 // ConnectAs opens a connection as user, closed at cleanup. Every permission the server

@@ -240,7 +240,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			w.Stop()
 			return fmt.Errorf("worker: consumer %s: %w", bus.TriggerConsumer(name), err)
 		}
-		cc, err := intake.Consume(func(msg jetstream.Msg) { w.intake(job, msg) })
+		cc, err := intake.Consume(func(msg jetstream.Msg) { w.intake(job, msg) }, bus.ConsumeOptions()...)
 		if err != nil {
 			w.Stop()
 			return fmt.Errorf("worker: consume %s: %w", bus.TriggerConsumer(name), err)
@@ -268,14 +268,24 @@ func (w *Worker) Start(ctx context.Context) error {
 }
 
 // Stop stops taking work, lets a run in progress finish within ShutdownGrace, and
-// otherwise hands it back unacknowledged so another replica runs it.
+// otherwise hands it back to JetStream at once (handBack), so that another replica
+// runs it now rather than after the ack wait.
 func (w *Worker) Stop() {
 	w.stopOnce.Do(func() {
 		if w.cancelLoop == nil {
 			return
 		}
+		// The triggers already delivered to this process are answered before it goes:
+		// dropped, they would wait out the intake's ack wait for another replica.
 		for _, cc := range w.intakes {
-			cc.Stop()
+			cc.Drain()
+		}
+		drained := time.After(5 * time.Second)
+		for _, cc := range w.intakes {
+			select {
+			case <-cc.Closed():
+			case <-drained:
+			}
 		}
 		w.cancelLoop()
 		done := make(chan struct{})
@@ -283,7 +293,7 @@ func (w *Worker) Stop() {
 		select {
 		case <-done:
 		case <-time.After(w.cfg.ShutdownGrace):
-			w.log.Warn("shutdown grace over: abandoning the run in progress; it will be redelivered")
+			w.log.Warn("shutdown grace over: abandoning the run in progress; it is handed back for another replica", "shutdown_grace", w.cfg.ShutdownGrace)
 			w.cancelRun()
 			<-done
 		}
@@ -444,7 +454,7 @@ func (w *Worker) executeLoop(job catalog.Job, fn Func, cons jetstream.Consumer) 
 		for msg := range msgs.Messages() {
 			if w.loopCtx.Err() != nil {
 				// Stopping: hand the order straight back for another replica.
-				_ = msg.Nak()
+				w.handBack(w.log.With("job_name", job.Name), msg)
 				continue
 			}
 			w.execute(job, fn, msg)
@@ -539,11 +549,25 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 
 	if w.runCtx.Err() != nil {
 		// Shutting down and the run was abandoned: hand it back, publish nothing.
-		log.Warn("run abandoned at shutdown; it will be redelivered")
-		_ = msg.Nak()
+		log.Warn("run abandoned at shutdown; handed back for another replica to run again")
+		w.handBack(log, msg)
 		return
 	}
 	w.finish(job, msg, run, info.StartedAt, report, runErr)
+}
+
+// handBack gives a run order back to JetStream for another replica at once: a nak,
+// sent as a request so that the server confirms it, tried a few times. Without it (a
+// nak lost with a connection, a process gone) the order waits out its ack wait.
+func (w *Worker) handBack(log *slog.Logger, msg jetstream.Msg) {
+	var err error
+	for range 3 {
+		if _, err = w.cfg.NC.Request(msg.Reply(), []byte("-NAK"), time.Second); err == nil {
+			log.Info("run order handed back for another replica")
+			return
+		}
+	}
+	log.Warn("could not hand the run order back; another replica takes it after the ack wait", "ack_wait", bus.RunAckWait, "err", err)
 }
 
 // runScope is the firms a run does: those its triggers asked for (every firm, the
@@ -637,9 +661,14 @@ func (w *Worker) heartbeat(job catalog.Job, msg jetstream.Msg, running events.St
 			beat.State, beat.At = events.StateHeartbeat, now
 			// The heartbeat status and the bucket's record of it go out together.
 			told := w.publishAsync(events.StatusSubject(job.Name), fmt.Sprintf("beat:%s:%d:%d", running.RunID, running.Attempt, n), beat)
-			if _, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) bool {
+			// Bounded by the next beat: while JetStream cannot answer, the beats go on
+			// trying (InProgress above first), rather than one beat waiting for it.
+			bctx, bcancel := context.WithTimeout(ctx, w.cfg.Heartbeat)
+			_, _, err := jobstate.Decide(bctx, w.runs, job.Name, func(r *jobstate.Runs) bool {
 				return r.Beat(running.RunID, now)
-			}); err != nil && ctx.Err() == nil {
+			})
+			bcancel()
+			if err != nil && ctx.Err() == nil {
 				w.log.Warn("heartbeat: cannot record it in the runs bucket", "job_name", job.Name, "run_id", running.RunID, "err", err)
 			}
 			_ = told.wait(ctx)
@@ -690,10 +719,14 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 	res.Slices, res.SliceParts = len(report.Tenants), len(parts)
 	ctx := w.runCtx
 	if !w.publishAll(ctx, log, run, parts, res) {
-		_ = msg.Nak()
+		w.handBack(log, msg)
 		return
 	}
-	cleared, _, err := jobstate.Decide(ctx, w.runs, job.Name, func(r *jobstate.Runs) bool { return r.Finish(run.ID, retry) })
+	// Tried for as long as the order's ack wait: through a leader's election, not
+	// through a lost quorum, which the next run to start settles.
+	cctx, ccancel := context.WithTimeout(ctx, bus.RunAckWait)
+	cleared, _, err := jobstate.Decide(cctx, w.runs, job.Name, func(r *jobstate.Runs) bool { return r.Finish(run.ID, retry) })
+	ccancel()
 	switch {
 	case err != nil:
 		log.Warn("cannot clear current run; the next run to start replaces it", "err", err)
@@ -971,9 +1004,7 @@ func (w *Worker) publish(ctx context.Context, subject, msgID string, v any) erro
 		return fmt.Errorf("worker: encode %s: %w", subject, err)
 	}
 	data = events.CleanJSON(data)
-	pubCtx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
-	if _, err := w.cfg.JS.Publish(pubCtx, subject, data, jetstream.WithMsgID(msgID)); err != nil {
+	if _, err := bus.Publish(ctx, w.cfg.JS, subject, data, msgID, publishTimeout); err != nil {
 		return fmt.Errorf("worker: publish %s: %w", subject, err)
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobstate"
@@ -73,8 +74,8 @@ func (g *Gateway) checkDeps(ctx context.Context, deadLetters bool) deps {
 	}
 	if !g.cfg.NC.IsConnected() {
 		d.nats = "disconnected: " + g.cfg.NC.Status().String()
-	} else if _, err := g.cfg.JS.AccountInfo(pctx); err != nil {
-		d.nats = "jetstream unavailable: " + err.Error()
+	} else if err := g.jetstream.Check(pctx); err != nil {
+		d.nats = "jetstream unavailable: " + strings.TrimPrefix(err.Error(), bus.ErrUnavailable.Error()+": ")
 	} else if deadLetters {
 		d.deadLetters = g.deadLetterCount(pctx)
 	}
@@ -402,6 +403,14 @@ func (g *Gateway) handleRunNow(w http.ResponseWriter, r *http.Request) {
 		who.UserID = ""
 	}
 	acc, err := g.RunNow(r.Context(), chi.URLParam(r, "job"), strings.TrimSpace(body.Reason), who, g.cfg.RunNowWait)
+	var notStored *TriggerNotStored
+	if errors.As(err, &notStored) {
+		g.log.Warn("Run Now not confirmed by JetStream", "job_name", chi.URLParam(r, "job"), "trigger_id", notStored.TriggerID, "stored", notStored.Stored(), "err", notStored.Err)
+		w.Header().Set("Retry-After", "30")
+		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]any{
+			"error": notStored.Message(), "stored": notStored.Stored(), "trigger_id": notStored.TriggerID})
+		return
+	}
 	if err != nil {
 		g.fail(w, r, err)
 		return

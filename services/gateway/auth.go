@@ -218,11 +218,22 @@ func (g *Gateway) OperatorSignInLink(ttl time.Duration) (string, error) {
 	if !g.cfg.DevMode {
 		return "", ErrNotDevMode
 	}
-	base, err := url.Parse(g.URL())
-	if err != nil || g.URL() == "" {
+	if g.URL() == "" {
 		return "", errors.New("gateway: operator sign-in link: start the gateway first, so that it has an address")
 	}
-	token, err := IssueOperatorToken(g.auth.operatorSecret, "dev-operator", "Platform operator (development)", "", time.Now(), ttl)
+	return OperatorSignInLinkFor(g.auth.operatorSecret, g.URL(), ttl)
+}
+
+// OperatorSignInLinkFor is the development link that signs in as the platform operator
+// at the gateway at baseURL whose operator secret is secret: for a launcher whose
+// gateways run as processes of their own (make cluster). It must print none outside
+// development.
+func OperatorSignInLinkFor(secret []byte, baseURL string, ttl time.Duration) (string, error) {
+	base, err := url.Parse(baseURL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return "", fmt.Errorf("gateway: operator sign-in link: base URL %q is not an http(s) address", baseURL)
+	}
+	token, err := IssueOperatorToken(secret, "dev-operator", "Platform operator (development)", "", time.Now(), ttl)
 	if err != nil {
 		return "", err
 	}

@@ -90,9 +90,12 @@ type Gateway struct {
 	rejections *bus.Rejections
 	ingest     *ingester
 	ops        *opsCollector
-	revoked    revocations
-	runNow     runNowLimiter
-	profiles   profileLookups
+	// jetstream says whether JetStream can take Run Now, hand out events and answer
+	// the cards' reads now (readiness and health), not only whether a connection is up.
+	jetstream *bus.Availability
+	revoked   revocations
+	runNow    runNowLimiter
+	profiles  profileLookups
 
 	done     chan struct{}
 	listener net.Listener
@@ -182,6 +185,8 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.dead = bus.NewDeadLetters(cfg.JS, cfg.Registry)
 	g.rejections = bus.NewRejections(ops.Instance())
+	g.jetstream = bus.NewAvailability(bus.StreamProbe(cfg.JS, bus.StreamJobs),
+		bus.ConsumerProbe(cfg.JS, bus.StreamEvents, bus.ConsumerGatewayEvents), bus.StreamProbe(cfg.JS, "KV_"+bus.BucketRuns))
 	g.opsHandler = ops.Handler(cfg.Registry,
 		ops.Check{Name: "database", Fn: cfg.Pool.Ping},
 		ops.Check{Name: "nats", Fn: func(context.Context) error {
@@ -190,6 +195,7 @@ func New(cfg Config) (*Gateway, error) {
 			}
 			return nil
 		}},
+		ops.Check{Name: "jetstream", Fn: g.jetstream.Check},
 	)
 	return g, nil
 }

@@ -245,7 +245,7 @@ func (g *Gateway) consumeAudit(ctx context.Context) (jetstream.ConsumeContext, e
 	g.ingest = in
 	in.wg.Add(1)
 	go in.loop(ctx)
-	return cons.Consume(func(msg jetstream.Msg) { in.msgs <- msg }, jetstream.PullMaxMessages(ingestBatch))
+	return cons.Consume(func(msg jetstream.Msg) { in.msgs <- msg }, bus.ConsumeOptions(jetstream.PullMaxMessages(ingestBatch))...)
 }
 
 // stop waits for the batch in progress after the consumer has been drained.

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
 )
@@ -116,8 +117,8 @@ func (g *Gateway) RunNow(ctx context.Context, job, reason string, who Requester,
 	answer, done := g.waiters.add(triggerID)
 	defer done()
 	data, _ := json.Marshal(t)
-	if _, err := g.cfg.JS.Publish(ctx, events.APITriggerSubject(job), data, jetstream.WithMsgID(triggerID)); err != nil {
-		return Accepted{}, fmt.Errorf("gateway: store trigger: %w", err)
+	if err := g.storeTrigger(ctx, events.APITriggerSubject(job), data, triggerID); err != nil {
+		return Accepted{}, err
 	}
 	acc := Accepted{JobName: job, TriggerID: triggerID, State: "accepted",
 		Message: "Trigger stored; no worker has answered yet. The run starts when the " + job + " service is up."}
@@ -134,6 +135,60 @@ func (g *Gateway) RunNow(ctx context.Context, job, reason string, who Requester,
 	case <-ctx.Done():
 	}
 	return acc, nil
+}
+
+// TriggerNotStored is a Run Now that JetStream did not confirm. Maybe says whether it
+// may have been stored all the same: a publish that got no answer may have reached the
+// stream (a leader that stored it and lost its connection, a message held in the
+// client's buffer while it reconnected), one that was refused was not.
+type TriggerNotStored struct {
+	TriggerID string
+	Maybe     bool
+	Err       error
+}
+
+func (e *TriggerNotStored) Error() string {
+	return fmt.Sprintf("gateway: trigger %s not confirmed (may be stored: %t): %v", e.TriggerID, e.Maybe, e.Err)
+}
+
+func (e *TriggerNotStored) Unwrap() error { return e.Err }
+
+// Stored is what the answer tells the person: "unknown" or "no".
+func (e *TriggerNotStored) Stored() string {
+	if e.Maybe {
+		return "unknown"
+	}
+	return "no"
+}
+
+// Message is the sentence the dashboard shows.
+func (e *TriggerNotStored) Message() string {
+	if e.Maybe {
+		return "NATS JetStream, which keeps Run Now until a worker takes it, did not confirm this one (too few NATS servers may be up). " +
+			"It may have been stored: if so it runs when JetStream is back, and shows on the dashboard then. " +
+			"Pressing Run Now again cannot start two runs at once: presses while a run is queued join it."
+	}
+	return "Run Now was not stored: NATS JetStream, which keeps it until a worker takes it, is unavailable (too few NATS servers are up). " +
+		"Nothing will run from this press; press Run Now again when the dashboard's health says NATS is back."
+}
+
+// storeTriggerFor is how long Run Now goes on trying to store a trigger: longer than a
+// stream leader's election when a NATS node is lost (a few seconds).
+const storeTriggerFor = 6 * time.Second
+
+// storeTrigger publishes a trigger until JetStream confirms it or storeTriggerFor is
+// over, every attempt with the trigger's id as its message id, so that trying again is
+// safe (bus.Publish).
+func (g *Gateway) storeTrigger(ctx context.Context, subject string, data []byte, triggerID string) error {
+	maybe, err := bus.Publish(ctx, g.cfg.JS, subject, data, triggerID, storeTriggerFor)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	default:
+		return &TriggerNotStored{TriggerID: triggerID, Maybe: maybe, Err: err}
+	}
 }
 
 // publishEvent publishes one of the gateway's own events, made storable first.
