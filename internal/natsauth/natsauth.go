@@ -224,8 +224,8 @@ func jobService(p *perms, jobs []string) {
 
 // gateway persists events from its consumer, follows the live feed, sends Run Now on
 // the .api subjects that name a verified person, answers triggers for jobs that do not
-// exist with a rejection on their result subject (never a real job's), reads runs, and
-// reads, watches and writes the operator's and the firms' config.
+// exist with a rejection on their result subject (never a real job's), reads and
+// watches runs, and reads, watches and writes the operator's and the firms' config.
 func gateway(p *perms) {
 	p.replies()
 	p.accountInfo()
@@ -250,6 +250,9 @@ func gateway(p *perms) {
 	p.publish(gatewaySignOuts)
 	p.subscribe(gatewaySignOuts)
 	p.getKeys(bus.BucketRuns)
+	// A change of a run's record makes the dashboards' shared snapshots stale
+	// (snapshots.go).
+	p.watchBucket(bus.BucketRuns)
 	p.getKeys(bus.BucketConfig)
 	p.watchBucket(bus.BucketConfig)
 	p.writeKeys(bus.BucketConfig, ">")
