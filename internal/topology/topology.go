@@ -33,7 +33,7 @@ type Config struct {
 	Bin Binaries
 	// Dir holds NATS's configuration and stores (NATSConfig.Dir).
 	Dir string
-	// DatabaseURL is the PostgreSQL every service but the ticker uses; it must be
+	// DatabaseURL is the PostgreSQL every service uses; it must be
 	// migrated and hold what the services expect (the services migrate it too).
 	DatabaseURL string
 	// Replicas of each service (2).
@@ -172,9 +172,9 @@ func newService(cfg Config, n *NATS, user string, replica int, out func(string) 
 	}
 	if user == natsauth.Ticker {
 		env = append(env, "TICKER_INSTANCE="+name)
-	} else {
-		env = append(env, "DATABASE_URL="+cfg.DatabaseURL)
 	}
+	// The ticker too: it reads each firm's time zone there.
+	env = append(env, "DATABASE_URL="+cfg.DatabaseURL)
 	return &Service{Proc: newProc(name, cfg.Bin.Path(user), nil, env, out(name)), User: user, Addr: addr}
 }
 
