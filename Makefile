@@ -34,10 +34,12 @@ vet:
 test: vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
-## bench: speed targets, as ratios to a baseline measured in the same run
+## bench: speed targets, as ratios to a baseline measured in the same run; ends with one table (value, baseline, ratio, target)
 bench:
 	@mkdir -p .artifacts
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS) | tee .artifacts/bench.txt
+	@cat /proc/loadavg > .artifacts/load-before 2>/dev/null || true
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS) | tee .artifacts/bench.txt
+	$(GO) run ./cmd/benchtable -load-before "$$(cat .artifacts/load-before 2>/dev/null)" .artifacts/bench.txt | tee .artifacts/bench-table.md
 
 ## tools: what the tests need beyond Go (CI runs this through .ci/run)
 tools:

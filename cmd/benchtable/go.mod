@@ -1,0 +1,3 @@
+module github.com/lexhq/gstjobs/cmd/benchtable
+
+go 1.26.0
