@@ -37,7 +37,7 @@ const benchTenants = 1000
 //
 //	go test -run '^$' -bench Capture ./
 func BenchmarkCapture(b *testing.B) {
-	for _, tasks := range []int{10_000, 1_000_000} {
+	for _, tasks := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("tenants=%d/tasks=%s", benchTenants, short(tasks)), func(b *testing.B) {
 			pool, _ := pgtest.NewPool(b)
 			generate(b.Context(), b, pool, tasks)

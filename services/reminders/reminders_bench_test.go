@@ -164,7 +164,7 @@ func BenchmarkHearingReminders(b *testing.B) {
 // days and cases whose reply or appeal date falls in the same span, across 1,000
 // firms; about a tenth of them are within the widest threshold (7 days) and alerted.
 func BenchmarkDeadlineAlerts(b *testing.B) {
-	for _, tasks := range []int{10_000, 1_000_000} {
+	for _, tasks := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("tasks=%d", tasks), func(b *testing.B) {
 			w := newWorld(b)
 			now := ist(2026, 3, 10, 7, 0, 0)

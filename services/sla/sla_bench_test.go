@@ -208,7 +208,7 @@ func BenchmarkJobs(b *testing.B) {
 	for _, size := range []struct {
 		name  string
 		tasks int
-	}{{"10k", 10_000}, {"1M", 1_000_000}} {
+	}{{"10k", 10_000}, {"100k", 100_000}, {"1M", 1_000_000}} {
 		b.Run(size.name, func(b *testing.B) {
 			if size.tasks > 100_000 && testing.Short() {
 				b.Skip("1M tasks take a while to generate; run without -short")
