@@ -23,6 +23,7 @@ import (
 	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/db"
+	"github.com/lexhq/gstjobs/internal/healthcheck"
 	"github.com/lexhq/gstjobs/internal/natsauth"
 	"github.com/lexhq/gstjobs/internal/ops"
 	"github.com/lexhq/gstjobs/internal/worker"
@@ -81,8 +82,10 @@ func Start(ctx context.Context, name string, d Deps, jobs Jobs, opts ...func(*wo
 // them can run side by side on one machine without configuration (the ticker has 9102).
 var defaultOpsAddr = map[string]string{"sla": ":9101", "reminders": ":9103", "analytics": ":9104"}
 
-// Main is a job service's whole main function.
+// Main is a job service's whole main function. `service healthcheck` asks the
+// service's /readyz on OPS_ADDR instead (healthcheck).
 func Main(name string, jobs Jobs) {
+	healthcheck.Main("OPS_ADDR", defaultOpsAddr[name])
 	log := ops.NewLogger(name)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -18,13 +18,18 @@ import (
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/db"
 	"github.com/lexhq/gstjobs/internal/demo"
+	"github.com/lexhq/gstjobs/internal/healthcheck"
 	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/natsauth"
 	"github.com/lexhq/gstjobs/internal/ops"
 	"github.com/lexhq/gstjobs/services/gateway"
 )
 
+// defaultHTTPAddr is where the gateway listens without HTTP_ADDR.
+const defaultHTTPAddr = ":8080"
+
 func main() {
+	healthcheck.Main("HTTP_ADDR", defaultHTTPAddr) // `gateway healthcheck`: the container's health check
 	log := ops.NewLogger("gateway")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -47,7 +52,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	env := &ops.Env{}
 	natsURL := env.Required("NATS_URL", "point it at a NATS server with JetStream (nats://host:4222), or use `make run`, which starts one")
 	dbURL := env.Required("DATABASE_URL", "point it at PostgreSQL (postgres://user:pass@host:5432/db), or use `make run`, which starts one")
-	addr := env.String("HTTP_ADDR", ":8080")
+	addr := env.String("HTTP_ADDR", defaultHTTPAddr)
 	creds := natsauth.FromEnv(env, natsURL)
 	auditLinger := env.Duration("AUDIT_LINGER", 0)
 	loc, err := catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))

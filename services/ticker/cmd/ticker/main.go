@@ -20,12 +20,17 @@ import (
 
 	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/healthcheck"
 	"github.com/lexhq/gstjobs/internal/natsauth"
 	"github.com/lexhq/gstjobs/internal/ops"
 	"github.com/lexhq/gstjobs/services/ticker"
 )
 
+// defaultOpsAddr is where the ticker serves health and metrics without OPS_ADDR.
+const defaultOpsAddr = ":9102"
+
 func main() {
+	healthcheck.Main("OPS_ADDR", defaultOpsAddr) // `ticker healthcheck`: the container's health check
 	log := ops.NewLogger("ticker")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -47,7 +52,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	databaseURL := env.Required("DATABASE_URL", "point it at the jobs' PostgreSQL (postgres://user:pass@host:5432/gstjobs): the ticker reads each firm's time zone there, for the hours of its daily jobs")
 	loc, err := catalog.LoadTimezone(env.String("JOBS_TIMEZONE", catalog.DefaultTimezone))
 	env.Check(err)
-	opsAddr := env.String("OPS_ADDR", ":9102")
+	opsAddr := env.String("OPS_ADDR", defaultOpsAddr)
 	instance := env.String("TICKER_INSTANCE", ops.Instance())
 	if err := env.Err(); err != nil {
 		return err
