@@ -22,7 +22,7 @@ import (
 // packageNames are the names of this repository's packages, which label their errors;
 // TestPackageNamesAreKnown keeps the list complete.
 var packageNames = []string{
-	"analytics", "bus", "catalog", "child", "db", "demo", "e2e", "events", "gateway", "jobservice",
+	"analytics", "bus", "catalog", "child", "db", "demo", "e2e", "events", "gateway", "healthcheck", "jobservice",
 	"jobstate", "localpg", "natsauth", "natsembed", "natstest", "notify", "ops", "pgtest", "reminders",
 	"sla", "smtptest", "tenancy", "ticker", "topology", "worker",
 }
