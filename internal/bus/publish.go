@@ -34,8 +34,11 @@ func Unavailable(err error) bool {
 
 // Pause waits a moment before a retry of a call that failed with Unavailable, or until
 // ctx ends.
-func Pause(ctx context.Context) error {
-	t := time.NewTimer(100 * time.Millisecond)
+func Pause(ctx context.Context) error { return Sleep(ctx, 100*time.Millisecond) }
+
+// Sleep waits d, or until ctx ends, and says which.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

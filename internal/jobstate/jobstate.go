@@ -278,12 +278,5 @@ func backOff(ctx context.Context, attempt int) error {
 	if attempt < 2 {
 		return nil
 	}
-	t := time.NewTimer(min(time.Duration(attempt-1)*10*time.Millisecond, 250*time.Millisecond))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return bus.Sleep(ctx, min(time.Duration(attempt-1)*10*time.Millisecond, 250*time.Millisecond))
 }
