@@ -23,6 +23,12 @@ import (
 // lost.
 const maxFailoverGap = 10 * time.Second
 
+// maxJobFailoverGap bounds how long any one job may stand still then while others go
+// on: the stream leader's election (nats-server's raft waits 4 to 9 s for a silent
+// leader), then that job's own next round (a pull request of up to 5 s, a KV request
+// retried within 2 s). Beyond it a job is stuck, not failing over.
+const maxJobFailoverGap = 15 * time.Second
+
 // Tried: the production topology as OS processes (three nats-server processes, every
 // stream and bucket at three replicas, two tickers, two of each job service, two
 // gateways, each service its own NATS user), under steady load: a trigger every 0.4 s
@@ -170,8 +176,8 @@ func TestClusterLosesNodesAndRestartsEveryService(t *testing.T) {
 		for _, job := range catalog.Names() {
 			jg, jat := longestGap(slices.DeleteFunc(slices.Clone(v.waits), func(s span) bool { return s.job != job }), v.jobFinishes[job], w[0], w[1].Add(5*time.Second))
 			worst = append(worst, fmt.Sprintf("%s %s", job, jg))
-			if jg > maxFailoverGap {
-				t.Errorf("%s stood still for %s from %s after losing one node of three (%s); want at most %s", job, jg, jat.Sub(tl.start).Round(10*time.Millisecond), what, maxFailoverGap)
+			if jg > maxJobFailoverGap {
+				t.Errorf("%s stood still for %s from %s after losing one node of three (%s); want at most %s", job, jg, jat.Sub(tl.start).Round(10*time.Millisecond), what, maxJobFailoverGap)
 			}
 		}
 		t.Logf("  each job's own longest gap: %s", strings.Join(worst, ", "))
