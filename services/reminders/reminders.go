@@ -219,6 +219,12 @@ func (s *service) inTx(ctx context.Context, plan func(context.Context, pgx.Tx) e
 		return errors.New("no database pool")
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A large run's batch (180,000 reminders) is read twice by Enqueue's statement,
+		// for the notifications and for their audit rows: held in memory, not spilled
+		// to temporary files and read back.
+		if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
+			return err
+		}
 		if err := plan(ctx, tx); err != nil {
 			return err
 		}
