@@ -102,15 +102,17 @@ CROSS JOIN LATERAL (VALUES
 ) AS r(user_id, role)
 WHERE r.user_id IS NOT NULL`
 
-// deliveryParts is how many firm-disjoint slices a large run's reminders are delivered
-// in, concurrently, each in its own transaction: writing 180,000 notifications and
-// their audit rows is the whole cost of a big run, and two backends do it in about half
-// the time on two cores. Slices are disjoint by firm, so they never touch the same rows.
+// deliveryParts is how many firm-disjoint slices a large run's reminders (or deadline
+// alerts) are delivered in, concurrently, each in its own transaction: writing 180,000
+// notifications and their audit rows is the whole cost of a big run, and two backends
+// do it in about half the time on two cores. Slices are disjoint by firm, so they never
+// touch the same rows.
 const deliveryParts = 2
 
-// partsFor keeps small runs in one transaction: splitting pays only for large ones.
-func (s *service) partsFor(hearings int) int {
-	if hearings < s.splitAt {
+// partsFor keeps small runs (found hearings or deadlines) in one transaction:
+// splitting pays only for large ones.
+func (s *service) partsFor(found int) int {
+	if found < s.splitAt {
 		return 1
 	}
 	return deliveryParts
@@ -128,7 +130,10 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 		return tx.QueryRow(ctx, hearingCountsSQL, args).Scan(&o.firms)
 	})
 	if err == nil {
-		o.enq, err = s.enqueueParts(ctx, run, args, s.partsFor(o.found()))
+		o.enq, err = s.enqueueParts(ctx, run, hearingPlans(run.Scope), notify.Batch{
+			Query: hearingRemindersSQL, Args: args,
+			Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
+		}, s.partsFor(o.found()))
 	}
 	if err != nil {
 		return worker.Report{}, worker.Fail("Could not read hearings or save reminders", err)
@@ -137,9 +142,10 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 	return s.report(catalog.SendHearingReminders, o, "hearings_processed", "notifications_sent", "failed_notifications", "reminders")
 }
 
-// enqueueParts delivers the reminders in parts slices at once. A slice that fails
-// leaves the others delivered; the next run delivers the rest and nothing twice.
-func (s *service) enqueueParts(ctx context.Context, run worker.Run, args pgx.NamedArgs, parts int) (notify.Enqueued, error) {
+// enqueueParts delivers a batch (whose query selects the firms of slice @part of
+// @parts) in parts slices at once. A slice that fails leaves the others delivered; the
+// next run delivers the rest and nothing twice.
+func (s *service) enqueueParts(ctx context.Context, run worker.Run, plan func(context.Context, pgx.Tx) error, batch notify.Batch, parts int) (notify.Enqueued, error) {
 	var (
 		mu    sync.Mutex
 		total notify.Enqueued
@@ -148,15 +154,13 @@ func (s *service) enqueueParts(ctx context.Context, run worker.Run, args pgx.Nam
 	)
 	for part := range parts {
 		wg.Go(func() {
-			partArgs := maps.Clone(args)
-			partArgs["parts"], partArgs["part"] = parts, part
+			b := batch
+			b.Args = maps.Clone(batch.Args)
+			b.Args["parts"], b.Args["part"] = parts, part
 			var enq notify.Enqueued
-			err := s.inTx(ctx, hearingPlans(run.Scope), func(tx pgx.Tx) error {
+			err := s.inTx(ctx, plan, func(tx pgx.Tx) error {
 				var err error
-				enq, err = notify.Enqueue(ctx, tx, notify.Batch{
-					Query: hearingRemindersSQL, Args: partArgs,
-					Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
-				})
+				enq, err = notify.Enqueue(ctx, tx, b)
 				return err
 			})
 			mu.Lock()

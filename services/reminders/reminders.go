@@ -52,8 +52,8 @@ type Config struct {
 	SMTPFrom string
 	// DeadlineThresholds are days before a deadline, in any order; nil: 7, 3, 1.
 	DeadlineThresholds []int
-	// SplitAt is the number of hearings from which a run delivers its reminders in
-	// firm-disjoint slices at once; 0: 5000.
+	// SplitAt is the number of hearings (deadlines) from which a run delivers its
+	// reminders (alerts) in firm-disjoint slices at once; 0: 5000.
 	SplitAt int
 }
 
