@@ -217,7 +217,7 @@ func BenchmarkDeadlineAlerts(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(want), "alerts/op")
-			reportCounts(b, w, "deadlines", pgx.NamedArgs{"now": now, "thresholds": []int{1, 3, 7}, "max_days": 7, "max_listed": 100})
+			reportCounts(b, w, "deadlines", pgx.NamedArgs{"now": now, "thresholds": []int{1, 3, 7}, "max_days": 7, "max_listed": 100, "parts": 1, "part": 0})
 		})
 	}
 }
