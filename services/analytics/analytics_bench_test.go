@@ -33,7 +33,9 @@ const benchTenants = 1000
 // Beside ns/op each reports scan_ms, the time to count every row of the tables the
 // snapshot reads (the cheapest way to visit each row once, on the same data, measured
 // in the same benchmark right after the timed runs), and x_scan, the snapshot's time
-// per run as a multiple of it.
+// per run as a multiple of it; copy_ms, the time COPY takes to write the rows a run
+// wrote (the day's snapshots) into a bare unlogged copy of the table, and x_copy, the
+// snapshot's time as a multiple of that.
 //
 //	go test -run '^$' -bench Capture ./
 func BenchmarkCapture(b *testing.B) {
@@ -129,6 +131,10 @@ func report(b *testing.B, pool *pgxpool.Pool) {
 	}
 	b.ReportMetric(float64(scan)/float64(time.Millisecond), "scan_ms")
 	b.ReportMetric(float64(perOp)/float64(scan), "x_scan")
+	// The rows the last run wrote (the day's snapshots), COPYed again into a bare copy.
+	copyMs := pgtest.CopyMillis(b, pool, pgtest.Copied{Table: "analytics_snapshots", Select: "SELECT * FROM analytics_snapshots"})
+	b.ReportMetric(copyMs, "copy_ms")
+	b.ReportMetric(float64(perOp)/float64(time.Millisecond)/copyMs, "x_copy")
 }
 
 func short(n int) string {

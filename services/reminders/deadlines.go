@@ -34,6 +34,7 @@ WITH firms AS MATERIALIZED (
     SELECT fz.tenant_id, fz.zone, (@now::timestamptz AT TIME ZONE fz.zone)::date AS today
     FROM firm_zones(@fallback_zone::text) fz
     WHERE ` + tenancy.Filter("fz.tenant_id") + `
+      AND (@parts::int = 1 OR abs(hashtext(fz.tenant_id::text)) % @parts::int = @part::int)
 ),
 items AS (
     SELECT t.tenant_id, 'task'::text AS item, t.id AS item_id, 'task'::text AS entity_type,
@@ -64,8 +65,7 @@ items AS (
       AND c.appeal_deadline BETWEEN f.today AND f.today + @max_days::int
 ),
 deadlines AS (
-    SELECT i.*, d.days_left,
-           (SELECT min(th) FROM unnest(@thresholds::int[]) AS th WHERE th >= d.days_left) AS threshold,
+    SELECT i.*, d.days_left, th.threshold,
            to_char(i.due_on, 'YYYY-MM-DD') AS due_iso,
            CASE d.days_left WHEN 0 THEN 'today' WHEN 1 THEN 'tomorrow' ELSE 'in ' || d.days_left || ' days' END AS due_in,
            CASE i.item
@@ -77,6 +77,9 @@ deadlines AS (
            END AS about
     FROM items i
     CROSS JOIN LATERAL (SELECT i.due_on - i.today AS days_left) AS d
+    -- Once per deadline: as a scalar subquery in the select list it was run again for
+    -- each place that names the threshold (the key, the audit row, the tighter check).
+    CROSS JOIN LATERAL (SELECT min(th) AS threshold FROM unnest(@thresholds::int[]) AS th WHERE th >= d.days_left) AS th
 )`
 
 // deadlineCountsSQL counts, for every covered firm, the deadlines and lists those
@@ -134,23 +137,23 @@ WHERE NOT EXISTS (
 
 // checkUpcomingDeadlines alerts task assignees and case owners to deadlines within
 // each threshold, once per item per threshold.
+// A large run's alerts are delivered in firm-disjoint slices at once, as the hearing
+// reminders are (enqueueParts).
 func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (worker.Report, error) {
 	args := tenancy.With(pgx.NamedArgs{
 		"now": run.Now, "thresholds": s.thresholds, "max_days": s.thresholds[len(s.thresholds)-1],
-		"max_listed": maxErrors, "fallback_zone": s.loc.String(),
+		"max_listed": maxErrors, "fallback_zone": s.loc.String(), "parts": 1, "part": 0,
 	}, run.Scope)
 	var o outcome
 	err := s.inTx(ctx, deadlinePlans(run.Scope), func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, deadlineCountsSQL, args).Scan(&o.firms); err != nil {
-			return err
-		}
-		var err error
-		o.enq, err = notify.Enqueue(ctx, tx, notify.Batch{
+		return tx.QueryRow(ctx, deadlineCountsSQL, args).Scan(&o.firms)
+	})
+	if err == nil {
+		o.enq, err = s.enqueueParts(ctx, run, deadlinePlans(run.Scope), notify.Batch{
 			Query: deadlineAlertsSQL, Args: args,
 			Source: catalog.CheckUpcomingDeadlines, RunID: run.ID, Email: s.mailer != nil,
-		})
-		return err
-	})
+		}, s.partsFor(o.found()))
+	}
 	if err != nil {
 		return worker.Report{}, worker.Fail("Could not read deadlines or save alerts", err)
 	}

@@ -1,6 +1,7 @@
 package reminders_test
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -295,4 +296,41 @@ func TestDeadlineAlertsByEmailWithConfiguredThresholds(t *testing.T) {
 	if n := len(srv.Messages()); n != 2 {
 		t.Errorf("SMTP server has %d messages after the second run, want still 2", n)
 	}
+}
+
+// What is tried: a run large enough to deliver its alerts in firm-disjoint slices at
+// once (SplitAt 1 forces it), over several firms, then the same run again.
+// What must hold: every alert is delivered exactly once, with its audit row, as in one
+// transaction, and each firm's slice counts its own; the second run delivers nothing.
+func TestDeadlineAlertsDeliveredInSlices(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	want := 0
+	wantByFirm := map[string]int{}
+	for i := range 6 {
+		firm := w.tenant(fmt.Sprintf("Firm %d", i))
+		advocate := w.person(firm, "Advocate", fmt.Sprintf("adv%d@firm.example", i))
+		c := w.legalCase(firm, fmt.Sprintf("GST/SCN/2026/%04d", i), advocate)
+		for d := range i + 1 {
+			w.task(c, fmt.Sprintf("Task %d", d), advocate, ist(2026, 3, 11+d, 12, 0, 0), "open")
+			want++
+			wantByFirm[firm]++
+		}
+	}
+	jobs := w.jobs(reminders.Config{SplitAt: 1})
+	rep := mustRun(t, jobs, deadlineJob, ist(2026, 3, 10, 7, 0, 0))
+	results(t, rep, map[string]int{"deadlines_found": want, "alerts_sent": want, "failed_alerts": 0})
+	for _, s := range rep.Tenants {
+		if got := s.Results["alerts_sent"]; got != wantByFirm[s.TenantID] {
+			t.Errorf("firm %s: alerts_sent %v, want %d", s.TenantID, got, wantByFirm[s.TenantID])
+		}
+	}
+	if n := w.count(`SELECT count(*) FROM notifications WHERE kind = 'deadline_alert'`); n != want {
+		t.Errorf("%d alerts, want %d", n, want)
+	}
+	if n := w.count(`SELECT count(*) FROM audit_log WHERE action_type = 'notification_sent'`); n != want {
+		t.Errorf("%d notification_sent audit rows, want %d", n, want)
+	}
+	rep = mustRun(t, jobs, deadlineJob, ist(2026, 3, 10, 7, 0, 0))
+	results(t, rep, map[string]int{"deadlines_found": want, "alerts_sent": 0, "failed_alerts": 0})
 }

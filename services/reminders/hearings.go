@@ -17,21 +17,33 @@ import (
 // KindHearingReminder is notifications.kind of a hearing reminder.
 const KindHearingReminder = "hearing_reminder"
 
-// hearingsDueSQL is every hearing to remind people of, in every covered firm:
-// scheduled or adjourned, starting between @now and @until, both ends included, with
-// the zone its firm's times are written in (firm_zones: the firm's own, else
-// JOBS_TIMEZONE, @fallback_zone).
+// hearingsDueSQL is every hearing to remind people of, in every covered firm (of the
+// part of the firms a slice delivers): scheduled or adjourned, starting between @now
+// and @until, both ends included, with the zone its firm's times are written in
+// (firm_zones: the firm's own, else JOBS_TIMEZONE, @fallback_zone), and whom it has to
+// remind: the assignee and the case owner when each is a person of the firm (NULL
+// otherwise). The covered firms are found first, one row each, so that the hearings
+// meet their firms, cases and people in hash joins, not one lookup per reminder.
 var hearingsDueSQL = `
-SELECT h.id, h.tenant_id, h.case_id, h.hearing_date, h.forum, h.assigned_to, c.owner_id,
-       c.case_number, c.title AS case_title, c.client_name, fz.zone
-FROM hearings h
-JOIN cases c ON c.id = h.case_id AND c.tenant_id = h.tenant_id
-JOIN firm_zones(@fallback_zone::text) fz ON fz.tenant_id = h.tenant_id
-WHERE h.status IN ('scheduled', 'adjourned')
-  AND h.hearing_date >= @now::timestamptz
-  AND h.hearing_date <= @until::timestamptz
-  AND ` + tenancy.Filter("h.tenant_id") + `
-  AND (@parts::int = 1 OR abs(hashtext(h.tenant_id::text)) % @parts::int = @part::int)`
+firms AS MATERIALIZED (
+    SELECT fz.tenant_id, fz.zone
+    FROM firm_zones(@fallback_zone::text) fz
+    WHERE ` + tenancy.Filter("fz.tenant_id") + `
+      AND (@parts::int = 1 OR abs(hashtext(fz.tenant_id::text)) % @parts::int = @part::int)
+),
+due AS (
+    SELECT h.id, h.tenant_id, h.case_id, h.hearing_date, h.forum, h.assigned_to, c.owner_id,
+           c.case_number, c.title AS case_title, c.client_name, f.zone,
+           pa.id AS assignee, po.id AS owner
+    FROM hearings h
+    JOIN firms f ON f.tenant_id = h.tenant_id
+    JOIN cases c ON c.id = h.case_id AND c.tenant_id = h.tenant_id
+    LEFT JOIN profiles pa ON pa.id = h.assigned_to AND pa.tenant_id = h.tenant_id
+    LEFT JOIN profiles po ON po.id = c.owner_id AND po.tenant_id = h.tenant_id
+    WHERE h.status IN ('scheduled', 'adjourned')
+      AND h.hearing_date >= @now::timestamptz
+      AND h.hearing_date <= @until::timestamptz
+)`
 
 // aboutHearing names a hearing of due d in problems, at its time in its firm's zone.
 const aboutHearing = `'hearing ' || d.case_number || ' on ' || to_char_in(d.hearing_date, d.zone, 'YYYY-MM-DD HH24:MI TZ')`
@@ -40,33 +52,36 @@ const aboutHearing = `'hearing ' || d.case_number || ' on ' || to_char_in(d.hear
 // those with nobody to remind: neither the assignee nor the case owner is a person of
 // the firm.
 var hearingCountsSQL = `
-WITH due AS (` + hearingsDueSQL + `),
+WITH ` + hearingsDueSQL + `,
 per_firm AS (
     SELECT d.tenant_id, count(*)::int AS found,
-           (count(*) FILTER (WHERE pa.id IS NULL AND po.id IS NULL))::int AS missing,
+           (count(*) FILTER (WHERE d.assignee IS NULL AND d.owner IS NULL))::int AS missing,
            coalesce((array_agg(` + aboutHearing + ` || ': nobody to remind: the hearing has no assignee and the case has no owner'
                                ORDER BY d.hearing_date, d.case_number)
-                     FILTER (WHERE pa.id IS NULL AND po.id IS NULL))[1:@max_listed::int], '{}') AS missing_list
+                     FILTER (WHERE d.assignee IS NULL AND d.owner IS NULL))[1:@max_listed::int], '{}') AS missing_list
     FROM due d
-    LEFT JOIN profiles pa ON pa.id = d.assigned_to AND pa.tenant_id = d.tenant_id
-    LEFT JOIN profiles po ON po.id = d.owner_id AND po.tenant_id = d.tenant_id
     GROUP BY d.tenant_id
 )` + perFirmCounts
 
 // hearingRemindersSQL is the reminders, as a notify.Batch query: one per person per
 // hearing, to the assignee and to the case owner, once when they are the same person.
-// Times are written in the firm's zone: the zone's abbreviation is looked up once per
-// hearing (OFFSET 0 keeps it from being repeated for each of its reminders). The dedupe
-// key holds the hearing's date, so a rescheduled hearing is reminded again.
+// Times are written in the firm's zone. Each hearing's times are written once, in
+// dated, whatever the number of its reminders: its zone's abbreviation at the hearing
+// (to_char_in, which sets the session's zone, the dearest part), then the local times
+// with it, "YYYY-MM-DD HH24:MI TZ" as to_char_in would write them. The dedupe key holds
+// the hearing's date, so a rescheduled hearing is reminded again.
 var hearingRemindersSQL = `
-WITH due AS (` + hearingsDueSQL + `),
-dated AS (
-    SELECT d.*, ` + aboutHearing + ` AS about,
-           to_char(d.hearing_date AT TIME ZONE d.zone, 'Dy DD Mon YYYY, HH24:MI') || ' ' || z.abbrev AS at_local
+WITH ` + hearingsDueSQL + `,
+dated AS MATERIALIZED (
+    SELECT d.*, z.local || ' ' || z.abbrev AS at_local,
+           'hearing ' || d.case_number || ' on ' || z.iso || ' ' || z.abbrev AS about
     FROM due d
-    CROSS JOIN LATERAL (SELECT to_char_in(d.hearing_date, d.zone, 'TZ') AS abbrev OFFSET 0) z
+    CROSS JOIN LATERAL (SELECT to_char_in(d.hearing_date, d.zone, 'TZ') AS abbrev,
+                               to_char(d.hearing_date AT TIME ZONE d.zone, 'Dy DD Mon YYYY, HH24:MI') AS local,
+                               to_char(d.hearing_date AT TIME ZONE d.zone, 'YYYY-MM-DD HH24:MI') AS iso
+                        OFFSET 0) z
 )
-SELECT d.tenant_id, p.id AS user_id, '` + KindHearingReminder + `' AS kind,
+SELECT d.tenant_id, r.user_id, '` + KindHearingReminder + `' AS kind,
        'Hearing ' || d.at_local || ': ' || d.case_number AS title,
        concat_ws(E'\n',
            'Case: ' || d.case_number || ' - ' || d.case_title || coalesce(' (' || d.client_name || ')', ''),
@@ -74,7 +89,7 @@ SELECT d.tenant_id, p.id AS user_id, '` + KindHearingReminder + `' AS kind,
            'Forum: ' || nullif(d.forum, ''),
            'You are reminded as the ' || r.role || '.') AS body,
        'hearing' AS entity_type, d.id AS entity_id,
-       'hearing_reminder:' || d.id || ':' || p.id || ':'
+       'hearing_reminder:' || d.id || ':' || r.user_id || ':'
            || to_char(d.hearing_date AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS dedupe_key,
        d.about,
        d.hearing_date AS not_after,
@@ -82,20 +97,22 @@ SELECT d.tenant_id, p.id AS user_id, '` + KindHearingReminder + `' AS kind,
                           'hearing_date', d.hearing_date, 'reminded_as', r.role) AS audit_details
 FROM dated d
 CROSS JOIN LATERAL (VALUES
-    (d.assigned_to, CASE WHEN d.assigned_to = d.owner_id THEN 'assignee and case owner' ELSE 'assignee' END),
-    (CASE WHEN d.owner_id IS DISTINCT FROM d.assigned_to THEN d.owner_id END, 'case owner')
+    (d.assignee, CASE WHEN d.assigned_to = d.owner_id THEN 'assignee and case owner' ELSE 'assignee' END),
+    (CASE WHEN d.owner_id IS DISTINCT FROM d.assigned_to THEN d.owner END, 'case owner')
 ) AS r(user_id, role)
-JOIN profiles p ON p.id = r.user_id AND p.tenant_id = d.tenant_id`
+WHERE r.user_id IS NOT NULL`
 
-// deliveryParts is how many firm-disjoint slices a large run's reminders are delivered
-// in, concurrently, each in its own transaction: writing 180,000 notifications and
-// their audit rows is the whole cost of a big run, and two backends do it in about half
-// the time on two cores. Slices are disjoint by firm, so they never touch the same rows.
+// deliveryParts is how many firm-disjoint slices a large run's reminders (or deadline
+// alerts) are delivered in, concurrently, each in its own transaction: writing 180,000
+// notifications and their audit rows is the whole cost of a big run, and two backends
+// do it in about half the time on two cores. Slices are disjoint by firm, so they never
+// touch the same rows.
 const deliveryParts = 2
 
-// partsFor keeps small runs in one transaction: splitting pays only for large ones.
-func (s *service) partsFor(hearings int) int {
-	if hearings < s.splitAt {
+// partsFor keeps small runs (found hearings or deadlines) in one transaction:
+// splitting pays only for large ones.
+func (s *service) partsFor(found int) int {
+	if found < s.splitAt {
 		return 1
 	}
 	return deliveryParts
@@ -113,7 +130,10 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 		return tx.QueryRow(ctx, hearingCountsSQL, args).Scan(&o.firms)
 	})
 	if err == nil {
-		o.enq, err = s.enqueueParts(ctx, run, args, s.partsFor(o.found()))
+		o.enq, err = s.enqueueParts(ctx, run, hearingPlans(run.Scope), notify.Batch{
+			Query: hearingRemindersSQL, Args: args,
+			Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
+		}, s.partsFor(o.found()))
 	}
 	if err != nil {
 		return worker.Report{}, worker.Fail("Could not read hearings or save reminders", err)
@@ -122,9 +142,10 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 	return s.report(catalog.SendHearingReminders, o, "hearings_processed", "notifications_sent", "failed_notifications", "reminders")
 }
 
-// enqueueParts delivers the reminders in parts slices at once. A slice that fails
-// leaves the others delivered; the next run delivers the rest and nothing twice.
-func (s *service) enqueueParts(ctx context.Context, run worker.Run, args pgx.NamedArgs, parts int) (notify.Enqueued, error) {
+// enqueueParts delivers a batch (whose query selects the firms of slice @part of
+// @parts) in parts slices at once. A slice that fails leaves the others delivered; the
+// next run delivers the rest and nothing twice.
+func (s *service) enqueueParts(ctx context.Context, run worker.Run, plan func(context.Context, pgx.Tx) error, batch notify.Batch, parts int) (notify.Enqueued, error) {
 	var (
 		mu    sync.Mutex
 		total notify.Enqueued
@@ -133,15 +154,13 @@ func (s *service) enqueueParts(ctx context.Context, run worker.Run, args pgx.Nam
 	)
 	for part := range parts {
 		wg.Go(func() {
-			partArgs := maps.Clone(args)
-			partArgs["parts"], partArgs["part"] = parts, part
+			b := batch
+			b.Args = maps.Clone(batch.Args)
+			b.Args["parts"], b.Args["part"] = parts, part
 			var enq notify.Enqueued
-			err := s.inTx(ctx, hearingPlans(run.Scope), func(tx pgx.Tx) error {
+			err := s.inTx(ctx, plan, func(tx pgx.Tx) error {
 				var err error
-				enq, err = notify.Enqueue(ctx, tx, notify.Batch{
-					Query: hearingRemindersSQL, Args: partArgs,
-					Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
-				})
+				enq, err = notify.Enqueue(ctx, tx, b)
 				return err
 			})
 			mu.Lock()

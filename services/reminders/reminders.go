@@ -52,8 +52,8 @@ type Config struct {
 	SMTPFrom string
 	// DeadlineThresholds are days before a deadline, in any order; nil: 7, 3, 1.
 	DeadlineThresholds []int
-	// SplitAt is the number of hearings from which a run delivers its reminders in
-	// firm-disjoint slices at once; 0: 5000.
+	// SplitAt is the number of hearings (deadlines) from which a run delivers its
+	// reminders (alerts) in firm-disjoint slices at once; 0: 5000.
 	SplitAt int
 }
 
@@ -219,6 +219,12 @@ func (s *service) inTx(ctx context.Context, plan func(context.Context, pgx.Tx) e
 		return errors.New("no database pool")
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A large run's batch (180,000 reminders) is read twice by Enqueue's statement,
+		// for the notifications and for their audit rows: held in memory, not spilled
+		// to temporary files and read back.
+		if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
+			return err
+		}
 		if err := plan(ctx, tx); err != nil {
 			return err
 		}

@@ -167,8 +167,9 @@ func (e *benchEnv) exec(b *testing.B, sql string) {
 }
 
 // timed runs a job b.N times (per b.Loop), with before run untimed ahead of each,
-// and reports the time per run and its ratio to the bare scan.
-func (e *benchEnv) timed(b *testing.B, before func(), run func() worker.Report) worker.Report {
+// and reports the time per run and its ratio to the bare scan. It returns the last
+// report and the time per run in milliseconds.
+func (e *benchEnv) timed(b *testing.B, before func(), run func() worker.Report) (worker.Report, float64) {
 	var rep worker.Report
 	var elapsed time.Duration
 	runs := 0
@@ -187,7 +188,29 @@ func (e *benchEnv) timed(b *testing.B, before func(), run func() worker.Report) 
 	b.ReportMetric(ms, "ms/run")
 	b.ReportMetric(ms/e.scanMs, "x_scan")
 	b.ReportMetric(e.scanMs, "scan_ms")
-	return rep
+	return rep, ms
+}
+
+// reportCopy reports copy_ms, the time COPY takes to write what a run wrote into bare
+// unlogged copies of its tables (pgtest.CopyMillis), and x_copy, the run's time over it.
+func reportCopy(b *testing.B, pool *pgxpool.Pool, runMs float64, sets ...pgtest.Copied) {
+	b.Helper()
+	copyMs := pgtest.CopyMillis(b, pool, sets...)
+	b.ReportMetric(copyMs, "copy_ms")
+	b.ReportMetric(runMs/copyMs, "x_copy")
+}
+
+// sliceRows are a run's slices as the job_run_tenants rows they become.
+func sliceRows(runID string, rep worker.Report) [][]any {
+	rows := make([][]any, 0, len(rep.Tenants))
+	for _, s := range rep.Tenants {
+		errs := s.Errors
+		if errs == nil {
+			errs = []string{}
+		}
+		rows = append(rows, []any{s.TenantID, runID, catalog.CheckSLAAndOverdue, 1, "success", s.Results, errs, nil, t0})
+	}
+	return rows
 }
 
 // BenchmarkJobs times both jobs on 10k and 1M tasks across 1,000 firms. Per size:
@@ -215,9 +238,16 @@ func BenchmarkJobs(b *testing.B) {
 			}
 			e := newBenchEnv(b, size.tasks)
 			b.Run("check_first", func(b *testing.B) {
-				rep := e.timed(b, func() { e.exec(b, benchReset); e.exec(b, benchVacuum) }, func() worker.Report {
+				rep, ms := e.timed(b, func() { e.exec(b, benchReset); e.exec(b, benchVacuum) }, func() worker.Report {
 					return e.run(b, e.jobs, catalog.CheckSLAAndOverdue, t0)
 				})
+				// What the last run wrote: its fires, notifications, their audit rows and
+				// the tasks it escalated.
+				reportCopy(b, e.pool, ms,
+					pgtest.Copied{Table: "automation_logs", Select: "SELECT * FROM automation_logs"},
+					pgtest.Copied{Table: "notifications", Select: "SELECT * FROM notifications"},
+					pgtest.Copied{Table: "audit_log", Select: "SELECT * FROM audit_log WHERE action_type = 'notification_sent'"},
+					pgtest.Copied{Table: "tasks", Select: "SELECT t.* FROM tasks t JOIN bench_priorities p ON p.id = t.id AND p.priority <> t.priority"})
 				b.ReportMetric(float64(num(b, rep, "automation_rules_triggered")), "fired")
 				b.ReportMetric(float64(num(b, rep, "notifications_sent")), "notified")
 				b.ReportMetric(float64(num(b, rep, "automation_backlog")), "backlog")
@@ -229,7 +259,7 @@ func BenchmarkJobs(b *testing.B) {
 			e.exec(b, benchVacuum)
 
 			b.Run("check_steady", func(b *testing.B) {
-				rep := e.timed(b, nil, func() worker.Report {
+				rep, ms := e.timed(b, nil, func() worker.Report {
 					rep := e.run(b, e.jobs, catalog.CheckSLAAndOverdue, t0)
 					if n := num(b, rep, "automation_rules_triggered"); n != 0 {
 						b.Fatalf("steady-state run fired %d rules, want 0: the check is not idempotent", n)
@@ -238,6 +268,9 @@ func BenchmarkJobs(b *testing.B) {
 				})
 				b.ReportMetric(float64(num(b, rep, "overdue_tasks")), "overdue")
 				b.ReportMetric(float64(num(b, rep, "sla_violations")), "sla_viol")
+				// The steady run writes nothing but each firm's slice, which the gateway
+				// stores as one job_run_tenants row per firm.
+				reportCopy(b, e.pool, ms, pgtest.Copied{Table: "job_run_tenants", Rows: sliceRows(uuid.NewString(), rep)})
 			})
 			// The steady state's one statement as it was before firms' slices: no scope
 			// filter, totals only, in the same transaction shape. check_steady over
@@ -271,7 +304,7 @@ func BenchmarkJobs(b *testing.B) {
 				})
 			})
 			b.Run("health", func(b *testing.B) {
-				rep := e.timed(b, nil, func() worker.Report {
+				rep, _ := e.timed(b, nil, func() worker.Report {
 					return e.run(b, e.jobs, catalog.AutomationHealthCheck, t0.Add(time.Minute))
 				})
 				if !slices.Contains([]any{healthy, degraded, unhealthy}, rep.Results["health"]) {
