@@ -39,7 +39,7 @@ bench:
 	@mkdir -p .artifacts
 	@cat /proc/loadavg > .artifacts/load-before 2>/dev/null || true
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS) | tee .artifacts/bench.txt
-	$(GO) run ./cmd/benchtable -load-before "$$(cat .artifacts/load-before 2>/dev/null)" .artifacts/bench.txt | tee .artifacts/bench-table.md
+	set -o pipefail; $(GO) run ./cmd/benchtable -load-before "$$(cat .artifacts/load-before 2>/dev/null)" .artifacts/bench.txt | tee .artifacts/bench-table.md
 
 ## tools: what the tests need beyond Go (CI runs this through .ci/run)
 tools:

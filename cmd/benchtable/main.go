@@ -56,7 +56,9 @@ func parse(r io.Reader) (results, error) {
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+		// A result line is a name, the iterations, then pairs; a benchmark's own log
+		// line starts with its name and a colon.
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") || strings.HasSuffix(f[0], ":") {
 			continue
 		}
 		if _, err := strconv.Atoi(f[1]); err != nil {
