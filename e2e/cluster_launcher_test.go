@@ -31,9 +31,6 @@ import (
 // DATA_DIR=.data/cluster; Ctrl-C stops everything, leaving no process behind and
 // nothing for git to see.
 func TestMakeClusterFromCloneAsNormalUser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a cluster")
-	}
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)

@@ -51,9 +51,6 @@ const maxJobFailoverGap = 15 * time.Second
 // gateway shows live on the other's websocket, before and after everything. The
 // failover gaps and the recovery after the quorum returns are printed.
 func TestClusterLosesNodesAndRestartsEveryService(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the cluster test takes about three minutes")
-	}
 	const grace = 3 * time.Second // SHUTDOWN_GRACE of the job services
 	bins := buildClusterBinaries(t, t.TempDir())
 	c := startClusterSystem(t, bins, fmt.Sprintf("SHUTDOWN_GRACE=%s", grace))

@@ -16,9 +16,6 @@ import (
 // held, the follower answers a direct get with the revision before the latest write (as
 // in issue 10), a leader read never does; after the release the follower catches up.
 func TestHoldMakesAFollowerFallBehind(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a three-server cluster")
-	}
 	c := natstest.StartCluster(t, 3)
 	stream := "KV_" + bus.BucketRuns
 	leader := c.StreamLeader(stream)

@@ -38,9 +38,6 @@ import (
 // what the compare-and-set is for), but the read after a lost compare-and-set, which
 // asks the leader, is never behind.
 func TestNoRunIsStuckWhenAnExecutorReadsFromAFollowerThatIsBehind(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a three-server cluster")
-	}
 	c := natstest.StartCluster(t, 3)
 	runsStream := "KV_" + bus.BucketRuns
 	leader := c.StreamLeader(runsStream)

@@ -35,7 +35,7 @@ import (
 // and the same frames, measured in the same run.
 //
 // The clients run in a child process, the benchmark binary itself
-// (TestDashboardClients): one process cannot hold both ends of 10,000 sockets within
+// (serveDashboardClients): one process cannot hold both ends of 10,000 sockets within
 // the 20,000 descriptors these machines allow, and Setrlimit above the hard limit is
 // refused in their containers. It also leaves this process with only the servers'
 // ends, so their memory is measured alone.
@@ -412,7 +412,7 @@ func startClientProcess(b *testing.B) *clientProcess {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDashboardClients$", "-test.bench=^$", "-test.timeout=1h")
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$", "-test.timeout=1h")
 	cmd.Env = append(os.Environ(), clientProcessEnv+"=1")
 	cmd.ExtraFiles = []*os.File{reqR, repW}
 	cmd.Stderr = os.Stderr
@@ -482,12 +482,10 @@ func (p *clientProcess) memory(b *testing.B) float64 {
 	return p.call(b, clientRequest{Op: "memory"}).Memory
 }
 
-// TestDashboardClients is the client process of BenchmarkDashboards; run otherwise, it
-// does nothing.
-func TestDashboardClients(t *testing.T) {
-	if os.Getenv(clientProcessEnv) == "" {
-		t.Skip("the client process of BenchmarkDashboards")
-	}
+// serveDashboardClients is the client process of BenchmarkDashboards: the test binary
+// started again with clientProcessEnv set, which TestMain sends here instead of to the
+// tests. It answers the parent's requests until the parent closes them.
+func serveDashboardClients() {
 	in, out := os.NewFile(3, "requests"), os.NewFile(4, "replies")
 	dec, enc := json.NewDecoder(bufio.NewReader(in)), json.NewEncoder(out)
 	sets := map[string]*dashSet{}

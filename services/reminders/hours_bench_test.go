@@ -138,13 +138,10 @@ func BenchmarkFirmHoursHearingReminders(b *testing.B) {
 
 // BenchmarkFirmHoursDeadlineAlerts: the day's deadline alerts of 1,000 firms over
 // 100,000 and 1,000,000 tasks due over the next 70 days and their cases' statutory
-// dates (the 1M size is skipped with -short).
+// dates.
 func BenchmarkFirmHoursDeadlineAlerts(b *testing.B) {
 	for _, tasks := range []int{100_000, 1_000_000} {
 		b.Run("tasks="+strconv.Itoa(tasks), func(b *testing.B) {
-			if tasks > 100_000 && testing.Short() {
-				b.Skip("1M tasks take a while to generate; run without -short")
-			}
 			w := newWorld(b)
 			now := ist(2026, 3, 10, 7, 0, 0)
 			cases := tasks / 10

@@ -227,16 +227,13 @@ func sliceRows(runID string, rep worker.Report) [][]any {
 //     and as 50 runs for the firms spread over 50 (zone, time of day) pairs.
 //
 // x_scan is a run's time over a bare SELECT count(*), max(due_date) FROM tasks on the
-// same database, scan_ms that scan's time. The 1M size is skipped with -short.
+// same database, scan_ms that scan's time.
 func BenchmarkJobs(b *testing.B) {
 	for _, size := range []struct {
 		name  string
 		tasks int
 	}{{"10k", 10_000}, {"100k", 100_000}, {"1M", 1_000_000}} {
 		b.Run(size.name, func(b *testing.B) {
-			if size.tasks > 100_000 && testing.Short() {
-				b.Skip("1M tasks take a while to generate; run without -short")
-			}
 			e := newBenchEnv(b, size.tasks)
 			b.Run("check_first", func(b *testing.B) {
 				rep, ms := e.timed(b, func() { e.exec(b, benchReset); e.exec(b, benchVacuum) }, func() worker.Report {
