@@ -202,19 +202,20 @@ func (c *clusterSystem) call(gw *topology.Service, who, method, path, body strin
 // leaderOf names the node that leads stream now, asking until one does.
 func (c *clusterSystem) leaderOf(stream string) string {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var leader string
+	var err error
+	if !poll(20*time.Second, 200*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		s, err := c.js.Stream(ctx, stream)
-		cancel()
-		if err == nil && s.CachedInfo().Cluster != nil && s.CachedInfo().Cluster.Leader != "" {
-			return s.CachedInfo().Cluster.Leader
+		defer cancel()
+		var s jetstream.Stream
+		if s, err = c.js.Stream(ctx, stream); err == nil && s.CachedInfo().Cluster != nil {
+			leader = s.CachedInfo().Cluster.Leader
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("no leader of %s within 20s: %v", stream, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return leader != ""
+	}) {
+		c.t.Fatalf("no leader of %s within 20s: %v", stream, err)
 	}
+	return leader
 }
 
 // quiet waits until the system has nothing left to do: no job has a current, queued
@@ -222,16 +223,9 @@ func (c *clusterSystem) leaderOf(stream string) string {
 // event. It fails after timeout, saying what is still busy.
 func (c *clusterSystem) quiet(timeout time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
 	var busy string
-	for {
-		if busy = c.busy(); busy == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("the system is still busy %s after the load stopped: %s", timeout, busy)
-		}
-		time.Sleep(250 * time.Millisecond)
+	if !poll(timeout, 250*time.Millisecond, func() bool { busy = c.busy(); return busy == "" }) {
+		c.t.Fatalf("the system is still busy %s after the load stopped: %s", timeout, busy)
 	}
 }
 

@@ -52,11 +52,13 @@ func TestMakeClusterFromCloneAsNormalUser(t *testing.T) {
 	if os.Geteuid() == 0 {
 		chownTree(t, clone, u)
 	}
-	natsPort := freePorts(t, 0, 1, 2, 2000, 2001, 2002, 4000, 4001, 4002)
-	httpPort := freePorts(t, 0, 1)
-	opsPort := freePorts(t, 0, 1, 2, 3, 10, 11, 12, 13)
+	// Every port from one run of free ones, so that no two settings' ranges overlap
+	// (picked apart, the services' ops ports once fell on a NATS node's).
+	const httpAt, opsAt, pgAt = 100, 200, 300
+	base := freePorts(t, 0, 1, 2, 2000, 2001, 2002, 4000, 4001, 4002, httpAt, httpAt+1,
+		opsAt, opsAt+1, opsAt+2, opsAt+3, opsAt+10, opsAt+11, opsAt+12, opsAt+13, pgAt)
 	env := append(os.Environ(), "DATA_DIR=", "NATS_URL=", "DATABASE_URL=", "LOG_LEVEL=warn",
-		fmt.Sprint("NATS_PORT=", natsPort), fmt.Sprint("PG_PORT=", freePort(t)), fmt.Sprint("HTTP_ADDR=127.0.0.1:", httpPort), fmt.Sprint("OPS_PORT=", opsPort),
+		fmt.Sprint("NATS_PORT=", base), fmt.Sprint("PG_PORT=", base+pgAt), fmt.Sprint("HTTP_ADDR=127.0.0.1:", base+httpAt), fmt.Sprint("OPS_PORT=", base+opsAt),
 		"HOME="+home, "USER="+u.Username, "LOGNAME="+u.Username)
 	setup = append(setup, inDir(clone), func(c *exec.Cmd) { c.Args = append(c.Args, "-cluster") })
 

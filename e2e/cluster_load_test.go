@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/lexhq/gstjobs/internal/bus"
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/natsauth"
@@ -125,7 +126,7 @@ func (l *clusterLoad) publish(tr *sentTrigger) {
 		if time.Now().After(giveUp) {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		_ = bus.Pause(context.Background())
 	}
 	l.record(tr)
 }

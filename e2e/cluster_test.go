@@ -224,17 +224,25 @@ func (tl *timeline) mark(what string) time.Time {
 
 func (tl *timeline) print() { tl.t.Logf("timeline:\n%s", strings.Join(tl.marks, "\n")) }
 
-// during lets the load run for d, checking that no service has exited.
+// during lets the load run for d, failing as soon as a service exits.
 func (c *clusterSystem) during(d time.Duration, tl *timeline) {
 	c.t.Helper()
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		for _, s := range c.topo.Services {
-			if !s.Running() {
-				c.t.Fatalf("%s exited (%v); a service must ride out what NATS does", s.Name, s.Err())
+	exited := make(chan *topology.Service, len(c.topo.Services))
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, s := range c.topo.Services {
+		go func() {
+			select {
+			case <-s.Exited():
+				exited <- s
+			case <-stop:
 			}
-		}
-		time.Sleep(min(200*time.Millisecond, time.Until(end)))
+		}()
+	}
+	select {
+	case s := <-exited:
+		c.t.Fatalf("%s exited (%v); a service must ride out what NATS does", s.Name, s.Err())
+	case <-time.After(d):
 	}
 }
 
@@ -264,19 +272,15 @@ func (c *clusterSystem) whileQuorumIsLost(lost time.Time, tl *timeline) (notStor
 		}},
 	}
 	for _, p := range probes {
-		var last string
-		for {
-			ok, why := p.ok()
-			if ok {
-				tl.mark(p.what + " says JetStream is unavailable: " + firstLine(why, 160))
-				break
-			}
-			last = why
-			if time.Since(lost) > 15*time.Second {
-				c.t.Errorf("%s 15s after the quorum was lost: %s; want 503 saying JetStream is unavailable", p.what, last)
-				break
-			}
-			time.Sleep(250 * time.Millisecond)
+		var why string
+		if poll(time.Until(lost.Add(15*time.Second)), 250*time.Millisecond, func() bool {
+			var ok bool
+			ok, why = p.ok()
+			return ok
+		}) {
+			tl.mark(p.what + " says JetStream is unavailable: " + firstLine(why, 160))
+		} else {
+			c.t.Errorf("%s 15s after the quorum was lost: %s; want 503 saying JetStream is unavailable", p.what, why)
 		}
 	}
 	code, body, err := c.call(gws[0], "operator", http.MethodPost, "/api/jobs/"+catalog.CheckSLAAndOverdue+"/run", `{"reason":"while the quorum is lost"}`)

@@ -860,16 +860,13 @@ func TestHealthcheckProbeOfARealService(t *testing.T) {
 	// interval; it fails saying what it last answered.
 	probeUntil := func(what string, ok func(code int, said string) bool) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			code, said := runProbe(t, bin, opsAddr)
-			if ok(code, said) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("sla healthcheck: want %s; after 30s it still exits %d, saying %q", what, code, said)
-			}
-			time.Sleep(100 * time.Millisecond)
+		var code int
+		var said string
+		if !poll(30*time.Second, 100*time.Millisecond, func() bool {
+			code, said = runProbe(t, bin, opsAddr)
+			return ok(code, said)
+		}) {
+			t.Fatalf("sla healthcheck: want %s; after 30s it still exits %d, saying %q", what, code, said)
 		}
 	}
 	probeUntil("exit 0 beside a ready sla", func(code int, _ string) bool { return code == 0 })

@@ -134,13 +134,25 @@ func (s *stack) auditRows(runID string) int {
 // failing with what was expected.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	if !poll(20*time.Second, 20*time.Millisecond, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// poll asks cond every interval until it holds, for at most timeout, and says whether
+// it held: for state that another process changes and announces to no one (a stream's
+// leader, a probe's answer, a commit in another process).
+func poll(timeout, every time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
 	}
+	return true
 }
 
 // wsClient reads frames from the gateway's websocket.
