@@ -280,22 +280,17 @@ func tasksAsOf(deadline string) itemizer {
 	return func(ctx context.Context, g *Gateway, q itemRun, key string) (RunItems, error) {
 		sql := tasksSQL(q, deadline)
 		res := RunItems{AsOf: &q.finished}
-		rows, err := g.cfg.Pool.Query(ctx, sql, q.args(pgx.NamedArgs{"as_of": q.finished}))
-		if err != nil {
-			return res, err
-		}
-		res.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Item, error) {
-			var it Item
+		res, err := g.queryItems(ctx, res, sql, q.args(pgx.NamedArgs{"as_of": q.finished}), func(row pgx.CollectableRow, it *Item, total *int) error {
 			var caseNo, priority, assignee string
 			var at time.Time
-			err := row.Scan(&it.TenantID, &it.Tenant, &it.ID, &it.Title, &caseNo, &priority, &it.Status, &at, &assignee, &res.Total)
+			err := row.Scan(&it.TenantID, &it.Tenant, &it.ID, &it.Title, &caseNo, &priority, &it.Status, &at, &assignee, total)
 			it.Kind, it.At = "task", &at
 			due := "due " + g.when(at)
 			if deadline == slaDeadline {
 				due = "SLA ended " + g.when(at)
 			}
 			it.Detail = joinWords(caseNo, priority+" priority", due, orDefault(assignee, "no assignee"))
-			return it, err
+			return err
 		})
 		word := "due date"
 		if deadline == slaDeadline {
@@ -353,16 +348,10 @@ LIMIT @limit`
 func ruleFires(filter string) itemizer {
 	return func(ctx context.Context, g *Gateway, q itemRun, key string) (RunItems, error) {
 		sql := ruleFiresSQL(q, filter)
-		var res RunItems
-		rows, err := g.cfg.Pool.Query(ctx, sql, q.args(nil))
-		if err != nil {
-			return res, err
-		}
-		res.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Item, error) {
-			var it Item
+		res, err := g.queryItems(ctx, RunItems{}, sql, q.args(nil), func(row pgx.CollectableRow, it *Item, total *int) error {
 			var action, task, caseNo, occurrence string
 			var at time.Time
-			err := row.Scan(&it.TenantID, &it.Tenant, &it.ID, &it.Title, &action, &task, &caseNo, &occurrence, &it.Status, &it.Error, &at, &res.Total)
+			err := row.Scan(&it.TenantID, &it.Tenant, &it.ID, &it.Title, &action, &task, &caseNo, &occurrence, &it.Status, &it.Error, &at, total)
 			it.Kind, it.At = "rule_fire", &at
 			breach := "overdue"
 			if strings.HasPrefix(occurrence, "sla:") {
@@ -373,7 +362,7 @@ func ruleFires(filter string) itemizer {
 				on = "on “" + task + "”"
 			}
 			it.Detail = joinWords(on, caseNo, breach, strings.ReplaceAll(action, "_", " "))
-			return it, err
+			return err
 		})
 		if key == "priorities_escalated" {
 			res.Note = "The fires of rules that raise a priority; a task already critical stays critical, so the count may be smaller."
@@ -402,16 +391,10 @@ LIMIT @limit`
 func notificationsSent(filter string) itemizer {
 	return func(ctx context.Context, g *Gateway, q itemRun, key string) (RunItems, error) {
 		sql := notificationsSQL(q, filter)
-		var res RunItems
-		rows, err := g.cfg.Pool.Query(ctx, sql, q.args(nil))
-		if err != nil {
-			return res, err
-		}
-		res.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Item, error) {
-			var it Item
+		res, err := g.queryItems(ctx, RunItems{}, sql, q.args(nil), func(row pgx.CollectableRow, it *Item, total *int) error {
 			var to string
 			var at time.Time
-			err := row.Scan(&it.TenantID, &it.Tenant, &it.ID, &it.Title, &it.Recipient, &it.Channel, &to, &at, &res.Total)
+			err := row.Scan(&it.TenantID, &it.Tenant, &it.ID, &it.Title, &it.Recipient, &it.Channel, &to, &at, total)
 			it.Kind, it.At, it.Status = "notification", &at, "sent"
 			switch it.Channel {
 			case "email":
@@ -419,7 +402,7 @@ func notificationsSent(filter string) itemizer {
 			default:
 				it.Detail = "in-app to " + orDefault(it.Recipient, "a person no longer in the firm")
 			}
-			return it, err
+			return err
 		})
 		return res, err
 	}
@@ -474,15 +457,10 @@ func undelivered(status string, problems bool) itemizer {
 	return func(ctx context.Context, g *Gateway, q itemRun, key string) (RunItems, error) {
 		sql := undeliveredSQL(q, status, problems)
 		res := RunItems{Note: "E-mails as they stand now: a later run that retries one takes it over, and one sent since is no longer listed."}
-		rows, err := g.cfg.Pool.Query(ctx, sql, q.args(nil))
-		if err != nil {
-			return res, err
-		}
-		res.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Item, error) {
-			var it Item
+		res, err := g.queryItems(ctx, res, sql, q.args(nil), func(row pgx.CollectableRow, it *Item, total *int) error {
 			var address string
 			var at time.Time
-			err := row.Scan(&it.TenantID, &it.Tenant, &it.Kind, &it.ID, &it.Title, &it.Recipient, &address, &it.Status, &it.Error, &at, &res.Total)
+			err := row.Scan(&it.TenantID, &it.Tenant, &it.Kind, &it.ID, &it.Title, &it.Recipient, &address, &it.Status, &it.Error, &at, total)
 			it.At = &at
 			if it.Kind == "delivery" {
 				it.Channel = "email"
@@ -491,7 +469,7 @@ func undelivered(status string, problems bool) itemizer {
 					it.Detail += ", waiting for the next run"
 				}
 			}
-			return it, err
+			return err
 		})
 		return res, err
 	}
@@ -521,15 +499,10 @@ LIMIT @limit`
 func hearingsInWindow(ctx context.Context, g *Gateway, q itemRun, key string) (RunItems, error) {
 	sql := hearingsSQL(q)
 	res := RunItems{AsOf: &q.started}
-	rows, err := g.cfg.Pool.Query(ctx, sql, q.args(pgx.NamedArgs{"from": q.started, "until": q.started.Add(catalog.HearingReminderWindow)}))
-	if err != nil {
-		return res, err
-	}
-	res.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Item, error) {
-		var it Item
+	res, err := g.queryItems(ctx, res, sql, q.args(pgx.NamedArgs{"from": q.started, "until": q.started.Add(catalog.HearingReminderWindow)}), func(row pgx.CollectableRow, it *Item, total *int) error {
 		var forum, reminded string
 		var at time.Time
-		err := row.Scan(&it.TenantID, &it.Tenant, &it.ID, &it.Title, &at, &forum, &it.Status, &reminded, &res.Total)
+		err := row.Scan(&it.TenantID, &it.Tenant, &it.ID, &it.Title, &at, &forum, &it.Status, &reminded, total)
 		it.Kind, it.At = "hearing", &at
 		it.Recipient = reminded
 		who := "reminded by this run: " + reminded
@@ -537,7 +510,7 @@ func hearingsInWindow(ctx context.Context, g *Gateway, q itemRun, key string) (R
 			who = "no one reminded by this run (reminded earlier, or no one to remind)"
 		}
 		it.Detail = joinWords(g.when(at), forum, who)
-		return it, err
+		return err
 	})
 	res.Note = fmt.Sprintf("As the hearings stand now: scheduled or adjourned hearings between the run's start (%s) and 24 hours later. A hearing moved or cancelled since is shown as it is now.", g.when(q.started))
 	return res, err
@@ -563,22 +536,17 @@ func snapshots(ctx context.Context, g *Gateway, q itemRun, key string) (RunItems
 		return res, nil
 	}
 	sql := snapshotsSQL(q)
-	rows, err := g.cfg.Pool.Query(ctx, sql, q.args(pgx.NamedArgs{"day": day}))
-	if err != nil {
-		return res, err
-	}
-	res.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Item, error) {
-		var it Item
+	res, err := g.queryItems(ctx, res, sql, q.args(pgx.NamedArgs{"day": day}), func(row pgx.CollectableRow, it *Item, total *int) error {
 		var metric, value string
 		var at time.Time
-		err := row.Scan(&it.TenantID, &it.Tenant, &it.ID, &metric, &value, &at, &res.Total)
+		err := row.Scan(&it.TenantID, &it.Tenant, &it.ID, &metric, &value, &at, total)
 		it.Kind, it.At = "metric", &at
 		it.Title = metricLabel(metric) + ": " + value
 		it.Detail = joinWords(metric, "for "+day)
 		if m, ok := catalog.Metric(metric); ok {
 			it.Detail = m.Meaning
 		}
-		return it, err
+		return err
 	})
 	return res, err
 }
@@ -672,6 +640,21 @@ func within(d time.Duration) string {
 		return fmt.Sprintf("%d minutes", d/time.Minute)
 	}
 	return d.String()
+}
+
+// queryItems runs an item statement and adds to res an Item of each row, made by scan,
+// which also reads the row's count(*) OVER () into total.
+func (g *Gateway) queryItems(ctx context.Context, res RunItems, sql string, args pgx.NamedArgs, scan func(row pgx.CollectableRow, it *Item, total *int) error) (RunItems, error) {
+	rows, err := g.cfg.Pool.Query(ctx, sql, args)
+	if err != nil {
+		return res, err
+	}
+	res.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Item, error) {
+		var it Item
+		err := scan(row, &it, &res.Total)
+		return it, err
+	})
+	return res, err
 }
 
 // remarshal reads a value decoded from JSON (a slice's results) into v.
