@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -37,7 +38,7 @@ import (
 // buildClusterBinaries builds into dir what `make build` builds into bin/: the five
 // services, natsadmin, devstack and nats-server (from the version internal/go.mod
 // requires).
-func buildClusterBinaries(t *testing.T, dir string) topology.Binaries {
+func buildClusterBinaries(t testing.TB, dir string) topology.Binaries {
 	t.Helper()
 	args := []string{"build", "-o", dir + "/"}
 	for _, s := range topology.Services {
@@ -56,7 +57,7 @@ func buildClusterBinaries(t *testing.T, dir string) topology.Binaries {
 // database of the test's, with the demo data; the test talks to it as people and
 // developers do: the gateways' HTTP API and websocket, and NATS as the developer user.
 type clusterSystem struct {
-	t    *testing.T
+	t    testing.TB
 	topo *topology.Topology
 	pool *pgxpool.Pool
 	// nc and js are the developer user's, as the nats CLI connects in production.
@@ -65,7 +66,7 @@ type clusterSystem struct {
 	logs map[string]*syncBuffer
 }
 
-func startClusterSystem(t *testing.T, bins topology.Binaries, env ...string) *clusterSystem {
+func startClusterSystem(t testing.TB, bins topology.Binaries, env ...string) *clusterSystem {
 	t.Helper()
 	c := &clusterSystem{t: t, logs: map[string]*syncBuffer{}}
 	var dbURL string
@@ -120,6 +121,8 @@ func startClusterSystem(t *testing.T, bins topology.Binaries, env ...string) *cl
 		}
 		if t.Failed() {
 			c.dumpLogs()
+		} else {
+			c.saveLogs()
 		}
 	})
 	opts, _ := topo.NATS.Credentials(natsauth.Developer).Options()
@@ -135,11 +138,19 @@ func startClusterSystem(t *testing.T, bins topology.Binaries, env ...string) *cl
 // dumpLogs shows the end of every process's output, and keeps all of it in
 // E2E_LOGS_DIR when that is set.
 func (c *clusterSystem) dumpLogs() {
-	names := make([]string, 0, len(c.logs))
-	for n := range c.logs {
-		names = append(names, n)
+	for _, n := range c.saveLogs() {
+		lines := strings.Split(strings.TrimSpace(c.logs[n].String()), "\n")
+		if len(lines) > 150 {
+			lines = lines[len(lines)-150:]
+		}
+		c.t.Logf("--- %s (last %d lines):\n%s", n, len(lines), strings.Join(lines, "\n"))
 	}
-	slices.Sort(names)
+}
+
+// saveLogs keeps every process's output in E2E_LOGS_DIR when that is set, failed or
+// not, and returns the processes' names in order.
+func (c *clusterSystem) saveLogs() []string {
+	names := slices.Sorted(maps.Keys(c.logs))
 	if dir := os.Getenv("E2E_LOGS_DIR"); dir != "" {
 		for _, n := range names {
 			if err := os.MkdirAll(dir, 0o755); err == nil {
@@ -148,13 +159,7 @@ func (c *clusterSystem) dumpLogs() {
 		}
 		c.t.Logf("every process's output is in %s", dir)
 	}
-	for _, n := range names {
-		lines := strings.Split(strings.TrimSpace(c.logs[n].String()), "\n")
-		if len(lines) > 150 {
-			lines = lines[len(lines)-150:]
-		}
-		c.t.Logf("--- %s (last %d lines):\n%s", n, len(lines), strings.Join(lines, "\n"))
-	}
+	return names
 }
 
 // token is the bearer token of who: a demo role of the first firm, iyer-admin, or the
@@ -216,6 +221,32 @@ func (c *clusterSystem) leaderOf(stream string) string {
 		c.t.Fatalf("no leader of %s within 20s: %v", stream, err)
 	}
 	return leader
+}
+
+// electionLine is nats-server's log line of a node that became the leader of a
+// stream's or a consumer's raft group.
+var electionLine = regexp.MustCompile(`^\[\d+\] (\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+) \[INF\] JetStream cluster new (?:stream|consumer) leader for '\$G > (.+)'$`)
+
+// elections reads from the NATS nodes' logs which raft groups ("JOBS", "JOBS >
+// run-x") had a new leader between from and to, and when each first had one.
+func (c *clusterSystem) elections(from, to time.Time) map[string]time.Time {
+	got := map[string]time.Time{}
+	for _, n := range topology.NATSNodes {
+		for line := range strings.SplitSeq(c.logs[n].String(), "\n") {
+			m := electionLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			at, err := time.ParseInLocation("2006/01/02 15:04:05.000000", m[1], time.Local)
+			if err != nil || at.Before(from) || at.After(to) {
+				continue
+			}
+			if prev, ok := got[m[2]]; !ok || at.Before(prev) {
+				got[m[2]] = at
+			}
+		}
+	}
+	return got
 }
 
 // quiet waits until the system has nothing left to do: no job has a current, queued

@@ -260,7 +260,7 @@ func (d *devstack) interrupt(t *testing.T) {
 }
 
 // natsCLI finds the natscli binary the developer workflow uses (make tools installs it).
-func natsCLI(t *testing.T) string {
+func natsCLI(t testing.TB) string {
 	t.Helper()
 	if p, err := exec.LookPath("nats"); err == nil {
 		return p

@@ -157,7 +157,7 @@ func poll(timeout, every time.Duration, cond func() bool) bool {
 
 // wsClient reads frames from the gateway's websocket.
 type wsClient struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *websocket.Conn
 	frames chan gateway.Frame
 }
@@ -168,7 +168,7 @@ func (s *stack) dialWS(header http.Header) *wsClient {
 }
 
 // dialWSAt opens the websocket of the gateway at base (its dashboard's address).
-func dialWSAt(t *testing.T, base string, header http.Header) *wsClient {
+func dialWSAt(t testing.TB, base string, header http.Header) *wsClient {
 	t.Helper()
 	url := strings.Replace(base, "http://", "ws://", 1) + "ws"
 	conn, resp, err := websocket.DefaultDialer.Dial(url, header)

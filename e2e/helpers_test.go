@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,4 +114,58 @@ func setAllowConnections(t *testing.T, admin *pgx.Conn, db string, allow bool) {
 			t.Fatalf("terminate backends: %v", err)
 		}
 	}
+}
+
+// failureLog is a test that keeps what it was told of its failures and, when it has
+// failed, says them again as its very last words: a long test's output ends with its
+// processes' logs, and CI shows only the end of an output.
+type failureLog struct {
+	testing.TB
+	mu   sync.Mutex
+	msgs []string
+}
+
+// recordFailures wraps t. Call it before registering any cleanup, so that its own
+// runs last.
+func recordFailures(t *testing.T) *failureLog {
+	f := &failureLog{TB: t}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		t.Logf("%s failed; what failed, again (%d):\n  %s", t.Name(), len(f.msgs), strings.Join(f.msgs, "\n  "))
+	})
+	return f
+}
+
+func (f *failureLog) note(msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.msgs = append(f.msgs, msg)
+}
+
+func (f *failureLog) Error(args ...any) {
+	f.TB.Helper()
+	f.note(fmt.Sprint(args...))
+	f.TB.Error(args...)
+}
+
+func (f *failureLog) Errorf(format string, args ...any) {
+	f.TB.Helper()
+	f.note(fmt.Sprintf(format, args...))
+	f.TB.Errorf(format, args...)
+}
+
+func (f *failureLog) Fatal(args ...any) {
+	f.TB.Helper()
+	f.note(fmt.Sprint(args...))
+	f.TB.Fatal(args...)
+}
+
+func (f *failureLog) Fatalf(format string, args ...any) {
+	f.TB.Helper()
+	f.note(fmt.Sprintf(format, args...))
+	f.TB.Fatalf(format, args...)
 }
