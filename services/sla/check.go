@@ -298,6 +298,11 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check: set work_mem: %w", err))
 	}
+	// A firm's Run Now is planned for that firm, not given the generic plan the
+	// every-15-minutes runs for every firm leave on the connection.
+	if err := tenancy.PlanEachNamedRun(ctx, tx, run.Scope); err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check: %w", err))
+	}
 	if _, err := tx.Exec(ctx, createAttemptsSQL); err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check: create attempts table: %w", err))
 	}

@@ -251,8 +251,21 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 	sla, _ := catalog.Lookup(catalog.CheckSLAAndOverdue)
 	grace := sla.StaleAfter
 
+	// One transaction, so that a run for named firms (a slot's, a firm's Run Now) is
+	// planned for its firms: the statements' generic plans, which a connection falls
+	// back to after runs for every firm, read every firm's tasks and automation logs
+	// (90 ms a run for twenty firms on 1M tasks instead of 15).
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return worker.Report{}, worker.Fail("Database connection failed", fmt.Errorf("sla: health: begin: %w", err))
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := tenancy.PlanEachNamedRun(ctx, tx, run.Scope); err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: %w", err))
+	}
+
 	// Rules.
-	rows, err := pool.Query(ctx, rulesSQL, tenancy.With(pgx.NamedArgs{
+	rows, err := tx.Query(ctx, rulesSQL, tenancy.With(pgx.NamedArgs{
 		"now": now, "since": now.Add(-healthWindow), "grace_before": now.Add(-grace),
 	}, run.Scope))
 	if err != nil {
@@ -268,7 +281,7 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: rules: %w", err))
 	}
 	var covered []string
-	if err := pool.QueryRow(ctx, coveredSQL, tenancy.Args(run.Scope)).Scan(&covered); err != nil {
+	if err := tx.QueryRow(ctx, coveredSQL, tenancy.Args(run.Scope)).Scan(&covered); err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: firms: %w", err))
 	}
 	type tally struct {
@@ -297,7 +310,7 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 	}
 
 	// Jobs.
-	jobs, stale, err := s.staleJobs(ctx, run)
+	jobs, stale, err := s.staleJobs(ctx, tx, run)
 	if err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: jobs: %w", err))
 	}
@@ -334,12 +347,15 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 		TenantID string `json:"tenant_id"`
 		Tenant   string `json:"tenant"`
 	}
-	err = pool.QueryRow(ctx, incidentsSQL, tenancy.With(pgx.NamedArgs{
+	err = tx.QueryRow(ctx, incidentsSQL, tenancy.With(pgx.NamedArgs{
 		"now": now, "run_id": runID, "job_name": jobName(run, catalog.AutomationHealthCheck),
 		"system_reasons": systemReasons, "tenant_reasons": tenantReasons,
 	}, run.Scope)).Scan(&opened, &closed, &open, &notified, &perFirm, &noAdmin)
 	if err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: incidents: %w", err))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: commit: %w", err))
 	}
 	var problems errorList
 	firms := newFirms(covered, nil)
@@ -411,13 +427,13 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 
 // staleJobs reads each catalog job's last success. The running job counts as
 // succeeding now.
-func (s *service) staleJobs(ctx context.Context, run worker.Run) ([]jobHealth, []string, error) {
+func (s *service) staleJobs(ctx context.Context, tx pgx.Tx, run worker.Run) ([]jobHealth, []string, error) {
 	all := catalog.All()
 	names := make([]string, len(all))
 	for i, j := range all {
 		names[i] = j.Name
 	}
-	rows, err := s.deps.Pool.Query(ctx, lastSuccessSQL, pgx.NamedArgs{"jobs": names})
+	rows, err := tx.Query(ctx, lastSuccessSQL, pgx.NamedArgs{"jobs": names})
 	if err != nil {
 		return nil, nil, err
 	}
