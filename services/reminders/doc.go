@@ -32,7 +32,7 @@
 // row with action_type 'notification_sent' and details {channel (in_app or email),
 // kind, notification_id, hearing_id or task_id/case_id, job_name, run_id}. Selection,
 // in-app delivery and audit rows are one SQL statement over all firms (a reminder run
-// of 5000 hearings or more runs it as two, over disjoint halves of the firms, at once);
+// of 500 hearings or more runs it as two, over disjoint halves of the firms, at once);
 // e-mails go out over one SMTP connection per run.
 //
 // Counting: notifications_sent / alerts_sent count deliveries made by this run, one

@@ -53,7 +53,7 @@ type Config struct {
 	// DeadlineThresholds are days before a deadline, in any order; nil: 7, 3, 1.
 	DeadlineThresholds []int
 	// SplitAt is the number of hearings (deadlines) from which a run delivers its
-	// reminders (alerts) in firm-disjoint slices at once; 0: 5000.
+	// reminders (alerts) in firm-disjoint slices at once; 0: 500.
 	SplitAt int
 }
 
@@ -163,7 +163,7 @@ func newService(d jobservice.Deps, cfg Config) (*service, error) {
 	var problems []error
 	s := &service{pool: d.Pool, loc: d.Location, log: d.Log, splitAt: cfg.SplitAt, delivered: notificationsCounter(d.Registry)}
 	if s.splitAt <= 0 {
-		s.splitAt = 5000
+		s.splitAt = 500
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
