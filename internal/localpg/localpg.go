@@ -37,6 +37,11 @@ var (
 	// ErrNotACluster means the data directory is neither empty nor a cluster, which
 	// initdb would refuse.
 	ErrNotACluster = errors.New("holds no PostgreSQL cluster")
+
+	// errOldServerLingers: postgres refuses to start while processes of a server
+	// killed on the same data directory (kill -9 of its process group, a crash) still
+	// hold its shared memory. They exit within moments; Start waits up to lingerWait.
+	errOldServerLingers = errors.New("processes of an earlier server on this data directory still hold its shared memory")
 )
 
 const (
@@ -50,6 +55,10 @@ const (
 	// portAttempts is how often Start retries with another free port when it picked
 	// the port itself and someone else took it between the pick and the bind.
 	portAttempts = 3
+	// lingerWait bounds how long Start waits for a killed server's processes to exit,
+	// trying again every lingerPause.
+	lingerWait  = 10 * time.Second
+	lingerPause = 200 * time.Millisecond
 	// maxSocketPath is the longest unix socket path the kernel accepts (sun_path is
 	// 108 bytes including the terminating NUL).
 	maxSocketPath = 107
@@ -156,13 +165,24 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.chooseSocketDir(); err != nil {
 		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
+	portTries, since := 1, time.Now()
+	for {
 		err := s.launch(ctx, cfg.Port)
 		if err == nil {
 			break
 		}
-		if errors.Is(err, ErrPortInUse) && cfg.Port == 0 && attempt < portAttempts {
+		if errors.Is(err, ErrPortInUse) && cfg.Port == 0 && portTries < portAttempts {
 			s.log.Debug("picked port was taken meanwhile; trying another", "port", s.port)
+			portTries++
+			continue
+		}
+		if errors.Is(err, errOldServerLingers) && time.Since(since) < lingerWait {
+			s.log.Debug("the processes of a server killed on this data directory are still exiting; waiting", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(lingerPause):
+			}
 			continue
 		}
 		return nil, err
@@ -474,6 +494,9 @@ func (s *Server) exitedEarly() error {
 	if strings.Contains(tail, "Address already in use") {
 		return portInUse(s.port)
 	}
+	if fatal := lastFatal(tail); strings.Contains(fatal, "pre-existing shared memory block") {
+		return fmt.Errorf("localpg: %w: stop them, or wait for them to exit (postgres: %s)", errOldServerLingers, strings.TrimSpace(fatal))
+	}
 	return fmt.Errorf("localpg: postgres exited during start (%v); last lines of %s:\n%s", s.proc.Err(), s.logPath, tail)
 }
 
@@ -504,6 +527,17 @@ func (s *Server) ensureDatabase(ctx context.Context) error {
 	}
 	s.log.Info("created database", "database", s.database)
 	return nil
+}
+
+// lastFatal is the last FATAL line of a log tail, "" if none.
+func lastFatal(tail string) string {
+	lines := strings.Split(tail, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "FATAL:") {
+			return lines[i]
+		}
+	}
+	return ""
 }
 
 func portInUse(port int) error {

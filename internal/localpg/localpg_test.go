@@ -199,6 +199,37 @@ func TestRestartAfterKill(t *testing.T) {
 	connect(t, start(t, cfg).URL())
 }
 
+// Tried: the server killed with kill -9 while one of its backends has not exited yet
+// (stopped, so it still holds the server's shared memory, as a backend of a killed
+// server does for a moment), then started again; the backend exits a second later.
+// Must hold: Start waits for it and starts, instead of failing on postgres's
+// "pre-existing shared memory block is still in use" (which a restart right after a
+// kill met in CI).
+func TestStartWaitsForAKilledServersLastProcess(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, newDataDir(t))
+	s := start(t, cfg)
+	var backend int
+	if err := connect(t, s.URL()).QueryRow(t.Context(), "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(backend, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(backend, syscall.SIGKILL) })
+	if err := syscall.Kill(s.proc.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s.proc.Exited()
+	released := time.Now().Add(time.Second)
+	timer := time.AfterFunc(time.Second, func() { syscall.Kill(backend, syscall.SIGKILL) })
+	defer timer.Stop()
+	connect(t, start(t, cfg).URL())
+	if time.Now().Before(released) {
+		t.Errorf("the server started while the killed server's backend still held its shared memory")
+	}
+}
+
 // After a reboot or container restart, the pid in a stale postmaster.pid may belong
 // to an unrelated live process, on which postgres alone would refuse to start.
 func TestStalePidFileOfOtherProcess(t *testing.T) {
