@@ -27,10 +27,10 @@ import (
 const maxFailoverGap = 10 * time.Second
 
 // ownFailoverPart and ownJobFailoverPart are what the system may add to nats-server's
-// election of the lost leaders' successors: a request the new leader took before it
-// could commit is answered within bus.AttemptTimeout or tried again (seen: 1.9 s
-// after JOBS_EVENTS's election), then the round's own work; and, for one job, its next
-// pull (up to 5 s).
+// election of the lost leaders' successors: a request or an async publish the new
+// leader took before it could commit is answered within bus.AttemptTimeout or sent
+// again (seen: 1.9 s after JOBS_EVENTS's election; 4.1 s when async acks were awaited
+// for 5 s), then the round's own work; and, for one job, its next pull (up to 5 s).
 const (
 	ownFailoverPart    = bus.AttemptTimeout + time.Second
 	ownJobFailoverPart = ownFailoverPart + 5*time.Second

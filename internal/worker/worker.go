@@ -219,8 +219,12 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.runs = w.cfg.wrapRuns(w.runs)
 	}
 	// Its own JetStream context, for the bound on each ack: without one, an ack lost
-	// with a connection would stay pending for good.
-	if w.async, err = jetstream.New(w.cfg.NC, jetstream.WithPublishAsyncTimeout(publishTimeout)); err != nil {
+	// with a connection would stay pending for good. One request attempt's bound, as
+	// bus.Publish gives each attempt: an ack lost while a stream's leader is elected
+	// (a publish the new leader took before it could commit) is then published again
+	// (same message id, stored once) within 2 s, not after 5 s of a run's finish
+	// waiting on it.
+	if w.async, err = jetstream.New(w.cfg.NC, jetstream.WithPublishAsyncTimeout(bus.AttemptTimeout)); err != nil {
 		return fmt.Errorf("worker: jetstream: %w", err)
 	}
 	cfgKV, err := w.cfg.JS.KeyValue(ctx, bus.BucketConfig)
@@ -544,7 +548,11 @@ func (w *Worker) execute(job catalog.Job, fn Func, msg jetstream.Msg) {
 	report, runErr := w.call(job, fn, run)
 	stopBeat()
 	if err := started.wait(ctx); err != nil {
-		log.Warn("executor: cannot publish running status", "err", err)
+		// Published again, so that the status is stored before the result whenever
+		// JetStream can store it at all.
+		if err := w.publish(ctx, events.StatusSubject(job.Name), fmt.Sprintf("running:%s:%d", run.ID, attempt), running); err != nil {
+			log.Warn("executor: cannot publish running status", "err", err)
+		}
 	}
 
 	if w.runCtx.Err() != nil {
@@ -952,7 +960,8 @@ func (w *Worker) sendOrderAsync(job string, run jobstate.RunInfo) sent {
 	return w.publishAsync(events.RunSubject(job), run.RunID, order)
 }
 
-// publishTimeout bounds the wait for each publish's ack.
+// publishTimeout bounds a publish with its retries (publish); each async publish's
+// ack is awaited for one attempt's time (bus.AttemptTimeout).
 const publishTimeout = 5 * time.Second
 
 // sent is a publish on its way: wait returns once the stream stored it (nil) or
