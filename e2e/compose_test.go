@@ -838,23 +838,9 @@ func runProbe(t *testing.T, bin string, env ...string) (int, string) {
 // nothing listens, once it is gone.
 func TestHealthcheckProbeOfARealService(t *testing.T) {
 	s := startStack(t, stackOptions{services: []string{}})
-	bin := filepath.Join(t.TempDir(), "sla")
-	if out, err := exec.Command("go", "build", "-o", bin, "../services/sla/cmd/sla").CombinedOutput(); err != nil {
-		t.Fatalf("go build sla: %v\n%s", err, out)
-	}
+	bin := buildSLA(t)
 	opsAddr := "OPS_ADDR=" + closedAddr(t)
-	cmd := exec.Command(bin)
-	cmd.Env = append(append(os.Environ(), s.nats.Env(natsauth.SLA)...), "DATABASE_URL="+s.dbURL, opsAddr, "LOG_FORMAT=text", "LOG_LEVEL=warn")
-	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
+	cmd := startSLA(t, bin, s, opsAddr)
 
 	// The probe is asked again until it answers as expected, as docker asks it every
 	// interval; it fails saying what it last answered.

@@ -22,10 +22,7 @@ import (
 // run ends with exactly one result and one audit row: nothing lost, nothing doubled.
 func TestServiceKilledMidJobIsFinishedByAnotherReplica(t *testing.T) {
 	s := startStack(t, stackOptions{services: []string{}})
-	bin := filepath.Join(t.TempDir(), "sla")
-	if out, err := exec.Command("go", "build", "-o", bin, "../services/sla/cmd/sla").CombinedOutput(); err != nil {
-		t.Fatalf("go build sla: %v\n%s", err, out)
-	}
+	bin := buildSLA(t)
 	statuses := natsCollect(t, s, events.StatusSubject(catalog.CheckSLAAndOverdue))
 	results := natsCollect(t, s, events.ResultSubject(catalog.CheckSLAAndOverdue))
 
@@ -76,10 +73,22 @@ func TestServiceKilledMidJobIsFinishedByAnotherReplica(t *testing.T) {
 	}
 }
 
-func startSLA(t *testing.T, bin string, s *stack) *exec.Cmd {
+// buildSLA builds the sla service's binary into a temporary directory.
+func buildSLA(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sla")
+	if out, err := exec.Command("go", "build", "-o", bin, "../services/sla/cmd/sla").CombinedOutput(); err != nil {
+		t.Fatalf("go build sla: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startSLA starts bin as the sla service of stack s, killed at the test's end if it
+// is still running; env (such as OPS_ADDR=...) comes after, and wins over, the defaults.
+func startSLA(t *testing.T, bin string, s *stack, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = append(append(os.Environ(), s.nats.Env(natsauth.SLA)...), "DATABASE_URL="+s.dbURL, "OPS_ADDR=127.0.0.1:0", "LOG_FORMAT=text", "LOG_LEVEL=warn")
+	cmd.Env = append(append(append(os.Environ(), s.nats.Env(natsauth.SLA)...), "DATABASE_URL="+s.dbURL, "OPS_ADDR=127.0.0.1:0", "LOG_FORMAT=text", "LOG_LEVEL=warn"), env...)
 	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
