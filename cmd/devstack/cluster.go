@@ -152,14 +152,18 @@ func runCluster(ctx context.Context, log *slog.Logger) error {
 		}
 	}()
 	cfg.natsURL = topo.NATS.URL()
+	// The watchers end before the deferred Stop above stops the services, so that a
+	// return on an error is not told as every service exiting.
+	watching, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
 	for _, s := range topo.Services {
 		go func() {
 			select {
 			case <-s.Exited():
-				if ctx.Err() == nil {
+				if watching.Err() == nil {
 					log.Error("a service exited; the others go on, and its replica does its work", "service", s.Name, "err", s.Err())
 				}
-			case <-ctx.Done():
+			case <-watching.Done():
 			}
 		}()
 	}

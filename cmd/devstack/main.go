@@ -127,8 +127,8 @@ func loadConfig(cluster bool) (config, error) {
 	env.Check(checkPort("NATS_PORT", c.natsPort))
 	env.Check(checkPort("PG_PORT", c.pgPort))
 	if cluster {
-		env.Check(checkPort("NATS_PORT", c.natsPort+clusterPortSpan))
-		env.Check(checkPort("OPS_PORT", c.opsPort+opsPortSpan))
+		env.Check(checkPortRange("NATS_PORT", c.natsPort, clusterPortSpan))
+		env.Check(checkPortRange("OPS_PORT", c.opsPort, opsPortSpan))
 	}
 	if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {
 		env.Check(fmt.Errorf("HTTP_ADDR=%q is not host:port: set HTTP_ADDR to, for example, :8080 or 127.0.0.1:8080", c.httpAddr))

@@ -329,3 +329,19 @@ func TestListenProblems(t *testing.T) {
 		}
 	}
 }
+
+// Tried: make cluster's port settings near the top of the range. Must hold: a base
+// port whose span runs past 65535 is refused naming the setting as given and the
+// highest base that fits, not the sum; a base port that fits is taken.
+func TestClusterPortRanges(t *testing.T) {
+	if err := checkPortRange("NATS_PORT", 62000, clusterPortSpan); err == nil ||
+		err.Error() != fmt.Sprintf("NATS_PORT=62000: make cluster also uses the ports up to NATS_PORT+%d: set NATS_PORT to at most %d", clusterPortSpan, 65535-clusterPortSpan) {
+		t.Errorf("NATS_PORT=62000 in a cluster: %v", err)
+	}
+	if err := checkPortRange("OPS_PORT", 0, opsPortSpan); err == nil || !strings.Contains(err.Error(), "OPS_PORT=0 is not a port") {
+		t.Errorf("OPS_PORT=0 in a cluster: %v", err)
+	}
+	if err := checkPortRange("NATS_PORT", 4222, clusterPortSpan); err != nil {
+		t.Errorf("NATS_PORT=4222 in a cluster: %v", err)
+	}
+}

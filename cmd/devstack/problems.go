@@ -51,8 +51,17 @@ const afresh = "; to start afresh, set DATA_DIR to a new directory"
 
 // checkPort validates a port setting.
 func checkPort(setting string, port int) error {
-	if port < 1 || port > 65535 {
+	return checkPortRange(setting, port, 0)
+}
+
+// checkPortRange checks that port and the span ports above it (make cluster's nodes
+// and replicas) are all ports.
+func checkPortRange(setting string, port, span int) error {
+	switch {
+	case port < 1 || port > 65535:
 		return fmt.Errorf("%s=%d is not a port: set %s to a number from 1 to 65535", setting, port, setting)
+	case port+span > 65535:
+		return fmt.Errorf("%s=%d: make cluster also uses the ports up to %s+%d: set %s to at most %d", setting, port, setting, span, setting, 65535-span)
 	}
 	return nil
 }
