@@ -84,10 +84,7 @@ func startClusterSystem(t testing.TB, bins topology.Binaries, env ...string) *cl
 			return p
 		}
 		for {
-			p, err := topology.FreePort()
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := freePort(t)
 			// The system may hand out a port it handed out before, which another process
 			// of ours has not taken yet.
 			if !slices.Contains(slices.Collect(maps.Values(ports)), p) {
@@ -152,9 +149,13 @@ func (c *clusterSystem) dumpLogs() {
 func (c *clusterSystem) saveLogs() []string {
 	names := slices.Sorted(maps.Keys(c.logs))
 	if dir := os.Getenv("E2E_LOGS_DIR"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			c.t.Logf("E2E_LOGS_DIR: %v", err)
+			return names
+		}
 		for _, n := range names {
-			if err := os.MkdirAll(dir, 0o755); err == nil {
-				_ = os.WriteFile(filepath.Join(dir, n+".log"), []byte(c.logs[n].String()), 0o644)
+			if err := os.WriteFile(filepath.Join(dir, n+".log"), []byte(c.logs[n].String()), 0o644); err != nil {
+				c.t.Logf("E2E_LOGS_DIR: %v", err)
 			}
 		}
 		c.t.Logf("every process's output is in %s", dir)

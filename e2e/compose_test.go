@@ -806,11 +806,7 @@ func readyzServer(t *testing.T) (addr string, ready *atomic.Bool) {
 // closedAddr is an address nobody listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	port, err := topology.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "127.0.0.1:" + strconv.Itoa(port)
+	return "127.0.0.1:" + strconv.Itoa(freePort(t))
 }
 
 // runProbe runs `bin healthcheck` with env: its exit code and what it said on stderr.

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lexhq/gstjobs/internal/bus"
+	"github.com/lexhq/gstjobs/internal/healthcheck"
 	"github.com/lexhq/gstjobs/internal/natsauth"
 )
 
@@ -200,24 +200,7 @@ func (n *NATS) Stop() error {
 // enabled, a meta leader known, every stream and consumer it holds current. After a
 // restart that is when it has caught up.
 func (n *Node) WaitHealthy(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	var last string
-	for {
-		if !n.Running() {
-			return fmt.Errorf("topology: %s exited (%v) before it was healthy", n.Name, n.Err())
-		}
-		if ok, why := n.Healthy(ctx); ok {
-			return nil
-		} else {
-			last = why
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("topology: %s not healthy within 60s: %s", n.Name, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return n.waitOK(ctx, n.MonitorURL+"/healthz", 60*time.Second, "healthy")
 }
 
 // Healthy asks the node's /healthz once; it says why not.
@@ -225,29 +208,37 @@ func (n *Node) Healthy(ctx context.Context) (bool, string) {
 	return httpOK(ctx, n.MonitorURL+"/healthz")
 }
 
-// httpOK GETs url with a 2s timeout: true on a 200, else what came back.
+// waitOK asks url every 100 ms until it answers 200 (nil), the process exits, timeout
+// passes, or ctx ends (ctx's error: a Ctrl-C is not a timeout).
+func (p *Proc) waitOK(ctx context.Context, url string, timeout time.Duration, state string) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	for {
+		if !p.Running() {
+			return fmt.Errorf("topology: %s exited (%v) before it was %s", p.Name, p.Err(), state)
+		}
+		ok, why := httpOK(wctx, url)
+		if ok {
+			return nil
+		}
+		last = why
+		if err := bus.Sleep(wctx, 100*time.Millisecond); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("topology: waiting for %s to be %s: %w", p.Name, state, ctx.Err())
+			}
+			return fmt.Errorf("topology: %s not %s within %s: %s", p.Name, state, timeout, last)
+		}
+	}
+}
+
+// httpOK asks url once with a 2s timeout (healthcheck.Check): true on a 200, else why
+// not.
 func httpOK(ctx context.Context, url string) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
+	if err := healthcheck.Check(ctx, url); err != nil {
 		return false, err.Error()
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
-}
-
-// FreePort is a port no one listens on now, for tests.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return true, ""
 }

@@ -79,24 +79,7 @@ func (s *Service) Ready(ctx context.Context) (bool, string) {
 
 // WaitReady waits until the service answers /readyz with 200, failing if it exits.
 func (s *Service) WaitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last string
-	for {
-		if !s.Running() {
-			return fmt.Errorf("topology: %s exited (%v) before it was ready", s.Name, s.Err())
-		}
-		ok, why := s.Ready(ctx)
-		if ok {
-			return nil
-		}
-		last = why
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("topology: %s not ready within %s: %s", s.Name, timeout, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return s.waitOK(ctx, s.URL()+"readyz", timeout, "ready")
 }
 
 // NATSNodes are the three nodes' names.
