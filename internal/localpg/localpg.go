@@ -171,12 +171,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err == nil {
 			break
 		}
-		if errors.Is(err, ErrPortInUse) && cfg.Port == 0 && portTries < portAttempts {
+		switch {
+		case errors.Is(err, ErrPortInUse) && cfg.Port == 0 && portTries < portAttempts:
 			s.log.Debug("picked port was taken meanwhile; trying another", "port", s.port)
 			portTries++
 			continue
-		}
-		if errors.Is(err, errOldServerLingers) && time.Since(since) < lingerWait {
+		case errors.Is(err, errOldServerLingers) && time.Since(since) < lingerWait:
 			s.log.Debug("the processes of a server killed on this data directory are still exiting; waiting", "err", err)
 			select {
 			case <-ctx.Done():
@@ -184,6 +184,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			case <-time.After(lingerPause):
 			}
 			continue
+		case errors.Is(err, errOldServerLingers):
+			return nil, fmt.Errorf("%w; waited %s for them to exit", err, lingerWait)
 		}
 		return nil, err
 	}
@@ -495,7 +497,7 @@ func (s *Server) exitedEarly() error {
 		return portInUse(s.port)
 	}
 	if fatal := lastFatal(tail); strings.Contains(fatal, "pre-existing shared memory block") {
-		return fmt.Errorf("localpg: %w: stop them, or wait for them to exit (postgres: %s)", errOldServerLingers, strings.TrimSpace(fatal))
+		return fmt.Errorf("localpg: %w: stop them (ipcs -mp lists the segment and the pids that last used it) (postgres: %s)", errOldServerLingers, strings.TrimSpace(fatal))
 	}
 	return fmt.Errorf("localpg: postgres exited during start (%v); last lines of %s:\n%s", s.proc.Err(), s.logPath, tail)
 }
