@@ -726,13 +726,18 @@ func (w *Worker) finish(job catalog.Job, msg jetstream.Msg, run Run, startedAt t
 	parts := events.SplitSlices(sliceStatuses(report.Tenants, res.Status))
 	res.Slices, res.SliceParts = len(report.Tenants), len(parts)
 	ctx := w.runCtx
-	if !w.publishAll(ctx, log, run, parts, res) {
+	// The heartbeat has stopped: while this replica still publishes and clears the run,
+	// the order is kept in progress here (msg.InProgress), so that its ack wait cannot
+	// run out and hand the finished run to another replica, which would resume it.
+	keep := func() { _ = msg.InProgress() }
+	if !w.publishAll(ctx, log, keep, run, parts, res) {
 		w.handBack(log, msg)
 		return
 	}
-	// Tried for as long as the order's ack wait: through a leader's election, not
-	// through a lost quorum, which the next run to start settles.
-	cctx, ccancel := context.WithTimeout(ctx, bus.RunAckWait)
+	// Tried through a leader's election, not through a lost quorum, which the next run
+	// to start settles; well inside the ack wait the order was just given again.
+	keep()
+	cctx, ccancel := context.WithTimeout(ctx, bus.RunAckWait-bus.HeartbeatEvery)
 	cleared, _, err := jobstate.Decide(cctx, w.runs, job.Name, func(r *jobstate.Runs) bool { return r.Finish(run.ID, retry) })
 	ccancel()
 	switch {
@@ -828,7 +833,7 @@ func Retryable(err error) bool {
 // slices before the result, until it is or the run is abandoned (false). Only then, in
 // a failure, can a result be stored before a slice part; the gateway then shows the
 // firm its numbers from its history once the part is in.
-func (w *Worker) publishAll(ctx context.Context, log *slog.Logger, run Run, parts [][]events.TenantSlice, res events.Result) bool {
+func (w *Worker) publishAll(ctx context.Context, log *slog.Logger, keep func(), run Run, parts [][]events.TenantSlice, res events.Result) bool {
 	type message struct {
 		subject, id string
 		v           any
@@ -846,7 +851,7 @@ func (w *Worker) publishAll(ctx context.Context, log *slog.Logger, run Run, part
 	for _, m := range all {
 		if err := m.sent.wait(ctx); err != nil {
 			log.Warn("cannot publish, retrying", "subject", m.subject, "err", err)
-			if !w.publishRetrying(ctx, log, m.subject, m.id, m.v) {
+			if !w.publishRetrying(ctx, log, keep, m.subject, m.id, m.v) {
 				return false
 			}
 		}
@@ -854,9 +859,11 @@ func (w *Worker) publishAll(ctx context.Context, log *slog.Logger, run Run, part
 	return true
 }
 
-// publishRetrying publishes until it succeeds or the run is abandoned (false).
-func (w *Worker) publishRetrying(ctx context.Context, log *slog.Logger, subject, msgID string, v any) bool {
+// publishRetrying publishes until it succeeds or the run is abandoned (false), calling
+// keep before each attempt (the run order stays in progress meanwhile).
+func (w *Worker) publishRetrying(ctx context.Context, log *slog.Logger, keep func(), subject, msgID string, v any) bool {
 	for attempt := 0; ; attempt++ {
+		keep()
 		err := w.publish(ctx, subject, msgID, v)
 		if err == nil {
 			return true
