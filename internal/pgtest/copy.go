@@ -53,7 +53,9 @@ func CopyMillis(tb testing.TB, pool *pgxpool.Pool, sets ...Copied) float64 {
 			// Rows given by the caller: staged in a copy of their own, then read back as
 			// COPY text like the others.
 			staging := copies[i] + "_rows"
+			exec(fmt.Sprintf("DROP TABLE IF EXISTS %s", staging))
 			exec(fmt.Sprintf("CREATE TEMPORARY TABLE %s (LIKE %s)", staging, pgx.Identifier{s.Table}.Sanitize()))
+			defer func() { _, _ = conn.Exec(ctx, "DROP TABLE IF EXISTS "+staging) }()
 			if _, err := conn.CopyFrom(ctx, pgx.Identifier{staging}, columns(tb, conn, s.Table), pgx.CopyFromRows(s.Rows)); err != nil {
 				tb.Fatalf("pgtest: copy baseline: stage %d rows of %s: %v", len(s.Rows), s.Table, err)
 			}

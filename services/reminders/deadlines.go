@@ -34,7 +34,7 @@ WITH firms AS MATERIALIZED (
     SELECT fz.tenant_id, fz.zone, (@now::timestamptz AT TIME ZONE fz.zone)::date AS today
     FROM firm_zones(@fallback_zone::text) fz
     WHERE ` + tenancy.Filter("fz.tenant_id") + `
-      AND (@parts::int = 1 OR abs(hashtext(fz.tenant_id::text)) % @parts::int = @part::int)
+      AND ` + inPart("fz.tenant_id") + `
 ),
 items AS (
     SELECT t.tenant_id, 'task'::text AS item, t.id AS item_id, 'task'::text AS entity_type,
@@ -149,7 +149,7 @@ func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (w
 		return tx.QueryRow(ctx, deadlineCountsSQL, args).Scan(&o.firms)
 	})
 	if err == nil {
-		o.enq, err = s.enqueueParts(ctx, run, deadlinePlans(run.Scope), notify.Batch{
+		o.enq, err = s.enqueueParts(ctx, deadlinePlans(run.Scope), notify.Batch{
 			Query: deadlineAlertsSQL, Args: args,
 			Source: catalog.CheckUpcomingDeadlines, RunID: run.ID, Email: s.mailer != nil,
 		}, s.partsFor(o.found()))

@@ -21,3 +21,6 @@ func CountsSQL(job string) (perFirm, totalsOnly string) {
 	}
 	return perFirm, totalsOnly
 }
+
+// InPart exposes the slice predicate of a large run's delivery.
+var InPart = inPart

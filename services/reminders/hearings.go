@@ -29,7 +29,7 @@ firms AS MATERIALIZED (
     SELECT fz.tenant_id, fz.zone
     FROM firm_zones(@fallback_zone::text) fz
     WHERE ` + tenancy.Filter("fz.tenant_id") + `
-      AND (@parts::int = 1 OR abs(hashtext(fz.tenant_id::text)) % @parts::int = @part::int)
+      AND ` + inPart("fz.tenant_id") + `
 ),
 due AS (
     SELECT h.id, h.tenant_id, h.case_id, h.hearing_date, h.forum, h.assigned_to, c.owner_id,
@@ -102,6 +102,13 @@ CROSS JOIN LATERAL (VALUES
 ) AS r(user_id, role)
 WHERE r.user_id IS NOT NULL`
 
+// inPart keeps the firms (col, their ids) of slice @part of @parts: firm-disjoint
+// slices by a hash of the id, its sign bit masked (abs of the lowest integer is out of
+// range).
+func inPart(col string) string {
+	return "(@parts::int = 1 OR (hashtext(" + col + "::text) & 2147483647) % @parts::int = @part::int)"
+}
+
 // deliveryParts is how many firm-disjoint slices a large run's reminders (or deadline
 // alerts) are delivered in, concurrently, each in its own transaction: writing 180,000
 // notifications and their audit rows is the whole cost of a big run, and two backends
@@ -130,7 +137,7 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 		return tx.QueryRow(ctx, hearingCountsSQL, args).Scan(&o.firms)
 	})
 	if err == nil {
-		o.enq, err = s.enqueueParts(ctx, run, hearingPlans(run.Scope), notify.Batch{
+		o.enq, err = s.enqueueParts(ctx, hearingPlans(run.Scope), notify.Batch{
 			Query: hearingRemindersSQL, Args: args,
 			Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
 		}, s.partsFor(o.found()))
@@ -145,7 +152,7 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 // enqueueParts delivers a batch (whose query selects the firms of slice @part of
 // @parts) in parts slices at once. A slice that fails leaves the others delivered; the
 // next run delivers the rest and nothing twice.
-func (s *service) enqueueParts(ctx context.Context, run worker.Run, plan func(context.Context, pgx.Tx) error, batch notify.Batch, parts int) (notify.Enqueued, error) {
+func (s *service) enqueueParts(ctx context.Context, plan func(context.Context, pgx.Tx) error, batch notify.Batch, parts int) (notify.Enqueued, error) {
 	var (
 		mu    sync.Mutex
 		total notify.Enqueued
