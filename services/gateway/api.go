@@ -470,7 +470,9 @@ func (g *Gateway) handlePause(paused bool) http.HandlerFunc {
 		default:
 			forWhom = PauseForEveryone
 		}
-		cfg, err := jobstate.Update(r.Context(), g.buckets.Config, jobstate.ConfigKey(job, tenant), func(c *jobstate.Config) error {
+		ctx, cancel := context.WithTimeout(r.Context(), configWriteFor)
+		defer cancel()
+		cfg, err := jobstate.Update(ctx, g.buckets.Config, jobstate.ConfigKey(job, tenant), func(c *jobstate.Config) error {
 			c.Paused, c.UpdatedBy, c.UpdatedAt = paused, p.Display(), g.cfg.Clock.Now()
 			return nil
 		})
@@ -558,7 +560,9 @@ func (g *Gateway) handleSchedule(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var previous string
-	cfg, err := jobstate.Update(r.Context(), g.buckets.Config, job, func(c *jobstate.Config) error {
+	ctx, cancel := context.WithTimeout(r.Context(), configWriteFor)
+	defer cancel()
+	cfg, err := jobstate.Update(ctx, g.buckets.Config, job, func(c *jobstate.Config) error {
 		previous = c.Schedule
 		c.Schedule, c.UpdatedBy, c.UpdatedAt = expr, p.Display(), g.cfg.Clock.Now()
 		return nil

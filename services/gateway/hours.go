@@ -153,7 +153,8 @@ func (g *Gateway) handleFirmHours(w http.ResponseWriter, r *http.Request, body s
 		}
 		at = parsed
 	}
-	ctx := r.Context()
+	ctx, cancel := context.WithTimeout(r.Context(), configWriteFor)
+	defer cancel()
 	system, _, err := jobstate.Get[jobstate.Config](ctx, g.buckets.Config, jobName)
 	if err = readable(err); err != nil {
 		g.fail(w, r, err)

@@ -178,6 +178,11 @@ func (e *TriggerNotStored) Message() string {
 // went silent, and the election takes a moment more; the cluster test saw 6 to 7 s.
 const storeTriggerFor = 12 * time.Second
 
+// configWriteFor bounds a pause, schedule or hours change's write to the config
+// bucket, which retries while JetStream is unavailable: as long as Run Now's, then the
+// request fails (503) instead of hanging for as long as the browser waits.
+const configWriteFor = storeTriggerFor
+
 // storeTrigger publishes a trigger until JetStream confirms it or storeTriggerFor is
 // over, every attempt with the trigger's id as its message id, so that trying again is
 // safe (bus.Publish).
