@@ -564,3 +564,35 @@ func TestSendPendingConcurrentJobsShareAMailer(t *testing.T) {
 		t.Errorf("sessions = %d, want 2", n)
 	}
 }
+
+// What is tried: a batch whose rows give one person of the second firm as a recipient
+// under the first firm (a job's query that joined people by id alone), beside rows
+// that are right.
+// What must hold: the database refuses the whole batch (a notification is for a
+// person of its own firm: notifications_user_tenant_fkey); nothing is delivered, no
+// audit row is written, and the error names the reference.
+func TestEnqueueRefusesAnotherFirmsPerson(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	seed(t, pool)
+	b := batch("1", "run-cross", false, now.Add(time.Hour))
+	b.Query = strings.Replace(b.Query, "WHERE p.tenant_id = @tenant",
+		"WHERE (p.tenant_id = @tenant OR p.full_name = 'Lakshmi Iyer')", 1)
+	b.Query = strings.Replace(b.Query, "SELECT p.tenant_id,", "SELECT @tenant::uuid AS tenant_id,", 1)
+	_, err := notify.Enqueue(context.Background(), pool, b)
+	if err == nil || !strings.Contains(err.Error(), "notifications_user_tenant_fkey") {
+		t.Fatalf("Enqueue with another firm's person as recipient: err = %v, want a violation of notifications_user_tenant_fkey", err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM notifications`); n != 0 {
+		t.Errorf("%d notifications written, want 0: the batch is refused whole", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM audit_log`); n != 0 {
+		t.Errorf("%d audit rows written, want 0", n)
+	}
+	// The same batch without the stranger is delivered: the refusal was the stranger's.
+	b = batch("1", "run-cross", false, now.Add(time.Hour))
+	enq, err := notify.Enqueue(context.Background(), pool, b)
+	if err != nil || enq.InApp != 6 {
+		t.Fatalf("Enqueue of the firm's own people: %+v, %v; want 6 delivered", enq, err)
+	}
+}
