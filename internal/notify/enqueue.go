@@ -76,18 +76,17 @@ type Enqueued struct {
 // returned (the planner cannot estimate either, and a nested loop over two CTE
 // scans of 100,000 rows each takes hours). An audit row or delivery that already
 // exists for a notification delivered earlier conflicts and is skipped, exactly
-// as the notification itself is. The batch is written in the order of the
-// notifications' ids, and so of the audit rows' keys: the inserts into those two
-// unique indexes (and the checks for a conflict before each) then walk each index
-// from one end to the other instead of jumping about it, which on a large batch costs
-// less than the sort.
+// as the notification itself is. The batch is written in the order its query gives:
+// sorting it by the notifications' ids first, so that the inserts into the two unique
+// indexes keyed by them walk each from one end to the other, cost more than it saved
+// once those indexes are in memory (the hearing reminders' 180,000: 5.6 s a run
+// sorted, 4.9 s not, four runs each, interleaved).
 const enqueueSQL = `
 WITH wanted AS MATERIALIZED (
     SELECT q.*, md5('notify:' || q.dedupe_key)::uuid AS notification_id
     FROM (
 %s
     ) AS q
-    ORDER BY notification_id
 ),
 created AS (
     INSERT INTO notifications (id, tenant_id, user_id, kind, title, body, entity_type, entity_id, dedupe_key)

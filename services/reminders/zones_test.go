@@ -138,3 +138,37 @@ func TestDeadlineDaysInEachFirmsZone(t *testing.T) {
 		t.Errorf("Dubai's task alert says %q, want its due time in Dubai: %q", body, want)
 	}
 }
+
+// Tried: in New York, where the clocks went forward at 07:00 UTC on 8 March 2026
+// (02:00 EST became 03:00 EDT), two hearings 40 seconds apart on either side of that
+// instant and two tasks due at the same two instants, reminded and alerted in one run
+// each.
+// Must hold: the hearing and task of 06:59:40 UTC say 01:59 EST, those of 07:00:20 UTC
+// say 03:00 EDT: each instant is written with its own offset and abbreviation.
+func TestAbbreviationsAcrossTheChangeToDaylightSavingTime(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	nyc := w.zonedFirm("Hudson GST Desk", "America/New_York", "GST/SCN/2026/0003")
+	before := time.Date(2026, 3, 8, 6, 59, 40, 0, time.UTC)
+	after := time.Date(2026, 3, 8, 7, 0, 20, 0, time.UTC)
+	for _, at := range []time.Time{before, after} {
+		w.hearing(nyc.legalCase, nyc.person, at, "scheduled")
+		w.task(nyc.legalCase, "File reply "+at.Format("15:04:05"), nyc.person, at, "open")
+	}
+	jobs := w.jobs(reminders.Config{})
+	now := time.Date(2026, 3, 7, 20, 0, 0, 0, time.UTC)
+	results(t, runFor(t, jobs, catalog.SendHearingReminders, now, nyc.id), map[string]int{"hearings_processed": 2, "notifications_sent": 2})
+	results(t, runFor(t, jobs, deadlineJob, now, nyc.id), map[string]int{"deadlines_found": 2, "alerts_sent": 2})
+
+	titles := w.strings(`SELECT title FROM notifications WHERE kind = 'hearing_reminder'`)
+	want := []string{"Hearing Sun 08 Mar 2026, 01:59 EST: GST/SCN/2026/0003", "Hearing Sun 08 Mar 2026, 03:00 EDT: GST/SCN/2026/0003"}
+	if !slices.Equal(titles, want) {
+		t.Errorf("reminders %q, want %q", titles, want)
+	}
+	bodies := strings.Join(w.strings(`SELECT body FROM notifications WHERE kind = 'deadline_alert'`), "\n")
+	for _, want := range []string{"Due: Sun 08 Mar 2026, 01:59 EST", "Due: Sun 08 Mar 2026, 03:00 EDT"} {
+		if !strings.Contains(bodies, want) {
+			t.Errorf("deadline alerts say %q, want one with %q", bodies, want)
+		}
+	}
+}
