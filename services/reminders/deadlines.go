@@ -153,6 +153,9 @@ func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (w
 			Query: deadlineAlertsSQL, Args: args,
 			Source: catalog.CheckUpcomingDeadlines, RunID: run.ID, Email: s.mailer != nil,
 		}, s.partsFor(o.found()))
+		if err != nil {
+			s.sendDelivered(ctx, run, catalog.CheckUpcomingDeadlines)
+		}
 	}
 	if err != nil {
 		return worker.Report{}, worker.Fail("Could not read deadlines or save alerts", err)

@@ -141,6 +141,9 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 			Query: hearingRemindersSQL, Args: args,
 			Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
 		}, s.partsFor(o.found()))
+		if err != nil {
+			s.sendDelivered(ctx, run, catalog.SendHearingReminders)
+		}
 	}
 	if err != nil {
 		return worker.Report{}, worker.Fail("Could not read hearings or save reminders", err)

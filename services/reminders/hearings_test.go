@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/notify"
 	"github.com/lexhq/gstjobs/internal/notify/smtptest"
@@ -360,4 +362,59 @@ func TestHearingRemindersDeliveredInSlices(t *testing.T) {
 	}
 	rep = mustRun(t, jobs, hearingJob, morning)
 	results(t, rep, map[string]int{"hearings_processed": want / 2, "notifications_sent": 0, "failed_notifications": 0})
+}
+
+// What is tried: e-mail on, a run large enough to deliver in two firm-disjoint slices
+// at once (SplitAt 1), two firms, one in each slice; the database refuses for good
+// (a trigger raising an error, not a lost connection) every notification of the
+// second firm, so its slice fails and the other is delivered.
+// What must hold: the run fails, naming the refusal; the first firm's reminders stand
+// in-app and its e-mails are sent by this run (they are not left for a retry that a
+// permanent failure does not get); the second firm has no notification and no e-mail.
+func TestFailedSliceStillSendsTheDeliveredSlicesEmails(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	srv := smtptest.Start(t)
+	// One firm in each of the two slices: ids are tried until both slices have one.
+	firms := map[int]string{}
+	for i := 0; len(firms) < 2; i++ {
+		id := uuid.NewString()
+		if part := w.count(`SELECT (hashtext($1) & 2147483647) % 2`, id); firms[part] == "" {
+			firms[part] = id
+			w.exec(`INSERT INTO tenants (id, name) VALUES ($1, $2)`, id, fmt.Sprintf("Firm %d", part))
+		}
+		if i > 100 {
+			t.Fatal("no firm id for one of the slices in 100 tries")
+		}
+	}
+	good, bad := firms[0], firms[1]
+	asha := w.person(good, "Asha Rao", "asha@good.example")
+	bina := w.person(good, "Bina Shah", "bina@good.example")
+	w.hearing(w.legalCase(good, "GST/SCN/2026/0001", bina), asha, ist(2026, 3, 10, 10, 30, 0), "scheduled")
+	chetan := w.person(bad, "Chetan Iyer", "chetan@bad.example")
+	w.hearing(w.legalCase(bad, "GST/SCN/2026/0002", chetan), chetan, ist(2026, 3, 10, 11, 0, 0), "scheduled")
+	w.exec(`CREATE FUNCTION refuse_notification() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'notifications of this firm are refused'; END $$`)
+	w.exec(fmt.Sprintf(`CREATE TRIGGER refuse BEFORE INSERT ON notifications FOR EACH ROW
+		WHEN (NEW.tenant_id = '%s') EXECUTE FUNCTION refuse_notification()`, bad))
+
+	jobs := w.jobs(reminders.Config{SMTPURL: srv.URL(), SMTPFrom: from, SplitAt: 1})
+	_, err := run(t, jobs, hearingJob, morning)
+	if err == nil || !strings.Contains(err.Error(), "notifications of this firm are refused") {
+		t.Fatalf("run with one slice refused: err = %v, want the refusal", err)
+	}
+	got := srv.Recipients()
+	slices.Sort(got)
+	if want := []string{"asha@good.example", "bina@good.example"}; !slices.Equal(got, want) {
+		t.Errorf("e-mails sent by the failed run: %q, want the delivered slice's %q", got, want)
+	}
+	if n := w.count(`SELECT count(*) FROM notifications WHERE tenant_id = $1`, good); n != 2 {
+		t.Errorf("the delivered firm has %d in-app reminders, want 2", n)
+	}
+	if n := w.count(`SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND details->>'channel' = 'email'`, good); n != 2 {
+		t.Errorf("the delivered firm has %d e-mail audit rows, want 2", n)
+	}
+	if n := w.count(`SELECT count(*) FROM notifications WHERE tenant_id = $1`, bad); n != 0 {
+		t.Errorf("the refused firm has %d notifications, want 0", n)
+	}
 }

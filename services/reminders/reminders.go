@@ -414,3 +414,23 @@ func (s *service) sendEmail(ctx context.Context, run worker.Run, source string) 
 		Source: source, RunID: run.ID, Now: run.Now, Lease: lease,
 	})
 }
+
+// sendDelivered sends, after a slice of a run failed, the e-mails the slices that were
+// delivered queued for the run: their in-app notifications stand, and the run's
+// failure is retried only when it is temporary (the database went away), so a slice
+// refused for good would otherwise leave its firms' e-mails unsent until the next
+// day's run, or for ever once the hearing is past. Nothing is sent twice: a retry
+// sends only what is still unsent. What goes wrong here is logged; the run's failure
+// is the slice's.
+func (s *service) sendDelivered(ctx context.Context, run worker.Run, source string) {
+	if s.mailer == nil {
+		return
+	}
+	rep, err := s.sendEmail(ctx, run, source)
+	log := s.log.With("run_id", run.ID, "job_name", source)
+	if err != nil {
+		log.Warn("a slice failed; the e-mails of the delivered slices could not be sent", "error", err, "sent", rep.Sent, "pending", rep.Pending)
+		return
+	}
+	log.Info("a slice failed; the e-mails of the delivered slices were sent", "sent", rep.Sent, "failed", rep.Failed)
+}
