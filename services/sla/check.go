@@ -43,7 +43,11 @@ CREATE TEMPORARY TABLE sla_attempts (
     kind          text NOT NULL,
     trigger_event text NOT NULL,
     deadline      timestamptz NOT NULL,
-    occurrence    text NOT NULL
+    occurrence    text NOT NULL,
+    title         text NOT NULL,
+    priority      text NOT NULL,
+    assigned_to   uuid,
+    case_id       uuid
 ) ON COMMIT DROP`
 
 var scanSQL = `
@@ -55,9 +59,13 @@ candidates AS MATERIALIZED (
     JOIN automation_rules r ON r.tenant_id = b.tenant_id AND r.trigger_event = b.trigger_event AND r.is_active
     WHERE NOT ` + alreadyFired + `
 ),
+-- The queued attempts carry what the actions need of their tasks, read here by id
+-- for the attempts alone (the statement that acts would join every task to find them).
 queued AS (
     INSERT INTO sla_attempts
-    SELECT * FROM candidates ORDER BY deadline, rule_id, task_id LIMIT @max_fires::bigint
+    SELECT c.*, t.title, t.priority, t.assigned_to, t.case_id
+    FROM (SELECT * FROM candidates ORDER BY deadline, rule_id, task_id LIMIT @max_fires::bigint) c
+    JOIN tasks t ON t.id = c.task_id
     RETURNING tenant_id
 ),
 -- Each covered firm's counts, zeros included: the firms are the covered rows of
@@ -140,13 +148,13 @@ WITH managers AS (
     SELECT tenant_id, count(*) AS n FROM profiles WHERE role = 'manager' GROUP BY tenant_id
 ),
 attempts AS MATERIALIZED (
-    SELECT a.*, t.title, t.priority, t.assigned_to, cs.owner_id,
+    SELECT a.*, cs.owner_id,
            CASE a.action
                WHEN 'notify_assignee' THEN CASE
-                   WHEN t.assigned_to IS NULL THEN 'task has no assignee'
+                   WHEN a.assigned_to IS NULL THEN 'task has no assignee'
                    WHEN ap.tenant_id <> a.tenant_id THEN 'task assignee belongs to another firm' END
                WHEN 'notify_owner' THEN CASE
-                   WHEN t.case_id IS NULL THEN 'task has no case'
+                   WHEN a.case_id IS NULL THEN 'task has no case'
                    WHEN cs.tenant_id <> a.tenant_id THEN 'task case belongs to another firm'
                    WHEN cs.owner_id IS NULL THEN 'case has no owner'
                    WHEN op.tenant_id <> a.tenant_id THEN 'case owner belongs to another firm' END
@@ -154,9 +162,8 @@ attempts AS MATERIALIZED (
                    WHEN coalesce(m.n, 0) = 0 THEN 'firm has no managers' END
            END AS error
     FROM sla_attempts a
-    JOIN tasks t ON t.id = a.task_id
-    LEFT JOIN profiles ap ON ap.id = t.assigned_to
-    LEFT JOIN cases cs ON cs.id = t.case_id
+    LEFT JOIN profiles ap ON ap.id = a.assigned_to
+    LEFT JOIN cases cs ON cs.id = a.case_id
     LEFT JOIN profiles op ON op.id = cs.owner_id
     LEFT JOIN managers m ON m.tenant_id = a.tenant_id
 ),
