@@ -34,11 +34,12 @@ vet:
 test: vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
-## bench: speed targets, as ratios to a baseline measured in the same run; ends with one table (value, baseline, ratio, target)
+## bench: speed targets, as ratios to a baseline measured in the same run; ends with one table (value, baseline, ratio, target).
+## -p 1: one package's benchmarks at a time, none sharing the 2 cores with another's (or with a build)
 bench:
 	@mkdir -p .artifacts
 	@cat /proc/loadavg > .artifacts/load-before 2>/dev/null || true
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS) | tee .artifacts/bench.txt
+	set -o pipefail; $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS) | tee .artifacts/bench.txt
 	set -o pipefail; $(GO) run ./cmd/benchtable -load-before "$$(cat .artifacts/load-before 2>/dev/null)" .artifacts/bench.txt | tee .artifacts/bench-table.md
 
 ## tools: what the tests need beyond Go (CI runs this through .ci/run)
