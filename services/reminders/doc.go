@@ -59,6 +59,11 @@
 // e-mails wait for the next run (or Run Now). Problems with single recipients leave
 // the run successful, with the problems counted and listed.
 //
+// A large run (500 hearings or deadlines and more) delivers in two firm-disjoint
+// slices at once, each in its own transaction. When one fails, the run fails and the
+// other stays delivered, its e-mails sent by the failed run all the same; the next
+// run (or the retry of a temporary failure) delivers the rest, and nothing twice.
+//
 // # Configuration
 //
 //	SMTP_URL             unset: e-mail off, in-app notifications only.
