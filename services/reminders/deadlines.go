@@ -149,13 +149,10 @@ func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (w
 		return tx.QueryRow(ctx, deadlineCountsSQL, args).Scan(&o.firms)
 	})
 	if err == nil {
-		o.enq, err = s.enqueueParts(ctx, deadlinePlans(run.Scope), notify.Batch{
+		o.enq, err = s.enqueueParts(ctx, run, deadlinePlans(run.Scope), notify.Batch{
 			Query: deadlineAlertsSQL, Args: args,
 			Source: catalog.CheckUpcomingDeadlines, RunID: run.ID, Email: s.mailer != nil,
 		}, s.partsFor(o.found()))
-		if err != nil {
-			s.sendDelivered(ctx, run, catalog.CheckUpcomingDeadlines)
-		}
 	}
 	if err != nil {
 		return worker.Report{}, worker.Fail("Could not read deadlines or save alerts", err)

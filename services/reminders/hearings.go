@@ -137,13 +137,10 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 		return tx.QueryRow(ctx, hearingCountsSQL, args).Scan(&o.firms)
 	})
 	if err == nil {
-		o.enq, err = s.enqueueParts(ctx, hearingPlans(run.Scope), notify.Batch{
+		o.enq, err = s.enqueueParts(ctx, run, hearingPlans(run.Scope), notify.Batch{
 			Query: hearingRemindersSQL, Args: args,
 			Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
 		}, s.partsFor(o.found()))
-		if err != nil {
-			s.sendDelivered(ctx, run, catalog.SendHearingReminders)
-		}
 	}
 	if err != nil {
 		return worker.Report{}, worker.Fail("Could not read hearings or save reminders", err)
@@ -152,10 +149,11 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 	return s.report(catalog.SendHearingReminders, o, "hearings_processed", "notifications_sent", "failed_notifications", "reminders")
 }
 
-// enqueueParts delivers a batch (whose query selects the firms of slice @part of
-// @parts) in parts slices at once. A slice that fails leaves the others delivered; the
-// next run delivers the rest and nothing twice.
-func (s *service) enqueueParts(ctx context.Context, plan func(context.Context, pgx.Tx) error, batch notify.Batch, parts int) (notify.Enqueued, error) {
+// enqueueParts delivers run's batch (whose query selects the firms of slice @part of
+// @parts) in parts slices at once. A slice that fails leaves the others delivered, and
+// their e-mails are sent before the failure is returned (sendDelivered); the next run
+// delivers the rest and nothing twice.
+func (s *service) enqueueParts(ctx context.Context, run worker.Run, plan func(context.Context, pgx.Tx) error, batch notify.Batch, parts int) (notify.Enqueued, error) {
 	var (
 		mu    sync.Mutex
 		total notify.Enqueued
@@ -188,5 +186,8 @@ func (s *service) enqueueParts(ctx context.Context, plan func(context.Context, p
 		})
 	}
 	wg.Wait()
+	if len(errs) > 0 && len(errs) < parts {
+		s.sendDelivered(ctx, run, batch.Source)
+	}
 	return total, errors.Join(errs...)
 }

@@ -415,11 +415,11 @@ func (s *service) sendEmail(ctx context.Context, run worker.Run, source string) 
 	})
 }
 
-// sendDelivered sends, after a slice of a run failed, the e-mails the slices that were
-// delivered queued for the run: their in-app notifications stand, and the run's
-// failure is retried only when it is temporary (the database went away), so a slice
-// refused for good would otherwise leave its firms' e-mails unsent until the next
-// day's run, or for ever once the hearing is past. Nothing is sent twice: a retry
+// sendDelivered sends, after a slice of a run failed (enqueueParts), the e-mails the
+// slices that were delivered queued for the run: their in-app notifications stand, and
+// the run's failure is retried only when it is temporary (the database went away), so
+// a slice refused for good would otherwise leave its firms' e-mails unsent until the
+// next day's run, or for ever once the hearing is past. Nothing is sent twice: a retry
 // sends only what is still unsent. What goes wrong here is logged; the run's failure
 // is the slice's.
 func (s *service) sendDelivered(ctx context.Context, run worker.Run, source string) {

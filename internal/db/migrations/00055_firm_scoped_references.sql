@@ -12,8 +12,9 @@
 -- entity_id: it is an append-only record that outlives what it names, and the lookup
 -- was paid a row on the bulk paths. What it records is vouched for where it is
 -- written: a notification's audit row comes in the statement that writes the
--- notification, under the reference above; a run's row comes from the gateway, which
--- writes the run's firm slices to job_run_tenants under its reference to tenants.
+-- notification, under the reference above; a Run Now's row names the firm of the
+-- signed-in person who pressed it; a run's row names no firm (its firms' slices go to
+-- job_run_tenants, which keeps its reference to tenants).
 CREATE UNIQUE INDEX IF NOT EXISTS profiles_id_tenant ON profiles (id, tenant_id);
 CREATE UNIQUE INDEX IF NOT EXISTS automation_rules_id_tenant ON automation_rules (id, tenant_id);
 
