@@ -459,8 +459,7 @@ func (g *Gateway) handlePause(paused bool) http.HandlerFunc {
 		case !p.Operator:
 			forWhom, tenant = PauseForFirm, p.TenantID
 		case tenant != "":
-			if _, err := uuid.Parse(tenant); err != nil {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("tenant_id %q is not a firm's id", tenant))
+			if !g.knownFirm(w, r, tenant) {
 				return
 			}
 			forWhom = PauseForFirm

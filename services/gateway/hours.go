@@ -32,6 +32,26 @@ type firmZone struct {
 	Stored string
 }
 
+// knownFirm answers a platform operator's change for a firm (tenant, as sent) that is
+// not one, before anything is written: 400 for what is not an id, 404 for an id of no
+// firm. It reports whether the request may go on.
+func (g *Gateway) knownFirm(w http.ResponseWriter, r *http.Request, tenant string) bool {
+	if _, err := uuid.Parse(tenant); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("tenant_id %q is not a firm's id", tenant))
+		return false
+	}
+	_, ok, err := tenancy.ZoneOf(r.Context(), g.cfg.Pool, tenant, g.cfg.Location.String())
+	switch {
+	case err != nil:
+		g.fail(w, r, err)
+		return false
+	case !ok:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no firm has the id %s", tenant))
+		return false
+	}
+	return true
+}
+
 // zoneOf reads a firm's zone (one probe of tenants); on any trouble, JOBS_TIMEZONE.
 func (g *Gateway) zoneOf(ctx context.Context, tenant string) firmZone {
 	fallback := firmZone{Name: g.cfg.Location.String(), Loc: g.cfg.Location, Own: true}
@@ -122,8 +142,7 @@ func (g *Gateway) handleFirmHours(w http.ResponseWriter, r *http.Request, body s
 		writeError(w, http.StatusBadRequest, `a time of day is one firm's: name it, {"at": "HH:MM", "tenant_id": "..."}; for every firm send {"schedule": "<cron>"}`)
 		return
 	case p.Operator:
-		if _, err := uuid.Parse(body.TenantID); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("tenant_id %q is not a firm's id", body.TenantID))
+		if !g.knownFirm(w, r, body.TenantID) {
 			return
 		}
 		tenant = body.TenantID

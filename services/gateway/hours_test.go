@@ -26,6 +26,9 @@ import (
 // card is untouched; a reset brings back the default hour; each refusal says why (the
 // SLA check: a firm may pause it, not slow it; the cron: the operator's; a partner: only
 // admins); the operator sets one firm's time only by naming it.
+// noFirm is a well-formed id that no firm of the demo data has.
+const noFirm = "0dd0f1e5-0000-4000-8000-000000000000"
+
 func TestAFirmAdminSetsTheFirmsHours(t *testing.T) {
 	clock := clockwork.NewFakeClockAt(time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)) // 05:30 in Kolkata
 	s := startSystem(t, systemOptions{clock: clock})
@@ -104,6 +107,8 @@ func TestAFirmAdminSetsTheFirmsHours(t *testing.T) {
 		{"another firm's hours", path, `{"at":"09:00","tenant_id":"` + demo.TenantIyer + `"}`, mehta, 403, "its own"},
 		{"a partner", path, `{"at":"09:00"}`, partner, 403, "Only admins"},
 		{"the operator without a firm", path, `{"at":"09:00"}`, op, 400, "name it"},
+		{"the operator naming no firm's id", path, `{"at":"09:00","tenant_id":"Iyer"}`, op, 400, "not a firm's id"},
+		{"the operator naming a firm that is not one", path, `{"at":"09:00","tenant_id":"` + noFirm + `"}`, op, 404, "no firm has the id"},
 		{"both at once", path, `{"at":"09:00","schedule":"0 9 * * *"}`, op, 400, "not both"},
 	} {
 		res := s.do(t, request{method: "PUT", path: c.path, body: c.body, bearer: c.tok})

@@ -238,6 +238,15 @@ func TestPausePerFirm(t *testing.T) {
 	if who != "anjali@mehta.example" || tenant != demo.TenantMehta || why != "year-end audit" {
 		t.Errorf("the pause's audit row says %q, firm %q, why %q", who, tenant, why)
 	}
+	// The operator pausing a firm that is not one is told so, and nothing is written.
+	res = s.do(t, request{method: "POST", path: sla + "/pause", body: `{"tenant_id":"` + noFirm + `","reason":"typo"}`, bearer: op})
+	if res.code != 404 || !strings.Contains(res.errorText(t), "no firm has the id") {
+		t.Errorf("the operator pauses a firm that is not one = %d %s, want 404 saying no firm has the id", res.code, res.body)
+	}
+	var typos int
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE details->>'reason' = 'typo'`).Scan(&typos); err != nil || typos != 0 {
+		t.Errorf("audit rows of the refused pause = %d (%v), want 0", typos, err)
+	}
 
 	// A run for every firm skips Mehta: Iyer's toast, nothing for Mehta, one firm skipped.
 	if err := s.NATS.NC.Publish(events.TriggerSubject(catalog.CheckSLAAndOverdue), nil); err != nil {
