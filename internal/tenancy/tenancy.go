@@ -85,13 +85,50 @@ func Expand(sql string) string {
 	})
 }
 
+// Statement is a job's statement in the two forms its runs execute: for a run of every
+// firm, with each Filter as written; for a run of named firms (a schedule slot's, a
+// firm's Run Now), with each Filter reduced to its first half, col = ANY(@scope_tenants),
+// which is what the whole predicate amounts to when @scope_all is false. The reduced
+// form's generic plan reads the named firms' rows by index whatever the firms, so a run
+// for named firms can keep one plan per connection (ReusePlansForNamed) instead of
+// planning the statement at every run; the full form's generic plan cannot know that
+// @scope_all is false, and reads every firm's rows.
+type Statement struct {
+	all, named string
+}
+
+// filterCall matches the predicates Filter writes.
+var filterCall = regexp.MustCompile(`\(([a-z_][a-z_0-9]*(?:\.[a-z_][a-z_0-9]*)?) = ANY\(@scope_tenants::uuid\[\]\) OR \(@scope_all::bool AND NOT ([a-z_][a-z_0-9]*(?:\.[a-z_][a-z_0-9]*)?) = ANY\(@scope_skip::uuid\[\]\)\)\)`)
+
+// NewStatement prepares sql, which holds Filter's predicates (written by Filter or by
+// Expand), in both forms.
+func NewStatement(sql string) Statement {
+	named := filterCall.ReplaceAllStringFunc(sql, func(m string) string {
+		sub := filterCall.FindStringSubmatch(m)
+		if sub[1] != sub[2] {
+			return m // not Filter's: left as it is
+		}
+		return "(" + sub[1] + " = ANY(@scope_tenants::uuid[]))"
+	})
+	return Statement{all: sql, named: named}
+}
+
+// For is the statement as a run of scope s executes it.
+func (q Statement) For(s events.Scope) string {
+	if s.All {
+		return q.all
+	}
+	return q.named
+}
+
 // ReusePlansForNamed prepares the transaction of a run for named firms (the firms of
 // one schedule slot, a firm's Run Now) to plan its statements once per connection (a
 // generic plan) instead of at every run, for statements that read the named firms' rows
 // through the same indexes whatever the firms (the hearing reminders', which read the
 // next 24 hours by date: fifty runs a day for a job whose firms keep fifty different
-// hours cost 1.2 times one run for every firm with it, 1.4 times without). A run for
-// every firm is left to PostgreSQL's choice.
+// hours cost 1.2 times one run for every firm with it, 1.4 times without), and for a
+// Statement's form for named firms, which reads them by index. A run for every firm is
+// left to PostgreSQL's choice.
 func ReusePlansForNamed(ctx context.Context, tx pgx.Tx, s events.Scope) error {
 	return setPlanCacheMode(ctx, tx, s, "force_generic_plan")
 }

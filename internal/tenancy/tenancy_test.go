@@ -48,3 +48,23 @@ func TestArgsOfASlotsFirms(t *testing.T) {
 		t.Errorf("a slot for every firm but some skips %v, want e1 and p1 (t1 asked itself)", got)
 	}
 }
+
+// A statement for named firms must keep exactly the named firms, as the full form does
+// when @scope_all is false; anything that only looks like Filter stays as written.
+func TestStatementReducesFilterForNamedFirms(t *testing.T) {
+	sql := "SELECT 1 FROM tasks t WHERE " + Filter("t.tenant_id") + " AND " + Expand("covered(h.tenant_id)") +
+		" AND (a.x = ANY(@scope_tenants::uuid[]) OR (@scope_all::bool AND NOT b.y = ANY(@scope_skip::uuid[])))"
+	q := NewStatement(sql)
+	if got := q.For(events.ScopeAll()); got != sql {
+		t.Errorf("For(every firm) = %q, want the statement unchanged", got)
+	}
+	named := q.For(events.ScopeFirms([]string{"a0000000-0000-4000-8000-000000000001"}))
+	for _, want := range []string{"(t.tenant_id = ANY(@scope_tenants::uuid[]))", "(h.tenant_id = ANY(@scope_tenants::uuid[]))", "NOT b.y = ANY(@scope_skip"} {
+		if !strings.Contains(named, want) {
+			t.Errorf("named form %q lacks %q", named, want)
+		}
+	}
+	if strings.Count(named, "@scope_all") != 1 {
+		t.Errorf("named form %q: want only the look-alike predicate to keep @scope_all", named)
+	}
+}

@@ -114,15 +114,17 @@ func (s summary) date() string {
 //go:embed capture.sql
 var captureFile string
 
-var captureSQL = tenancy.Expand(captureFile)
+var captureSQL = tenancy.NewStatement(tenancy.Expand(captureFile))
 
 func capture(ctx context.Context, pool *pgxpool.Pool, now time.Time, loc *time.Location, scope events.Scope) (summary, error) {
 	var s summary
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if err := tenancy.PlanEachNamedRun(ctx, tx, scope); err != nil {
+		// A run for named firms (a slot's twenty, a firm's Run Now) keeps one plan per
+		// connection: the statement's form for named firms reads them by index.
+		if err := tenancy.ReusePlansForNamed(ctx, tx, scope); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, captureSQL, tenancy.With(pgx.NamedArgs{
+		return tx.QueryRow(ctx, captureSQL.For(scope), tenancy.With(pgx.NamedArgs{
 			"now":           now,
 			"fallback_zone": loc.String(),
 		}, scope)).Scan(&s.firms, &s.firmSnapshots, &s.firmDates)

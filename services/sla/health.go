@@ -36,7 +36,7 @@ const maxRulesListed = 100
 // breaches it should have fired for and did not. A breach counts as missed only when
 // both the breach and the rule are older than the SLA check's alert threshold: by
 // then at least one SLA check should have run and fired it.
-var rulesSQL = `
+var rulesSQL = tenancy.NewStatement(`
 WITH ` + breachesCTE + `,
 stats AS (
     SELECT l.rule_id, count(*) AS executions,
@@ -51,7 +51,7 @@ missed AS (
     SELECT r.id AS rule_id, count(*) AS missed, min(b.deadline) AS oldest
     FROM automation_rules r
     JOIN breaches b ON b.tenant_id = r.tenant_id AND b.trigger_event = r.trigger_event
-    WHERE r.is_active
+    WHERE r.is_active AND ` + tenancy.Filter("r.tenant_id") + `
       AND b.deadline < @grace_before::timestamptz AND r.created_at < @grace_before::timestamptz
       AND NOT ` + alreadyFired + `
     GROUP BY r.id
@@ -64,10 +64,10 @@ JOIN tenants t ON t.id = r.tenant_id
 LEFT JOIN stats s ON s.rule_id = r.id
 LEFT JOIN missed m ON m.rule_id = r.id
 WHERE r.is_active AND ` + tenancy.Filter("r.tenant_id") + `
-ORDER BY t.name, r.name, r.id`
+ORDER BY t.name, r.name, r.id`)
 
 // coveredSQL lists the firms the run covers: each gets a slice, rules or not.
-var coveredSQL = `SELECT coalesce(array_agg(t.id::text ORDER BY t.id), '{}') FROM tenants t WHERE ` + tenancy.Filter("t.id")
+var coveredSQL = tenancy.NewStatement(`SELECT coalesce(array_agg(t.id::text ORDER BY t.id), '{}') FROM tenants t WHERE ` + tenancy.Filter("t.id"))
 
 // lastSuccessSQL finds each job's last successful execution, and the first execution
 // of any job: a job that never succeeded is stale only once the system has been
@@ -90,7 +90,7 @@ ORDER BY j.ord`
 //
 // Only the covered firms' incidents are opened or closed: a run for one firm leaves the
 // others' incidents as they are.
-var incidentsSQL = `
+var incidentsSQL = tenancy.NewStatement(`
 WITH unhealthy AS (
     SELECT t.id AS tenant_id, t.name,
            to_jsonb(@system_reasons::text[]) || coalesce(@tenant_reasons::jsonb -> t.id::text, '[]'::jsonb) AS reasons
@@ -159,7 +159,7 @@ SELECT
         ) u GROUP BY tenant_id) x) AS per_firm,
     (SELECT coalesce(jsonb_agg(x ORDER BY x.tenant), '[]') FROM (
         SELECT u.tenant_id, u.name AS tenant FROM unhealthy u
-        WHERE NOT EXISTS (SELECT 1 FROM profiles p WHERE p.tenant_id = u.tenant_id AND p.role = 'admin')) x) AS no_admin`
+        WHERE NOT EXISTS (SELECT 1 FROM profiles p WHERE p.tenant_id = u.tenant_id AND p.role = 'admin')) x) AS no_admin`)
 
 // ruleHealth is one rule as the health check reports it.
 type ruleHealth struct {
@@ -251,21 +251,22 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 	sla, _ := catalog.Lookup(catalog.CheckSLAAndOverdue)
 	grace := sla.StaleAfter
 
-	// One transaction, so that a run for named firms (a slot's, a firm's Run Now) is
-	// planned for its firms: the statements' generic plans, which a connection falls
-	// back to after runs for every firm, read every firm's tasks and automation logs
-	// (90 ms a run for twenty firms on 1M tasks instead of 15).
+	// One transaction, so that a run for named firms (a slot's, a firm's Run Now) keeps
+	// one plan per connection of each statement's form for named firms, which reads
+	// them by index (tenancy.Statement): the full form's generic plan reads every
+	// firm's tasks and automation logs (90 ms a run for twenty firms on 1M tasks
+	// instead of 15), and planning it for each run's firms costs more than the run.
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return worker.Report{}, worker.Fail("Database connection failed", fmt.Errorf("sla: health: begin: %w", err))
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := tenancy.PlanEachNamedRun(ctx, tx, run.Scope); err != nil {
+	if err := tenancy.ReusePlansForNamed(ctx, tx, run.Scope); err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: %w", err))
 	}
 
 	// Rules.
-	rows, err := tx.Query(ctx, rulesSQL, tenancy.With(pgx.NamedArgs{
+	rows, err := tx.Query(ctx, rulesSQL.For(run.Scope), tenancy.With(pgx.NamedArgs{
 		"now": now, "since": now.Add(-healthWindow), "grace_before": now.Add(-grace),
 	}, run.Scope))
 	if err != nil {
@@ -281,7 +282,7 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: rules: %w", err))
 	}
 	var covered []string
-	if err := tx.QueryRow(ctx, coveredSQL, tenancy.Args(run.Scope)).Scan(&covered); err != nil {
+	if err := tx.QueryRow(ctx, coveredSQL.For(run.Scope), tenancy.Args(run.Scope)).Scan(&covered); err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: firms: %w", err))
 	}
 	type tally struct {
@@ -347,7 +348,7 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 		TenantID string `json:"tenant_id"`
 		Tenant   string `json:"tenant"`
 	}
-	err = tx.QueryRow(ctx, incidentsSQL, tenancy.With(pgx.NamedArgs{
+	err = tx.QueryRow(ctx, incidentsSQL.For(run.Scope), tenancy.With(pgx.NamedArgs{
 		"now": now, "run_id": runID, "job_name": jobName(run, catalog.AutomationHealthCheck),
 		"system_reasons": systemReasons, "tenant_reasons": tenantReasons,
 	}, run.Scope)).Scan(&opened, &closed, &open, &notified, &perFirm, &noAdmin)
