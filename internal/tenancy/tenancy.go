@@ -10,6 +10,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -97,19 +98,33 @@ type Statement struct {
 	all, named string
 }
 
-// filterCall matches the predicates Filter writes.
-var filterCall = regexp.MustCompile(`\(([a-z_][a-z_0-9]*(?:\.[a-z_][a-z_0-9]*)?) = ANY\(@scope_tenants::uuid\[\]\) OR \(@scope_all::bool AND NOT ([a-z_][a-z_0-9]*(?:\.[a-z_][a-z_0-9]*)?) = ANY\(@scope_skip::uuid\[\]\)\)\)`)
+// filterCall matches the predicates Filter writes, built from Filter itself so that the
+// two cannot drift apart; Go's regexp has no back-references, so NewStatement checks
+// that both columns are one.
+var filterCall = func() *regexp.Regexp {
+	const col = "COLUMN"
+	parts := strings.Split(Filter(col), col)
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return regexp.MustCompile(strings.Join(parts, `([a-z_][a-z_0-9]*(?:\.[a-z_][a-z_0-9]*)?)`))
+}()
 
-// NewStatement prepares sql, which holds Filter's predicates (written by Filter or by
-// Expand), in both forms.
+// NewStatement prepares sql, whose scope predicates are Filter's (written by Filter or
+// by Expand), in both forms. It panics, at start-up where statements are prepared, when
+// the named form still reads @scope_all or @scope_skip: a predicate that is not
+// Filter's would keep the named form's generic plan reading every firm's rows.
 func NewStatement(sql string) Statement {
 	named := filterCall.ReplaceAllStringFunc(sql, func(m string) string {
 		sub := filterCall.FindStringSubmatch(m)
 		if sub[1] != sub[2] {
-			return m // not Filter's: left as it is
+			return m // not Filter's: caught below
 		}
 		return "(" + sub[1] + " = ANY(@scope_tenants::uuid[]))"
 	})
+	if strings.Contains(named, "@scope_all") || strings.Contains(named, "@scope_skip") {
+		panic("tenancy: a statement's scope predicate is not Filter's, so its form for named firms cannot be derived:\n" + sql)
+	}
 	return Statement{all: sql, named: named}
 }
 
