@@ -44,6 +44,9 @@ type dailyFirm struct {
 	// at is the firm's time of day for the job: its own or the job's default; label
 	// its group's name (groupLabel).
 	at, label string
+	// group, when not 0, numbers the firm's group among the input's firms (1, 2, …):
+	// firms of one group share it, so the decision finds a group without its label.
+	group int
 }
 
 // dailyInput is everything a daily decision is taken on.
@@ -70,8 +73,11 @@ type dailyInput struct {
 // dailyPlan is a daily decision: the record to write (if changed), the groups' slots to
 // publish (in the record's Pending), the missed slots to announce, and what to count.
 type dailyPlan struct {
-	rec      record
-	changed  bool
+	rec     record
+	changed bool
+	// last is every firm's last slot as rec.Firms holds it (firmSlots(rec)), when
+	// changed: kept by the caller so that its next decision does not parse it back.
+	last     map[string]time.Time
 	fires    []pendingSlot
 	missed   []events.Status
 	paused   int
@@ -171,15 +177,21 @@ func packFirms(last map[string]time.Time) map[string][]string {
 		return nil
 	}
 	out := map[string][]string{}
+	keys := map[int64]string{} // each slot formatted once: a few slots, many firms
 	for id, t := range last {
-		k := t.UTC().Format(time.RFC3339)
+		k, ok := keys[t.Unix()]
+		if !ok {
+			k = t.UTC().Format(time.RFC3339)
+			keys[t.Unix()] = k
+		}
 		out[k] = append(out[k], id)
 	}
-	for k := range out {
-		slices.Sort(out[k])
-	}
-	return out
+	return out // each list in no order: the record is read by firm, never by position
 }
+
+// owed: some of the group's firms are due at its slot (to fire, or to record paused or
+// missed).
+func (g *dailyGroup) owed() bool { return len(g.fire)+len(g.paused)+len(g.missed) > 0 }
 
 // decideDaily is the daily protocol, as a pure function of what the ticker read.
 //
@@ -195,8 +207,10 @@ func packFirms(last map[string]time.Time) map[string][]string {
 func decideDaily(in dailyInput) dailyPlan {
 	p := dailyPlan{rec: in.rec}
 	p.rec.Pending = nil
-	last := maps.Clone(in.last)
-	if in.last == nil {
+	// last is read only until the decision changes something (most wake-ups change
+	// nothing): then it is copied, and the copy is written.
+	last := in.last
+	if last == nil {
 		last = firmSlots(in.rec)
 	}
 	known := in.known
@@ -210,7 +224,12 @@ func decideDaily(in dailyInput) dailyPlan {
 	defaultLabel := groupLabel(in.fallback.String(), in.defaultAt)
 
 	groups := map[string]*dailyGroup{}
+	numbered := make([]*dailyGroup, len(in.firms)+1) // by dailyFirm.group
 	groupOf := func(f dailyFirm) *dailyGroup {
+		numberedAs := f.group > 0 && f.group < len(numbered)
+		if numberedAs && numbered[f.group] != nil {
+			return numbered[f.group]
+		}
 		label := f.label
 		if label == "" {
 			label = groupLabel(f.loc.String(), f.at)
@@ -229,12 +248,16 @@ func decideDaily(in dailyInput) dailyPlan {
 			}
 			groups[label] = g
 		}
+		if numberedAs {
+			numbered[f.group] = g
+		}
 		return g
 	}
 
 	if in.rev == 0 {
 		// First start ever: every firm counts from its latest slot; nothing is fired.
 		p.rec = record{Slot: defaultSlot, State: stateBaseline, By: in.self, At: in.now}
+		last = maps.Clone(last)
 		for _, f := range in.firms {
 			if g := groupOf(f); !g.isDefault && !g.slot.IsZero() {
 				last[f.id] = g.slot
@@ -242,14 +265,16 @@ func decideDaily(in dailyInput) dailyPlan {
 				delete(last, f.id)
 			}
 		}
-		p.rec.Firms = packFirms(last)
+		p.rec.Firms, p.last = packFirms(last), last
 		p.changed, p.baseline = true, true
 		p.logs = append(p.logs, "first start: counting slots from here, nothing fired")
 		return p
 	}
 
+	named := 0 // known firms that last names: when it names others too, they are dropped
 	lastOf := func(id string) time.Time {
 		if t, ok := last[id]; ok {
+			named++
 			return t
 		}
 		return in.rec.Slot
@@ -285,6 +310,7 @@ func decideDaily(in dailyInput) dailyPlan {
 	for _, f := range in.firms {
 		due(groupOf(f), f.id)
 	}
+	strangers := len(last) > named
 	def := groups[defaultLabel]
 	if def == nil {
 		def = &dailyGroup{label: defaultLabel, loc: in.fallback, at: in.defaultAt, slot: defaultSlot, isDefault: true, skipped: map[time.Time][]string{}}
@@ -299,6 +325,14 @@ func decideDaily(in dailyInput) dailyPlan {
 	// slot is settled (it moved into the group) is fired by name, as any group's.
 	defaultFires := defaultSlot.After(in.rec.Slot) && !defaultSlot.IsZero() &&
 		(len(def.fire)+len(def.paused)+len(def.missed) > 0 || (len(in.firms) == 0 && due(def, "")))
+	owed := defaultFires
+	for _, g := range groups {
+		owed = owed || g.owed()
+	}
+	if !owed {
+		return p // nothing is due: the record stays as it is
+	}
+	last = maps.Clone(last)
 	// Groups in the order of their slots, earliest first.
 	labels := slices.SortedFunc(maps.Keys(groups), func(a, b string) int {
 		if c := groups[a].slot.Compare(groups[b].slot); c != 0 {
@@ -408,7 +442,7 @@ func decideDaily(in dailyInput) dailyPlan {
 			p.missed = append(p.missed, status(before, &scope))
 			p.logs = append(p.logs, fmt.Sprintf("slots of %s missed while no ticker was running, for %d firm(s): the latest, %s, is announced", label, len(scope.Firms), before.Format(time.RFC3339)))
 		}
-		if len(g.fire)+len(g.paused)+len(g.missed) > 0 {
+		if g.owed() {
 			p.changed = true
 		}
 	}
@@ -418,14 +452,14 @@ func decideDaily(in dailyInput) dailyPlan {
 	if !p.changed {
 		return p
 	}
-	if len(in.firms) > 0 {
+	if len(in.firms) > 0 && strangers {
 		for id := range last {
 			if !known[id] {
 				delete(last, id) // a firm that is no more
 			}
 		}
 	}
-	p.rec.Firms = packFirms(last)
+	p.rec.Firms, p.last = packFirms(last), last
 	p.rec.Groups = marks
 	if len(marks) == 0 {
 		p.rec.Groups = nil
@@ -440,15 +474,23 @@ func decideDaily(in dailyInput) dailyPlan {
 func nextDailyWake(in dailyInput) time.Time {
 	next := nextDaily(in.defaultAt, in.fallback, in.now)
 	seen := map[string]bool{}
+	seenNumber := make([]bool, len(in.firms)+1) // by dailyFirm.group
 	for _, f := range in.firms {
-		label := f.label
-		if label == "" {
-			label = groupLabel(f.loc.String(), f.at)
+		if f.group > 0 && f.group < len(seenNumber) {
+			if seenNumber[f.group] {
+				continue
+			}
+			seenNumber[f.group] = true
+		} else {
+			label := f.label
+			if label == "" {
+				label = groupLabel(f.loc.String(), f.at)
+			}
+			if seen[label] {
+				continue
+			}
+			seen[label] = true
 		}
-		if seen[label] {
-			continue
-		}
-		seen[label] = true
 		if n := nextDaily(f.at, f.loc, in.now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
 		}
@@ -535,16 +577,23 @@ func (t *Ticker) settleDaily(ctx context.Context, j *jobTicker, now time.Time, c
 			j.announce = append(j.announce, m)
 		}
 		j.cached, j.cachedRev, j.unreadable = &p.rec, newRev, false
+		j.lastIndex, j.lastIndexRev = p.last, newRev
 		for _, f := range p.fires {
 			j.ownIDs = appendCapped(j.ownIDs, f.MsgID)
 		}
 		j.seenMarks = p.rec.Groups
 		if len(p.fires) > 0 {
-			if _, err := t.publishPending(ctx, j, p.rec, newRev, now); err != nil {
+			done, err := t.publishPending(ctx, j, p.rec, newRev, now)
+			if err != nil {
 				return err
 			}
+			if !done {
+				continue // the mark was not written: decide on what is there now
+			}
 		}
-		j.quietUntil, j.quietGen = time.Time{}, 0 // look again: a slot may follow at once
+		// The decision took every group due at now: the next is at a later slot.
+		j.quietUntil, j.quietGen = nextDailyWake(in), gen
+		return nil
 	}
 	return fmt.Errorf("ticker: %s: the record kept changing", j.job.Name)
 }
@@ -601,6 +650,9 @@ func (t *Ticker) publishPending(ctx context.Context, j *jobTicker, rec record, r
 		log.Warn("slots published but not marked so", "err", err)
 		j.cached = nil
 		return false, nil
+	}
+	if j.lastIndexRev == rev {
+		j.lastIndexRev = newRev // the mark keeps the firms as they were
 	}
 	j.cached, j.cachedRev = &marked, newRev
 	return true, nil
@@ -663,12 +715,17 @@ func (t *Ticker) dailyFirms(j *jobTicker, defaultAt string, gen uint64) ([]daily
 	own := t.configs.firmsAt(j.job.Name)
 	out := make([]dailyFirm, 0, len(t.firms))
 	known := make(map[string]bool, len(t.firms))
+	number := map[string]int{}
 	for _, f := range t.firms {
 		at := own[f.id]
 		if at == "" {
 			at = defaultAt
 		}
-		out = append(out, dailyFirm{id: f.id, loc: f.loc, at: at, label: groupLabel(f.loc.String(), at)})
+		label := groupLabel(f.loc.String(), at)
+		if number[label] == 0 {
+			number[label] = len(number) + 1
+		}
+		out = append(out, dailyFirm{id: f.id, loc: f.loc, at: at, label: label, group: number[label]})
 		known[f.id] = true
 	}
 	j.firmsList, j.firmsKnown, j.firmsListGen, j.firmsListAt = out, known, gen, defaultAt

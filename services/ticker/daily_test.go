@@ -2,6 +2,7 @@ package ticker
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -382,6 +383,10 @@ func TestDecideDaily(t *testing.T) {
 			in.cfg.UpdatedAt = at("2026-03-10T04:00:01Z")
 			return in
 		}, nil, statePublished},
+		{"Dubai's last run two days ago and Kolkata's yesterday: fire both, Dubai's day between missed", func(in dailyInput) dailyInput {
+			in.rec, in.rev = published("2026-03-09T02:30:00Z", map[string][]string{"2026-03-08T04:00:00Z": {dxb}}), 3
+			return in
+		}, []string{"send-hearing-reminders@2026-03-10T02:30:00Z", "send-hearing-reminders@2026-03-10T04:00:00Z#Asia/Dubai 08:00"}, stateClaimed},
 		{"no firm known: the default slot, for every firm", func(in dailyInput) dailyInput {
 			in.rec, in.rev, in.firms = published("2026-03-09T02:30:00Z", nil), 3, nil
 			return in
@@ -396,6 +401,21 @@ func TestDecideDaily(t *testing.T) {
 			}
 			if !slices.Equal(ids, tt.fires) || p.rec.State != tt.state {
 				t.Fatalf("fires %q, state %s; want %q, %s (plan %+v)", ids, p.rec.State, tt.fires, tt.state, p)
+			}
+			if !p.changed {
+				return
+			}
+			// The ticker keeps p.last for its next decision, and takes no second one at
+			// the same instant: p.last must be what the record reads back to, and a
+			// decision on the record written must find nothing more to do.
+			if want := firmSlots(p.rec); !maps.EqualFunc(p.last, want, time.Time.Equal) {
+				t.Fatalf("plan's last slots %v; the record it writes reads %v", p.last, want)
+			}
+			again := tt.in(base)
+			again.rec, again.rev, again.last = p.rec, again.rev+1, p.last
+			again.rec.State, again.rec.Pending = statePublished, nil
+			if q := decideDaily(again); q.changed {
+				t.Fatalf("a second decision at the same instant changed the record: fires %+v, missed %+v, logs %q", q.fires, q.missed, q.logs)
 			}
 		})
 	}
