@@ -128,6 +128,13 @@ func NewStatement(sql string) Statement {
 	return Statement{all: sql, named: named}
 }
 
+// NewStatementByForm is NewStatement for a statement whose best shape is not the same
+// for every firm as for a few: forAll is the form for every firm as it is, forNamed is
+// reduced as NewStatement reduces it.
+func NewStatementByForm(forAll, forNamed string) Statement {
+	return Statement{all: NewStatement(forAll).all, named: NewStatement(forNamed).named}
+}
+
 // For is the statement as a run of scope s executes it.
 func (q Statement) For(s events.Scope) string {
 	if s.All {

@@ -66,6 +66,14 @@ func TestStatementReducesFilterForNamedFirms(t *testing.T) {
 		t.Errorf("named form = %q, want %q", named, want)
 	}
 
+	byForm := NewStatementByForm(sql, "SELECT 2 FROM tasks t WHERE "+Filter("t.tenant_id"))
+	if got := byForm.For(events.ScopeAll()); got != sql {
+		t.Errorf("by form, For(every firm) = %q, want the first statement unchanged", got)
+	}
+	if got, want := byForm.For(events.ScopeFirms([]string{"a0000000-0000-4000-8000-000000000001"})), "SELECT 2 FROM tasks t WHERE (t.tenant_id = ANY(@scope_tenants::uuid[]))"; got != want {
+		t.Errorf("by form, named form = %q, want the second statement reduced, %q", got, want)
+	}
+
 	lookAlike := "SELECT 1 WHERE (a.x = ANY(@scope_tenants::uuid[]) OR (@scope_all::bool AND NOT b.y = ANY(@scope_skip::uuid[])))"
 	defer func() {
 		if recover() == nil {

@@ -36,9 +36,20 @@ const maxRulesListed = 100
 // breaches it should have fired for and did not. A breach counts as missed only when
 // both the breach and the rule are older than the SLA check's alert threshold: by
 // then at least one SLA check should have run and fired it.
-var rulesSQL = tenancy.NewStatement(`
-WITH ` + breachesCTE + `,
-stats AS (
+//
+// A run for named firms reads the rules' executions firm by firm (statsByFirmSQL, on
+// automation_logs' (tenant_id, executed_at) index): read by time, as the run for every
+// firm reads them, the window held every firm's executions whenever the SLA check had
+// just fired many rules, and the named form's generic plan (tenancy.Statement), which
+// cannot know how many the window holds, read them all to keep the twenty firms' (20
+// ms instead of 5 on 1M tasks, in 8 of a day's 50 runs). Read firm by firm for every
+// firm, the run for all took twice as long on 10k tasks once its plan was generic.
+var rulesSQL = tenancy.NewStatementByForm(
+	strings.Replace(rulesShapeSQL, "{{stats}}", statsByTimeSQL, 1),
+	strings.Replace(rulesShapeSQL, "{{stats}}", statsByFirmSQL, 1))
+
+// statsByTimeSQL is the rules' executions in the window, read by time: for every firm.
+var statsByTimeSQL = `stats AS (
     SELECT l.rule_id, count(*) AS executions,
            count(*) FILTER (WHERE l.status = 'failed') AS failures,
            (array_agg(l.error ORDER BY l.executed_at DESC, l.id DESC) FILTER (WHERE l.status = 'failed'))[1] AS last_error
@@ -47,7 +58,28 @@ stats AS (
       AND ` + tenancy.Filter("l.tenant_id") + `
     GROUP BY l.rule_id
 ),
-missed AS (
+`
+
+// statsByFirmSQL is the same read firm by firm: for named firms.
+var statsByFirmSQL = `stats AS (
+    SELECT s.*
+    FROM (SELECT DISTINCT r.tenant_id FROM automation_rules r WHERE r.is_active AND ` + tenancy.Filter("r.tenant_id") + `) f
+    CROSS JOIN LATERAL (
+        SELECT l.rule_id, count(*) AS executions,
+               count(*) FILTER (WHERE l.status = 'failed') AS failures,
+               (array_agg(l.error ORDER BY l.executed_at DESC, l.id DESC) FILTER (WHERE l.status = 'failed'))[1] AS last_error
+        FROM automation_logs l
+        WHERE l.tenant_id = f.tenant_id
+          AND l.executed_at > @since::timestamptz AND l.executed_at <= @now::timestamptz
+        GROUP BY l.rule_id
+    ) s
+),
+`
+
+// rulesShapeSQL is rulesSQL but for its stats, in either form.
+var rulesShapeSQL = `
+WITH ` + breachesCTE + `,
+{{stats}}missed AS (
     SELECT r.id AS rule_id, count(*) AS missed, min(b.deadline) AS oldest
     FROM automation_rules r
     JOIN breaches b ON b.tenant_id = r.tenant_id AND b.trigger_event = r.trigger_event
@@ -64,7 +96,7 @@ JOIN tenants t ON t.id = r.tenant_id
 LEFT JOIN stats s ON s.rule_id = r.id
 LEFT JOIN missed m ON m.rule_id = r.id
 WHERE r.is_active AND ` + tenancy.Filter("r.tenant_id") + `
-ORDER BY t.name, r.name, r.id`)
+ORDER BY t.name, r.name, r.id`
 
 // coveredSQL lists the firms the run covers: each gets a slice, rules or not.
 var coveredSQL = tenancy.NewStatement(`SELECT coalesce(array_agg(t.id::text ORDER BY t.id), '{}') FROM tenants t WHERE ` + tenancy.Filter("t.id"))
