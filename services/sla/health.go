@@ -48,11 +48,13 @@ var rulesSQL = tenancy.NewStatementByForm(
 	strings.Replace(rulesShapeSQL, "{{stats}}", statsByTimeSQL, 1),
 	strings.Replace(rulesShapeSQL, "{{stats}}", statsByFirmSQL, 1))
 
+// executionsSQL is what stats says of a rule's executions l in the window.
+const executionsSQL = `count(*) AS executions, count(*) FILTER (WHERE l.status = 'failed') AS failures,
+    (array_agg(l.error ORDER BY l.executed_at DESC, l.id DESC) FILTER (WHERE l.status = 'failed'))[1] AS last_error`
+
 // statsByTimeSQL is the rules' executions in the window, read by time: for every firm.
 var statsByTimeSQL = `stats AS (
-    SELECT l.rule_id, count(*) AS executions,
-           count(*) FILTER (WHERE l.status = 'failed') AS failures,
-           (array_agg(l.error ORDER BY l.executed_at DESC, l.id DESC) FILTER (WHERE l.status = 'failed'))[1] AS last_error
+    SELECT l.rule_id, ` + executionsSQL + `
     FROM automation_logs l
     WHERE l.executed_at > @since::timestamptz AND l.executed_at <= @now::timestamptz
       AND ` + tenancy.Filter("l.tenant_id") + `
@@ -65,9 +67,7 @@ var statsByFirmSQL = `stats AS (
     SELECT s.*
     FROM (SELECT DISTINCT r.tenant_id FROM automation_rules r WHERE r.is_active AND ` + tenancy.Filter("r.tenant_id") + `) f
     CROSS JOIN LATERAL (
-        SELECT l.rule_id, count(*) AS executions,
-               count(*) FILTER (WHERE l.status = 'failed') AS failures,
-               (array_agg(l.error ORDER BY l.executed_at DESC, l.id DESC) FILTER (WHERE l.status = 'failed'))[1] AS last_error
+        SELECT l.rule_id, ` + executionsSQL + `
         FROM automation_logs l
         WHERE l.tenant_id = f.tenant_id
           AND l.executed_at > @since::timestamptz AND l.executed_at <= @now::timestamptz

@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/internal/worker"
 )
 
 // The health levels follow from counts alone.
@@ -101,9 +105,11 @@ func TestHealthRules(t *testing.T) {
 		}, true, []string{problemFailing, problemNotFiring}},
 	}
 	ids := map[string]string{}
+	firmOf := map[string]uuid.UUID{}
 	var wantUnhealthy int64
 	for i, tc := range cases {
 		fm := f.tenant(fmt.Sprintf("Firm %02d", i))
+		firmOf[tc.name] = fm
 		r := f.rule(fm, "task_overdue", "notify_assignee")
 		f.exec(`UPDATE automation_rules SET name = $2, is_active = $3 WHERE id = $1`, r, tc.name, tc.active)
 		tc.arrange(fm, r)
@@ -145,6 +151,34 @@ func TestHealthRules(t *testing.T) {
 	wantCounts(t, rep, map[string]int64{"incidents_opened": wantUnhealthy, "unhealthy_tenants": wantUnhealthy})
 	if int64(len(rep.Errors)) != wantUnhealthy || !strings.Contains(rep.Errors[0], "has no admin to notify") {
 		t.Errorf("errors = %q, want %d naming firms without an admin", rep.Errors, wantUnhealthy)
+	}
+
+	// Each firm's run for itself (a slot's, a Run Now's: the statement's form for named
+	// firms, which reads the executions firm by firm) judges its one rule as the run for
+	// every firm did, and counts no other firm's.
+	job, _ := catalog.Lookup(catalog.AutomationHealthCheck)
+	for _, tc := range cases {
+		one, err := f.jobs[catalog.AutomationHealthCheck](t.Context(), worker.Run{ID: uuid.NewString(), Job: job, Now: t0,
+			Scope: events.ScopeFirms([]string{firmOf[tc.name].String()})})
+		if err != nil {
+			t.Fatalf("%s: the firm's own run: %v", tc.name, err)
+		}
+		var active, unhealthy int64
+		if tc.active {
+			active = 1
+		}
+		if len(tc.want) > 0 {
+			unhealthy = 1
+		}
+		wantCounts(t, one, map[string]int64{"rules_checked": active, "unhealthy_rules": unhealthy})
+		mine, _ := one.Results["rules"].([]ruleHealth)
+		if unhealthy == 1 {
+			all := got[tc.name]
+			if len(mine) != 1 || !slices.Equal(mine[0].Problems, all.Problems) || mine[0].Executions != all.Executions ||
+				mine[0].Failures != all.Failures || mine[0].Missed != all.Missed || mine[0].Reason != all.Reason {
+				t.Errorf("%s: the firm's own run lists %+v, want its rule as the run for every firm judged it: %+v", tc.name, mine, all)
+			}
+		}
 	}
 }
 
