@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/pgtest"
@@ -12,14 +13,22 @@ import (
 )
 
 // Tried: a run's one statement queued in one transaction, for named firms and for
-// every firm; then a statement that fails (division by
-// zero) and one that writes before it fails.
-// Must hold: the statement runs inside a transaction, with generic plans for named
-// firms and PostgreSQL's choice for every firm, and the setting ends with it; a
-// failure comes back as the run's error, writes nothing, and leaves the pool usable.
+// every firm, on a pool of one connection, so that every run and check meets the same
+// session; then a statement that writes and then fails (division by zero).
+// Must hold: the statement runs inside a transaction (SET LOCAL takes effect only in
+// one), with generic plans for named firms and PostgreSQL's choice for every firm, and
+// the setting ends with it; a failure comes back as the run's error, writes nothing,
+// and the next run on the pool succeeds (the failed session is not handed out again).
 func TestQueueInOneTransaction(t *testing.T) {
-	pool, _ := pgtest.NewPool(t)
+	shared, _ := pgtest.NewPool(t)
 	ctx := context.Background()
+	cfg := shared.Config()
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
 	run := func(s events.Scope, sql string, scan func(pgx.Row) error) error {
 		var b pgx.Batch
 		tenancy.QueueInOneTransaction(&b, s, sql, pgx.NamedArgs{}, scan)
@@ -31,7 +40,6 @@ func TestQueueInOneTransaction(t *testing.T) {
 		want  string
 	}{{named, "force_generic_plan"}, {events.ScopeAll(), "auto"}} {
 		var mode string
-		// SET LOCAL takes effect only inside a transaction block.
 		err := run(c.scope, `SELECT current_setting('plan_cache_mode')`, func(r pgx.Row) error { return r.Scan(&mode) })
 		if err != nil || mode != c.want {
 			t.Fatalf("all=%v: plan_cache_mode %q, err %v; want %q", c.scope.All, mode, err, c.want)
@@ -45,7 +53,7 @@ func TestQueueInOneTransaction(t *testing.T) {
 	if _, err := pool.Exec(ctx, `CREATE TABLE batch_probe (n int)`); err != nil {
 		t.Fatal(err)
 	}
-	err := run(named, `WITH w AS (INSERT INTO batch_probe VALUES (1) RETURNING n) SELECT (SELECT n FROM w) / 0`, func(r pgx.Row) error { var n int; return r.Scan(&n) })
+	err = run(named, `WITH w AS (INSERT INTO batch_probe VALUES (1) RETURNING n) SELECT (SELECT n FROM w) / 0`, func(r pgx.Row) error { var n int; return r.Scan(&n) })
 	if err == nil {
 		t.Fatal("a statement dividing by zero returned no error")
 	}

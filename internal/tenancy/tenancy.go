@@ -152,18 +152,19 @@ func (q Statement) For(s events.Scope) string {
 // Statement's form for named firms, which reads them by index. A run for every firm is
 // left to PostgreSQL's choice.
 func ReusePlansForNamed(ctx context.Context, tx pgx.Tx, s events.Scope) error {
-	return setPlanCacheMode(ctx, tx, s, "force_generic_plan")
+	return setPlanCacheMode(ctx, tx, s, reusePlans)
 }
 
 // QueueInOneTransaction queues on b, for a run of scope s, one transaction of the
 // statement sql with args (its one row scanned by scan): BEGIN, ReusePlansForNamed's
-// setting for named firms, the statement, COMMIT, sent at once. A run that is one
-// statement pays one round trip to the server instead of four. A statement that fails
-// leaves the connection in a failed transaction, which the pool closes on release.
+// setting for named firms, the statement, COMMIT, sent at once: one round trip
+// instead of three or four. (pgx sends a batch as one implicit transaction already;
+// BEGIN and COMMIT say so rather than rely on it.) A statement that fails leaves the
+// connection in a failed transaction, which the pool closes on release.
 func QueueInOneTransaction(b *pgx.Batch, s events.Scope, sql string, args pgx.NamedArgs, scan func(pgx.Row) error) {
 	b.Queue("BEGIN")
 	if !s.All {
-		b.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
+		b.Queue(planCacheModeSQL(reusePlans))
 	}
 	b.Queue(sql, args).QueryRow(scan)
 	b.Queue("COMMIT")
@@ -172,18 +173,25 @@ func QueueInOneTransaction(b *pgx.Batch, s events.Scope, sql string, args pgx.Na
 // PlanEachNamedRun prepares the transaction of a run for named firms to plan its
 // statements for the run's own arguments. A statement run again and again on one
 // connection may otherwise be given PostgreSQL's generic plan, made for no firms in
-// particular: the analytics snapshot's then reads every firm's open tasks to keep
-// twenty (170 ms a run instead of 30 on 1M tasks). A run for every firm is left to
-// PostgreSQL's choice (planning the deadline alerts for every firm costs 30 ms).
+// particular, which reads every firm's rows to keep twenty (the analytics snapshot's
+// did, 170 ms a run instead of 30 on 1M tasks, before it had a Statement's form for
+// named firms). A run for every firm is left to PostgreSQL's choice (planning the
+// deadline alerts for every firm costs 30 ms).
 func PlanEachNamedRun(ctx context.Context, tx pgx.Tx, s events.Scope) error {
 	return setPlanCacheMode(ctx, tx, s, "force_custom_plan")
 }
+
+// reusePlans is ReusePlansForNamed's plan_cache_mode.
+const reusePlans = "force_generic_plan"
+
+// planCacheModeSQL sets plan_cache_mode for the rest of the transaction.
+func planCacheModeSQL(mode string) string { return "SET LOCAL plan_cache_mode = " + mode }
 
 func setPlanCacheMode(ctx context.Context, tx pgx.Tx, s events.Scope, mode string) error {
 	if s.All {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = "+mode); err != nil {
+	if _, err := tx.Exec(ctx, planCacheModeSQL(mode)); err != nil {
 		return fmt.Errorf("tenancy: plans of a run for named firms: %w", err)
 	}
 	return nil

@@ -118,10 +118,9 @@ var captureSQL = tenancy.NewStatement(tenancy.Expand(captureFile))
 
 func capture(ctx context.Context, pool *pgxpool.Pool, now time.Time, loc *time.Location, scope events.Scope) (summary, error) {
 	var s summary
-	// One round trip: a run for named firms (a slot's twenty, a firm's Run Now) keeps
-	// one plan per connection, the statement's form for named firms, which reads them
-	// by index; the transaction is the one statement's, with that setting (BEGIN, SET,
-	// the statement and COMMIT one after the other were a tenth of such a run).
+	// One round trip for the transaction of the one statement: a run for named firms
+	// (a slot's twenty, a firm's Run Now) keeps one plan per connection of the
+	// statement's form for named firms, which reads them by index.
 	var b pgx.Batch
 	tenancy.QueueInOneTransaction(&b, scope, captureSQL.For(scope), tenancy.With(pgx.NamedArgs{
 		"now":           now,

@@ -44,9 +44,7 @@ const maxRulesListed = 100
 // cannot know how many the window holds, read them all to keep the twenty firms' (20
 // ms instead of 5 on 1M tasks, in 8 of a day's 50 runs). Read firm by firm for every
 // firm, the run for all took twice as long on 10k tasks once its plan was generic.
-var rulesSQL = tenancy.NewStatementByForm(
-	strings.Replace(rulesShapeSQL, "{{stats}}", statsByTimeSQL, 1),
-	strings.Replace(rulesShapeSQL, "{{stats}}", statsByFirmSQL, 1))
+var rulesSQL = tenancy.NewStatementByForm(rulesWith(statsByTimeSQL), rulesWith(statsByFirmSQL))
 
 // executionsSQL is what stats says of a rule's executions l in the window.
 const executionsSQL = `count(*) AS executions, count(*) FILTER (WHERE l.status = 'failed') AS failures,
@@ -76,10 +74,11 @@ var statsByFirmSQL = `stats AS (
 ),
 `
 
-// rulesShapeSQL is rulesSQL but for its stats, in either form.
-var rulesShapeSQL = `
+// rulesWith is rulesSQL with stats, the rules' executions in the window, in either form.
+func rulesWith(stats string) string {
+	return `
 WITH ` + breachesCTE + `,
-{{stats}}missed AS (
+` + stats + `missed AS (
     SELECT r.id AS rule_id, count(*) AS missed, min(b.deadline) AS oldest
     FROM automation_rules r
     JOIN breaches b ON b.tenant_id = r.tenant_id AND b.trigger_event = r.trigger_event
@@ -97,6 +96,7 @@ LEFT JOIN stats s ON s.rule_id = r.id
 LEFT JOIN missed m ON m.rule_id = r.id
 WHERE r.is_active AND ` + tenancy.Filter("r.tenant_id") + `
 ORDER BY t.name, r.name, r.id`
+}
 
 // coveredSQL lists the firms the run covers: each gets a slice, rules or not.
 var coveredSQL = tenancy.NewStatement(`SELECT coalesce(array_agg(t.id::text ORDER BY t.id), '{}') FROM tenants t WHERE ` + tenancy.Filter("t.id"))
