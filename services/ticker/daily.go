@@ -42,11 +42,28 @@ type dailyFirm struct {
 	id  string
 	loc *time.Location
 	// at is the firm's time of day for the job: its own or the job's default; label
-	// its group's name (groupLabel).
+	// its group's name (groupLabel), and group its number among the decision's firms
+	// (0, 1, …), so that the decision finds a firm's group without hashing its name.
+	// Both are set by numberGroups, which every decision's firms come from.
 	at, label string
-	// group, when not 0, numbers the firm's group among the input's firms (1, 2, …):
-	// firms of one group share it, so the decision finds a group without its label.
-	group int
+	group     int
+}
+
+// numberGroups names and numbers the groups of firms (their id, zone and time of day
+// set): firms that share a zone and a time of day share a group.
+func numberGroups(firms []dailyFirm) []dailyFirm {
+	number := map[string]int{}
+	for i, f := range firms {
+		f.label = groupLabel(f.loc.String(), f.at)
+		n, ok := number[f.label]
+		if !ok {
+			n = len(number)
+			number[f.label] = n
+		}
+		f.group = n
+		firms[i] = f
+	}
+	return firms
 }
 
 // dailyInput is everything a daily decision is taken on.
@@ -224,33 +241,22 @@ func decideDaily(in dailyInput) dailyPlan {
 	defaultLabel := groupLabel(in.fallback.String(), in.defaultAt)
 
 	groups := map[string]*dailyGroup{}
-	numbered := make([]*dailyGroup, len(in.firms)+1) // by dailyFirm.group
+	numbered := make([]*dailyGroup, len(in.firms)) // by dailyFirm.group
 	groupOf := func(f dailyFirm) *dailyGroup {
-		numberedAs := f.group > 0 && f.group < len(numbered)
-		if numberedAs && numbered[f.group] != nil {
-			return numbered[f.group]
+		if g := numbered[f.group]; g != nil {
+			return g
 		}
-		label := f.label
-		if label == "" {
-			label = groupLabel(f.loc.String(), f.at)
+		g := &dailyGroup{label: f.label, loc: f.loc, at: f.at, isDefault: f.label == defaultLabel, skipped: map[time.Time][]string{}}
+		if g.isDefault {
+			g.slot = defaultSlot
+		} else {
+			g.slot = latestDaily(f.at, f.loc, in.now)
 		}
-		g := groups[label]
-		if g == nil {
-			g = &dailyGroup{label: label, loc: f.loc, at: f.at, isDefault: label == defaultLabel, skipped: map[time.Time][]string{}}
-			if g.isDefault {
-				g.slot = defaultSlot
-			} else {
-				g.slot = latestDaily(f.at, f.loc, in.now)
-			}
-			if !g.slot.IsZero() {
-				g.day = dayStart(g.slot, g.loc)
-				g.before = latestDaily(g.at, g.loc, g.slot.Add(-time.Second))
-			}
-			groups[label] = g
+		if !g.slot.IsZero() {
+			g.day = dayStart(g.slot, g.loc)
+			g.before = latestDaily(g.at, g.loc, g.slot.Add(-time.Second))
 		}
-		if numberedAs {
-			numbered[f.group] = g
-		}
+		numbered[f.group], groups[f.label] = g, g
 		return g
 	}
 
@@ -473,24 +479,12 @@ func decideDaily(in dailyInput) dailyPlan {
 // nextDailyWake is the earliest slot of any of the job's groups after now.
 func nextDailyWake(in dailyInput) time.Time {
 	next := nextDaily(in.defaultAt, in.fallback, in.now)
-	seen := map[string]bool{}
-	seenNumber := make([]bool, len(in.firms)+1) // by dailyFirm.group
+	seen := make([]bool, len(in.firms)) // by dailyFirm.group
 	for _, f := range in.firms {
-		if f.group > 0 && f.group < len(seenNumber) {
-			if seenNumber[f.group] {
-				continue
-			}
-			seenNumber[f.group] = true
-		} else {
-			label := f.label
-			if label == "" {
-				label = groupLabel(f.loc.String(), f.at)
-			}
-			if seen[label] {
-				continue
-			}
-			seen[label] = true
+		if seen[f.group] {
+			continue
 		}
+		seen[f.group] = true
 		if n := nextDaily(f.at, f.loc, in.now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
 		}
@@ -715,19 +709,15 @@ func (t *Ticker) dailyFirms(j *jobTicker, defaultAt string, gen uint64) ([]daily
 	own := t.configs.firmsAt(j.job.Name)
 	out := make([]dailyFirm, 0, len(t.firms))
 	known := make(map[string]bool, len(t.firms))
-	number := map[string]int{}
 	for _, f := range t.firms {
 		at := own[f.id]
 		if at == "" {
 			at = defaultAt
 		}
-		label := groupLabel(f.loc.String(), at)
-		if number[label] == 0 {
-			number[label] = len(number) + 1
-		}
-		out = append(out, dailyFirm{id: f.id, loc: f.loc, at: at, label: label, group: number[label]})
+		out = append(out, dailyFirm{id: f.id, loc: f.loc, at: at})
 		known[f.id] = true
 	}
+	out = numberGroups(out)
 	j.firmsList, j.firmsKnown, j.firmsListGen, j.firmsListAt = out, known, gen, defaultAt
 	return out, known
 }

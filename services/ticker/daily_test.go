@@ -353,7 +353,7 @@ func TestDecideDaily(t *testing.T) {
 	job, _ := catalog.Lookup(reminders)
 	dubai, _ := time.LoadLocation("Asia/Dubai")
 	now := at("2026-03-10T04:00:00Z") // 08:00 in Dubai, 09:30 in Kolkata
-	firms := []dailyFirm{{id: kol, loc: kolkata, at: "08:00"}, {id: dxb, loc: dubai, at: "08:00"}}
+	firms := numberGroups([]dailyFirm{{id: kol, loc: kolkata, at: "08:00"}, {id: dxb, loc: dubai, at: "08:00"}})
 	base := dailyInput{now: now, job: job, defaultAt: "08:00", fallback: kolkata, firms: firms, self: "me"}
 	published := func(slot string, firms map[string][]string) record {
 		return record{Slot: at(slot), State: statePublished, By: "b", At: at(slot), Firms: firms}

@@ -50,8 +50,8 @@ func (r record) carry(from record) record {
 }
 
 // encode is the record as JSON, as json.Marshal writes it but for the order of its
-// fields and of each firms' list. Firms is written without reflection: it names up to
-// every firm (40 KB for 1,000), and a group's slot writes the record twice.
+// fields (firms first). Firms is written without reflection: it names up to every firm
+// (40 KB for 1,000), and a group's slot writes the record twice.
 func (r record) encode() ([]byte, error) {
 	firms := r.Firms
 	r.Firms = nil
