@@ -162,12 +162,19 @@ func ReusePlansForNamed(ctx context.Context, tx pgx.Tx, s events.Scope) error {
 // BEGIN and COMMIT say so rather than rely on it.) A statement that fails leaves the
 // connection in a failed transaction, which the pool closes on release.
 func QueueInOneTransaction(b *pgx.Batch, s events.Scope, sql string, args pgx.NamedArgs, scan func(pgx.Row) error) {
+	QueueBegin(b, s)
+	b.Queue(sql, args).QueryRow(scan)
+	b.Queue("COMMIT")
+}
+
+// QueueBegin queues on b the start of a transaction of a run of scope s: BEGIN and, for
+// named firms, ReusePlansForNamed's setting. The caller queues its statements and
+// COMMIT after it, and sends them all at once.
+func QueueBegin(b *pgx.Batch, s events.Scope) {
 	b.Queue("BEGIN")
 	if !s.All {
 		b.Queue(planCacheModeSQL(reusePlans))
 	}
-	b.Queue(sql, args).QueryRow(scan)
-	b.Queue("COMMIT")
 }
 
 // PlanEachNamedRun prepares the transaction of a run for named firms to plan its

@@ -98,8 +98,13 @@ WHERE r.is_active AND ` + tenancy.Filter("r.tenant_id") + `
 ORDER BY t.name, r.name, r.id`
 }
 
-// coveredSQL lists the firms the run covers: each gets a slice, rules or not.
-var coveredSQL = tenancy.NewStatement(`SELECT coalesce(array_agg(t.id::text ORDER BY t.id), '{}') FROM tenants t WHERE ` + tenancy.Filter("t.id"))
+// coveredSQL lists the firms the run covers (each gets a slice, rules or not) and counts
+// their open incidents: a run that finds every covered firm healthy and none with an
+// incident open has nothing to open, close or notify, and skips incidentsSQL.
+var coveredSQL = tenancy.NewStatement(`
+SELECT coalesce(array_agg(t.id::text ORDER BY t.id), '{}'),
+       (SELECT count(*) FROM automation_health_incidents i WHERE i.closed_at IS NULL AND ` + tenancy.Filter("i.tenant_id") + `)
+FROM tenants t WHERE ` + tenancy.Filter("t.id"))
 
 // lastSuccessSQL finds each job's last successful execution, and the first execution
 // of any job: a job that never succeeded is stale only once the system has been
@@ -283,40 +288,53 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 	sla, _ := catalog.Lookup(catalog.CheckSLAAndOverdue)
 	grace := sla.StaleAfter
 
-	// One transaction, so that a run for named firms (a slot's, a firm's Run Now) keeps
-	// one plan per connection of each statement's form for named firms, which reads
-	// them by index (tenancy.Statement): the full form's generic plan reads every
-	// firm's tasks and automation logs (90 ms a run for twenty firms on 1M tasks
-	// instead of 15), and planning the statements at every run was 1-2 ms of a run of
-	// 7 to 9.
-	tx, err := pool.Begin(ctx)
+	// The reads in one round trip: BEGIN, the setting that keeps, for a run for named
+	// firms (a slot's, a firm's Run Now), one plan per connection of each statement's
+	// form for named firms, which reads them by index (tenancy.Statement; the full
+	// form's generic plan reads every firm's tasks and automation logs, 90 ms a run for
+	// twenty firms on 1M tasks instead of 15, and planning the statements at every run
+	// was 1-2 ms of a run of 7 to 9), the rules, the firms, the jobs' last successes,
+	// COMMIT: one round trip where there were five, each paid by every one of the fifty
+	// runs a day of firms keeping their own hours. The incidents follow in a transaction
+	// of their own, when there is anything to open or close.
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return worker.Report{}, worker.Fail("Database connection failed", fmt.Errorf("sla: health: begin: %w", err))
+		return worker.Report{}, worker.Fail("Database connection failed", fmt.Errorf("sla: health: %w", err))
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := tenancy.ReusePlansForNamed(ctx, tx, run.Scope); err != nil {
-		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: %w", err))
-	}
-
-	// Rules.
-	rows, err := tx.Query(ctx, rulesSQL.For(run.Scope), tenancy.With(pgx.NamedArgs{
+	defer conn.Release()
+	var (
+		rules         []ruleHealth
+		covered       []string
+		openIncidents int64
+		lastSuccesses []lastSuccess
+	)
+	var b pgx.Batch
+	tenancy.QueueBegin(&b, run.Scope)
+	b.Queue(rulesSQL.For(run.Scope), tenancy.With(pgx.NamedArgs{
 		"now": now, "since": now.Add(-healthWindow), "grace_before": now.Add(-grace),
-	}, run.Scope))
-	if err != nil {
-		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: rules: %w", err))
-	}
-	rules, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ruleHealth, error) {
-		var r ruleHealth
-		err := row.Scan(&r.ID, &r.TenantID, &r.Tenant, &r.Name, &r.TriggerEvent, &r.Action,
-			&r.Executions, &r.Failures, &r.LastError, &r.Missed, &r.oldestMissed)
-		return r, err
+	}, run.Scope)).Query(func(rows pgx.Rows) error {
+		var err error
+		rules, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (ruleHealth, error) {
+			var r ruleHealth
+			err := row.Scan(&r.ID, &r.TenantID, &r.Tenant, &r.Name, &r.TriggerEvent, &r.Action,
+				&r.Executions, &r.Failures, &r.LastError, &r.Missed, &r.oldestMissed)
+			return r, err
+		})
+		if err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+		return nil
 	})
-	if err != nil {
-		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: rules: %w", err))
-	}
-	var covered []string
-	if err := tx.QueryRow(ctx, coveredSQL.For(run.Scope), tenancy.Args(run.Scope)).Scan(&covered); err != nil {
-		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: firms: %w", err))
+	b.Queue(coveredSQL.For(run.Scope), tenancy.Args(run.Scope)).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&covered, &openIncidents); err != nil {
+			return fmt.Errorf("firms: %w", err)
+		}
+		return nil
+	})
+	queueLastSuccesses(&b, &lastSuccesses)
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
+		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: %w", err))
 	}
 	type tally struct {
 		rules, unhealthy int
@@ -344,10 +362,7 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 	}
 
 	// Jobs.
-	jobs, stale, err := s.staleJobs(ctx, tx, run)
-	if err != nil {
-		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: jobs: %w", err))
-	}
+	jobs, stale := staleJobs(lastSuccesses, run)
 	health := classify(len(rules), len(bad), stale)
 
 	// Firms: the same rules, scoped to each firm's own automation rules. What makes
@@ -381,15 +396,22 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 		TenantID string `json:"tenant_id"`
 		Tenant   string `json:"tenant"`
 	}
-	err = tx.QueryRow(ctx, incidentsSQL.For(run.Scope), tenancy.With(pgx.NamedArgs{
-		"now": now, "run_id": runID, "job_name": jobName(run, catalog.AutomationHealthCheck),
-		"system_reasons": systemReasons, "tenant_reasons": tenantReasons,
-	}, run.Scope)).Scan(&opened, &closed, &open, &notified, &perFirm, &noAdmin)
-	if err != nil {
-		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: incidents: %w", err))
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: commit: %w", err))
+	// A firm unhealthy now, or one with an incident still open (to close), needs the
+	// statement; in a run where every covered firm is healthy and none has an incident
+	// open, the usual run, it would change nothing. An incident another run opens
+	// meanwhile is closed by the next run that finds its firm healthy, as it would be
+	// had this run come first.
+	if len(systemReasons) > 0 || len(tenantReasons) > 0 || openIncidents > 0 {
+		var b pgx.Batch
+		tenancy.QueueInOneTransaction(&b, run.Scope, incidentsSQL.For(run.Scope), tenancy.With(pgx.NamedArgs{
+			"now": now, "run_id": runID, "job_name": jobName(run, catalog.AutomationHealthCheck),
+			"system_reasons": systemReasons, "tenant_reasons": tenantReasons,
+		}, run.Scope), func(row pgx.Row) error {
+			return row.Scan(&opened, &closed, &open, &notified, &perFirm, &noAdmin)
+		})
+		if err := conn.SendBatch(ctx, &b).Close(); err != nil {
+			return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: health: incidents: %w", err))
+		}
 	}
 	var problems errorList
 	firms := newFirms(covered, nil)
@@ -459,30 +481,42 @@ func (s *service) automationHealthCheck(ctx context.Context, run worker.Run) (wo
 	return worker.Report{Results: results, Errors: problems.list(), Tenants: firms.slices()}, nil
 }
 
-// staleJobs reads each catalog job's last success. The running job counts as
-// succeeding now.
-func (s *service) staleJobs(ctx context.Context, tx pgx.Tx, run worker.Run) ([]jobHealth, []string, error) {
+// lastSuccess is a catalog job's last successful execution, and the first execution of
+// any job, as lastSuccessSQL reads them.
+type lastSuccess struct {
+	name            string
+	last, firstSeen *time.Time
+}
+
+// queueLastSuccesses queues on b the read of each catalog job's last success, in the
+// catalog's order, into found.
+func queueLastSuccesses(b *pgx.Batch, found *[]lastSuccess) {
 	all := catalog.All()
 	names := make([]string, len(all))
 	for i, j := range all {
 		names[i] = j.Name
 	}
-	rows, err := tx.Query(ctx, lastSuccessSQL, pgx.NamedArgs{"jobs": names})
-	if err != nil {
-		return nil, nil, err
-	}
-	type seen struct {
-		name            string
-		last, firstSeen *time.Time
-	}
-	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (seen, error) {
-		var r seen
-		err := row.Scan(&r.name, &r.last, &r.firstSeen)
-		return r, err
+	b.Queue(lastSuccessSQL, pgx.NamedArgs{"jobs": names}).Query(func(rows pgx.Rows) error {
+		var err error
+		*found, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (lastSuccess, error) {
+			var r lastSuccess
+			err := row.Scan(&r.name, &r.last, &r.firstSeen)
+			return r, err
+		})
+		if err != nil {
+			return fmt.Errorf("jobs: %w", err)
+		}
+		if len(*found) != len(all) {
+			return fmt.Errorf("jobs: %d last successes read for %d jobs", len(*found), len(all))
+		}
+		return nil
 	})
-	if err != nil {
-		return nil, nil, err
-	}
+}
+
+// staleJobs judges each catalog job by its last success (found, in the catalog's
+// order). The running job counts as succeeding now.
+func staleJobs(found []lastSuccess, run worker.Run) ([]jobHealth, []string) {
+	all := catalog.All()
 	self := jobName(run, catalog.AutomationHealthCheck)
 	jobs := make([]jobHealth, len(all))
 	stale := []string{}
@@ -503,7 +537,7 @@ func (s *service) staleJobs(ctx context.Context, tx pgx.Tx, run worker.Run) ([]j
 		}
 		jobs[i] = h
 	}
-	return jobs, stale, nil
+	return jobs, stale
 }
 
 // systemReasons says, in words for a firm's admins, what makes every firm unhealthy.
