@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,9 +59,9 @@ func BenchmarkEventPath(b *testing.B) {
 	for _, r := range eventPathRates {
 		b.Run(fmt.Sprintf("rate=%d/s", r.perSecond), func(b *testing.B) {
 			rt := e.roundTrip(b)
-			cpu := processCPU()
+			cpu := natstest.ProcessCPU()
 			presses := e.pressAt(b, r.perSecond, r.presses)
-			b.ReportMetric(ms(processCPU()-cpu)/float64(len(presses)), "cpu_ms/press")
+			b.ReportMetric(ms(natstest.ProcessCPU()-cpu)/float64(len(presses)), "cpu_ms/press")
 			e.report(b, presses, rt, r.perSecond == 1)
 		})
 	}
@@ -491,14 +490,3 @@ func quantile(d []time.Duration, q float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// processCPU is the CPU time this process has used (the gateway, the worker, NATS and
-// the clients; not PostgreSQL's): a figure of the work a press costs that the other
-// processes on the machine disturb far less than its latency.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}

@@ -342,13 +342,19 @@ func (t *Ticker) refreshFirms(ctx context.Context, now time.Time) {
 	}
 }
 
+// settleAll settles every job at now, each in its own goroutine: the jobs' records are
+// their own, so one job's compare-and-sets and publishes need not wait for another's
+// (four daily jobs due at a firm's hour publish together), and a job whose turn hangs
+// on NATS (opTimeout) delays no other. The turn ends when every job's has.
 func (t *Ticker) settleAll(ctx context.Context, now time.Time) {
+	var wg sync.WaitGroup
 	for _, j := range t.jobs {
 		if ctx.Err() != nil {
-			return
+			break
 		}
-		t.settle(ctx, j, now)
+		wg.Go(func() { t.settle(ctx, j, now) })
 	}
+	wg.Wait()
 }
 
 // testSignals lets tests wait for the loop instead of sleeping; nil outside tests.
