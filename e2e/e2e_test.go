@@ -326,7 +326,8 @@ func (s *stack) runNow(role, job, body string, want int) gateway.Accepted {
 	return acc
 }
 
-// The database goes away while a job runs: the run fails with words for people and the
+// The database goes away while a job runs (the SLA check, then the automation health
+// check, whose reads are one batch): the run fails with words for people and the
 // cause for engineers, the service stays up, and once the database is back the next run
 // succeeds.
 func TestJobFailsClearlyWhenTheDatabaseIsGoneAndRecovers(t *testing.T) {
@@ -342,25 +343,35 @@ func TestJobFailsClearlyWhenTheDatabaseIsGoneAndRecovers(t *testing.T) {
 		}
 	})
 
-	// Run Now needs the database for its audit row, so trigger over NATS as a developer would.
-	if _, err := s.nats.JS.Publish(context.Background(), events.TriggerSubject(catalog.CheckSLAAndOverdue), []byte(`{"reason":"db down"}`)); err != nil {
-		t.Fatal(err)
+	// Run Now needs the database for its audit row, so trigger over NATS as a developer
+	// would: the SLA check, then the automation health check (whose reads go to the
+	// database as one batch on a connection of its own).
+	var r events.Result
+	for _, job := range []string{catalog.CheckSLAAndOverdue, catalog.AutomationHealthCheck} {
+		if _, err := s.nats.JS.Publish(context.Background(), events.TriggerSubject(job), []byte(`{"reason":"db down"}`)); err != nil {
+			t.Fatal(err)
+		}
+		got := nextResultOf(t, results, job)
+		if got.Status != events.StatusFailed || !strings.Contains(got.ErrorMessage, "Database") || !strings.Contains(got.ErrorDetails, "SQLSTATE") {
+			// The cause is the server's: the database refusing connections, or the pool's
+			// connection having been ended by the administrator.
+			t.Fatalf("%s with the database gone: %+v; want failed, error_message naming the database, error_details with the server's error", job, got)
+		}
+		t.Logf("%s: error_message %q, error_details %q", job, got.ErrorMessage, got.ErrorDetails)
+		if job == catalog.CheckSLAAndOverdue {
+			r = got
+		}
 	}
-	r := nextResultOf(t, results, catalog.CheckSLAAndOverdue)
-	if r.Status != events.StatusFailed || !strings.Contains(r.ErrorMessage, "Database") || !strings.Contains(r.ErrorDetails, "SQLSTATE") {
-		// The cause is the server's: the database refusing connections, or the pool's
-		// connection having been ended by the administrator.
-		t.Fatalf("run with the database gone: %+v; want failed, error_message naming the database, error_details with the server's error", r)
-	}
-	t.Logf("error_message %q, error_details %q", r.ErrorMessage, r.ErrorDetails)
 
 	setAllowConnections(t, admin, dbName, true)
 	restored = true
 	// The failed run is persisted once the gateway can write again.
 	waitFor(t, "the failed run's audit row", func() bool { return s.auditRows(r.RunID) == 1 })
-	acc := s.runNow("admin", catalog.CheckSLAAndOverdue, `{"reason":"db back"}`, http.StatusAccepted)
-	r2 := nextResultOf(t, results, catalog.CheckSLAAndOverdue)
-	if r2.RunID != acc.RunID || r2.Status != events.StatusSuccess {
-		t.Fatalf("after the database came back: %+v; want success of run %s", r2, acc.RunID)
+	for _, job := range []string{catalog.CheckSLAAndOverdue, catalog.AutomationHealthCheck} {
+		acc := s.runNow("admin", job, `{"reason":"db back"}`, http.StatusAccepted)
+		r2 := nextResultOf(t, results, job)
+		if r2.RunID != acc.RunID || r2.Status != events.StatusSuccess {
+			t.Fatalf("%s after the database came back: %+v; want success of run %s", job, r2, acc.RunID)
+		}
 	}
 }
