@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"maps"
+	"regexp"
 	"time"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
@@ -142,11 +143,34 @@ func viewResult(r events.Result, slice *events.TenantSlice, v Viewer) (events.Re
 // DetailsWithheld replaces technical details that may quote someone's data.
 const DetailsWithheld = "The technical details of this failure are kept for the platform operator."
 
+// firmDetails is a failure's technical details as a firm's people see them: those that
+// cannot quote anyone's data (a connection refused, a timeout) without the database's
+// user, name and addresses a failed connection names (withoutServer); the rest withheld.
+// The platform operator reads them whole.
 func firmDetails(r events.Result) (string, bool) {
-	if r.ErrorDetails == "" || r.DetailsPublic {
-		return r.ErrorDetails, r.DetailsPublic
+	if r.ErrorDetails == "" {
+		return "", r.DetailsPublic
+	}
+	if r.DetailsPublic {
+		return withoutServer(r.ErrorDetails), true
 	}
 	return DetailsWithheld, false
+}
+
+// What pgx writes of the server a connection failed to reach: the user and the database
+// ("failed to connect to `user=… database=…`:"), each address it tried ("host:port
+// (host): "), and the dial ("dial tcp host:port: ").
+var (
+	connectTarget = regexp.MustCompile("failed to connect to `[^`]*`:")
+	triedAddress  = regexp.MustCompile(`(^|\s)\S+:\d+ \([^)]*\): `)
+	dialTarget    = regexp.MustCompile(`\bdial (tcp[46]?|unix) \S+: `)
+)
+
+// withoutServer removes from details what they say of the deployment's database server.
+func withoutServer(details string) string {
+	details = connectTarget.ReplaceAllString(details, "failed to connect to the database:")
+	details = triedAddress.ReplaceAllString(details, "$1")
+	return dialTarget.ReplaceAllString(details, "dial $1: ")
 }
 
 // viewStatus is a live status as the viewer may see it.
