@@ -575,7 +575,7 @@ func (t *Ticker) settleDaily(ctx context.Context, j *jobTicker, now time.Time, c
 		for _, f := range p.fires {
 			j.ownIDs = appendCapped(j.ownIDs, f.MsgID)
 		}
-		j.seenMarks = p.rec.Groups
+		j.seenMarks = seenAs(p.rec.Groups)
 		if len(p.fires) > 0 {
 			done, err := t.publishPending(ctx, j, p.rec, newRev, now)
 			if err != nil {
@@ -672,10 +672,18 @@ func (t *Ticker) noteOthersSlots(j *jobTicker, rec record, defaultLabel string) 
 			}
 		}
 	}
-	j.seenMarks = rec.Groups
-	if j.seenMarks == nil {
-		j.seenMarks = map[string]groupMark{}
+	j.seenMarks = seenAs(rec.Groups)
+}
+
+// seenAs is a record's marks as the ticker keeps them once it has seen the record:
+// never nil, which means "not looked yet" (marks found at the first look after a start
+// were fired before it, and are not counted lost_race). A ticker whose first write was
+// its first start's baseline, which has no marks, has looked.
+func seenAs(marks map[string]groupMark) map[string]groupMark {
+	if marks == nil {
+		return map[string]groupMark{}
 	}
+	return marks
 }
 
 func appendCapped(ids []string, id string) []string {
