@@ -159,10 +159,11 @@ func firmDetails(r events.Result) (string, bool) {
 
 // What pgx writes of the server a connection failed to reach: the user and the database
 // ("failed to connect to `user=… database=…`:"), each address it tried ("host:port
-// (host): "), and the dial ("dial tcp host:port: ").
+// (host): ", or a unix socket's "/dir/.s.PGSQL.port (/dir): "), and the dial ("dial tcp
+// host:port: ", "dial unix /dir/.s.PGSQL.port: ").
 var (
 	connectTarget = regexp.MustCompile("failed to connect to `[^`]*`:")
-	triedAddress  = regexp.MustCompile(`(^|\s)\S+:\d+ \([^)]*\): `)
+	triedAddress  = regexp.MustCompile(`(^|\s)(\S+:\d+|/\S+) \([^)]*\): `)
 	dialTarget    = regexp.MustCompile(`\bdial (tcp[46]?|unix) \S+: `)
 )
 
