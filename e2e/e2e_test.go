@@ -346,7 +346,7 @@ func TestJobFailsClearlyWhenTheDatabaseIsGoneAndRecovers(t *testing.T) {
 	// Run Now needs the database for its audit row, so trigger over NATS as a developer
 	// would: the SLA check, then the automation health check (whose reads go to the
 	// database as one batch on a connection of its own).
-	var r events.Result
+	failed := map[string]events.Result{}
 	for _, job := range []string{catalog.CheckSLAAndOverdue, catalog.AutomationHealthCheck} {
 		if _, err := s.nats.JS.Publish(context.Background(), events.TriggerSubject(job), []byte(`{"reason":"db down"}`)); err != nil {
 			t.Fatal(err)
@@ -358,15 +358,15 @@ func TestJobFailsClearlyWhenTheDatabaseIsGoneAndRecovers(t *testing.T) {
 			t.Fatalf("%s with the database gone: %+v; want failed, error_message naming the database, error_details with the server's error", job, got)
 		}
 		t.Logf("%s: error_message %q, error_details %q", job, got.ErrorMessage, got.ErrorDetails)
-		if job == catalog.CheckSLAAndOverdue {
-			r = got
-		}
+		failed[job] = got
 	}
 
 	setAllowConnections(t, admin, dbName, true)
 	restored = true
-	// The failed run is persisted once the gateway can write again.
-	waitFor(t, "the failed run's audit row", func() bool { return s.auditRows(r.RunID) == 1 })
+	// The failed runs are persisted, once each, when the gateway can write again.
+	for job, r := range failed {
+		waitFor(t, job+"'s failed run's audit row", func() bool { return s.auditRows(r.RunID) == 1 })
+	}
 	for _, job := range []string{catalog.CheckSLAAndOverdue, catalog.AutomationHealthCheck} {
 		acc := s.runNow("admin", job, `{"reason":"db back"}`, http.StatusAccepted)
 		r2 := nextResultOf(t, results, job)
