@@ -66,9 +66,10 @@ func (c *countingJS) Publish(ctx context.Context, subject string, data []byte, o
 // total over 1,440: their wall time, the jobs settled side by side, and the CPU time
 // they took, the embedded NATS server's included), its wake-ups, the slots it
 // published per day (the runs a day asks for), and the firm-runs of the daily jobs
-// (each firm's runs, summed: 4,000 a day for 1,000 firms, whatever their hours). The firms' zones come from memory here; in
-// production the ticker reads them from PostgreSQL once and on every change
-// (LISTEN), and hourly besides (one read of 1,000 rows).
+// (each firm's runs, summed: 4,000 a day for 1,000 firms, whatever their hours). The
+// firms' zones come from memory here; in production the ticker reads them from
+// PostgreSQL once and on every change (LISTEN), and hourly besides (one read of 1,000
+// rows).
 func BenchmarkTickerDay(b *testing.B) {
 	zones := []string{"Asia/Kolkata", "Asia/Dubai", "America/New_York", "Europe/London", "Asia/Singapore",
 		"Australia/Sydney", "Asia/Kathmandu", "Asia/Tokyo", "Europe/Berlin", "America/Los_Angeles"}
