@@ -1,8 +1,13 @@
 package sla
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -259,20 +264,25 @@ type checkPass struct {
 		Notified  int64  `json:"notified"`
 		Escalated int64  `json:"escalated"`
 	}
-	failures []struct {
-		TenantID string `json:"tenant_id"`
-		Tenant   string `json:"tenant"`
-		RuleID   string `json:"rule_id"`
-		Rule     string `json:"rule"`
-		Error    string `json:"error"`
-		Tasks    int64  `json:"tasks"`
-	}
+	failures []failure
+	// parts is the transactions the pass's actions were carried out in (1 or 2).
+	parts    int
 	noPolicy []struct {
 		TenantID string `json:"tenant_id"`
 		Tenant   string `json:"tenant"`
 		Priority string `json:"priority"`
 		Tasks    int64  `json:"tasks"`
 	}
+}
+
+// failure is a rule that could not act on some of a firm's tasks, for one reason.
+type failure struct {
+	TenantID string `json:"tenant_id"`
+	Tenant   string `json:"tenant"`
+	RuleID   string `json:"rule_id"`
+	Rule     string `json:"rule"`
+	Error    string `json:"error"`
+	Tasks    int64  `json:"tasks"`
 }
 
 // checkResultKeys are the SLA check's counters, in the run's totals and in every
@@ -403,11 +413,11 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 }
 
 func (s *service) checkPass(ctx context.Context, tx pgx.Tx, run worker.Run, runID uuid.UUID, pass int, budget int64) (checkPass, error) {
-	var p checkPass
+	p := checkPass{parts: 1}
 	start := time.Now()
 	log := s.runLog(run, catalog.CheckSLAAndOverdue)
 	defer func() {
-		log.Debug("sla check pass", "pass", pass, "queued", p.queued, "fired", p.fired,
+		log.Debug("sla check pass", "pass", pass, "queued", p.queued, "parts", p.parts, "fired", p.fired,
 			"notified", p.notified, "escalated", p.escalated, "scan", p.scanTook, "took", time.Since(start))
 	}()
 	if pass > 1 {
@@ -430,17 +440,42 @@ func (s *service) checkPass(ctx context.Context, tx pgx.Tx, run worker.Run, runI
 	if p.queued == 0 {
 		return p, nil
 	}
-	if _, err := tx.Exec(ctx, "ANALYZE sla_attempts"); err != nil {
-		return p, fmt.Errorf("analyze attempts: %w", err)
-	}
-	err = tx.QueryRow(ctx, actSQL, pgx.NamedArgs{
+	args := pgx.NamedArgs{
 		"now":           run.Now,
 		"run_id":        runID,
 		"job_name":      jobName(run, catalog.CheckSLAAndOverdue),
 		"fallback_zone": s.cfg.zone,
-	}).Scan(&p.audited, &p.perFirm, &p.failures)
-	if err != nil {
-		return p, fmt.Errorf("act: %w", err)
+	}
+	var moved [][]any
+	if s.cfg.splitAt > 0 && p.queued >= int64(s.cfg.splitAt) {
+		if moved, err = moveHalf(ctx, tx); err != nil {
+			return p, err
+		}
+	}
+	if len(moved) == 0 {
+		if err := act(ctx, tx, args, &p); err != nil {
+			return p, err
+		}
+	} else {
+		// Two firm-disjoint halves at once: this transaction's, and the moved firms' in
+		// a transaction of their own, committed on its own (see defaultSplitAt).
+		p.parts = 2
+		var elsewhere checkPass
+		var errElsewhere error
+		var wg sync.WaitGroup
+		wg.Go(func() { errElsewhere = s.actOnOwn(ctx, args, moved, &elsewhere) })
+		errHere := act(ctx, tx, args, &p)
+		wg.Wait()
+		if err := errors.Join(errHere, errElsewhere); err != nil {
+			return p, err
+		}
+		p.audited += elsewhere.audited
+		p.perFirm = append(p.perFirm, elsewhere.perFirm...)
+		p.failures = append(p.failures, elsewhere.failures...)
+		// In the order one statement gives them (actSQL's failures).
+		slices.SortFunc(p.failures, func(a, b failure) int {
+			return cmp.Or(strings.Compare(a.Tenant, b.Tenant), strings.Compare(a.Rule, b.Rule), strings.Compare(a.Error, b.Error))
+		})
 	}
 	for _, f := range p.perFirm {
 		p.fired += f.Fired
@@ -454,4 +489,110 @@ func (s *service) checkPass(ctx context.Context, tx pgx.Tx, run worker.Run, runI
 		log.Warn("notifications without a new audit row", "notified", p.notified, "audited", p.audited)
 	}
 	return p, nil
+}
+
+// act carries out the attempts in the transaction's sla_attempts (actSQL), planned on
+// the table's real size.
+func act(ctx context.Context, tx pgx.Tx, args pgx.NamedArgs, p *checkPass) error {
+	if _, err := tx.Exec(ctx, "ANALYZE sla_attempts"); err != nil {
+		return fmt.Errorf("analyze attempts: %w", err)
+	}
+	if err := tx.QueryRow(ctx, actSQL, args).Scan(&p.audited, &p.perFirm, &p.failures); err != nil {
+		return fmt.Errorf("act: %w", err)
+	}
+	return nil
+}
+
+// A pass that fires many rules (defaultSplitAt or more) carries out its actions in
+// two firm-disjoint halves at once: writing the fires, their notifications and audit
+// rows is nearly the whole cost of such a pass, and two backends write them in well
+// under the time of one on two cores (the first run on 1M tasks, 20,000 fires: 1.4 to
+// 1.9 s of actions instead of 1.7 to 2.8 s, interleaved). The run's transaction keeps
+// one half; the other half's firms are moved to a transaction of their own on another
+// connection, which commits on its own. So a run that fails after that commit leaves
+// that half's fires, notifications and audit rows in place, and no more: automation
+// logs' unique key keeps the next run from firing any of them again, and it carries
+// out the rest, as after any failed run. Halves are made of whole firms, so they never
+// write the same rows, and balanced by the firms' attempts.
+const defaultSplitAt = 2_000
+
+// moveHalf takes out of sla_attempts, and returns, the attempts of about half of
+// them, in whole firms (the largest first, each to the lighter half). It moves nothing
+// when one firm has them all.
+func moveHalf(ctx context.Context, tx pgx.Tx) ([][]any, error) {
+	rows, err := tx.Query(ctx, `SELECT tenant_id, count(*) FROM sla_attempts GROUP BY tenant_id ORDER BY count(*) DESC, tenant_id`)
+	if err != nil {
+		return nil, fmt.Errorf("split attempts: %w", err)
+	}
+	var kept, movedN int64
+	var moved []uuid.UUID
+	var id uuid.UUID
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &n}, func() error {
+		if movedN < kept {
+			moved, movedN = append(moved, id), movedN+n
+		} else {
+			kept += n
+		}
+		return nil
+	})
+	if err != nil || len(moved) == 0 {
+		return nil, err
+	}
+	rows, err = tx.Query(ctx, `DELETE FROM sla_attempts WHERE tenant_id = ANY(@moved::uuid[]) RETURNING `+attemptColumnList, pgx.NamedArgs{"moved": moved})
+	if err != nil {
+		return nil, fmt.Errorf("move attempts: %w", err)
+	}
+	defer rows.Close()
+	var out [][]any
+	for rows.Next() {
+		v, err := rows.Values()
+		if err != nil {
+			return nil, fmt.Errorf("move attempts: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("move attempts: %w", err)
+	}
+	return out, nil
+}
+
+// attemptColumns are sla_attempts' columns, in their order.
+var attemptColumns = []string{"tenant_id", "task_id", "rule_id", "rule_name", "action", "kind", "trigger_event",
+	"deadline", "occurrence", "title", "priority", "assigned_to", "case_id"}
+
+var attemptColumnList = strings.Join(attemptColumns, ", ")
+
+// halfLockTimeout bounds any lock wait of the second half (actOnOwn).
+const halfLockTimeout = 30 * time.Second
+
+// actOnOwn carries out moved attempts in a transaction of their own.
+func (s *service) actOnOwn(ctx context.Context, args pgx.NamedArgs, moved [][]any, p *checkPass) error {
+	tx, err := s.deps.Pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("second half: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The halves never wait for each other's rows, but the run's transaction, once its
+	// half is done, waits for this one: were this one ever to wait for a row lock the
+	// run's transaction holds, neither could end. A lock wait this long is that, or a
+	// row held elsewhere for as long; either fails the run, and the next run carries
+	// out what it did not.
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", halfLockTimeout.Milliseconds())); err != nil {
+		return fmt.Errorf("second half: set lock_timeout: %w", err)
+	}
+	if _, err := tx.Exec(ctx, createAttemptsSQL); err != nil {
+		return fmt.Errorf("second half: create attempts table: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sla_attempts"}, attemptColumns, pgx.CopyFromRows(moved)); err != nil {
+		return fmt.Errorf("second half: copy attempts: %w", err)
+	}
+	if err := act(ctx, tx, args, p); err != nil {
+		return fmt.Errorf("second half: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("second half: commit: %w", err)
+	}
+	return nil
 }

@@ -34,7 +34,11 @@
 // A run fires at most SLA_MAX_FIRES_PER_RUN (20,000) rules, oldest deadlines first;
 // results.automation_backlog says how many are left for the next runs. A first run
 // over a large backlog thereby stays far inside the job's timeout instead of rolling
-// back and starting over every 15 minutes.
+// back and starting over every 15 minutes. A pass that fires 2,000 rules or more
+// carries out its actions in two firm-disjoint halves at once, the second in a
+// transaction of its own: a run that fails after that half committed leaves it in
+// place, whole firms' fires with all their notifications and audit rows, and the next
+// run carries out the rest, firing nothing twice.
 //
 // # Automation Health Check
 //

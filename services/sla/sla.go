@@ -46,6 +46,9 @@ type config struct {
 	// do so again on every run; bounded, the backlog drains over a few runs, oldest
 	// breaches first.
 	maxFires int
+	// splitAt is the fires from which a pass acts in two firm-disjoint halves at once
+	// (defaultSplitAt; 0: never).
+	splitAt int
 	// zone is where times in notification texts are shown when a firm's own time zone
 	// is unusable (JOBS_TIMEZONE).
 	zone string
@@ -54,7 +57,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		minFailures: defaultMinFailures, failurePercent: defaultFailurePercent,
-		maxFires: defaultMaxFires, zone: catalog.DefaultTimezone,
+		maxFires: defaultMaxFires, splitAt: defaultSplitAt, zone: catalog.DefaultTimezone,
 	}
 }
 
