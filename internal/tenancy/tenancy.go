@@ -150,31 +150,34 @@ func (q Statement) For(s events.Scope) string {
 // next 24 hours by date: fifty runs a day for a job whose firms keep fifty different
 // hours cost 1.2 times one run for every firm with it, 1.4 times without), and for a
 // Statement's form for named firms, which reads them by index. A run for every firm is
-// left to PostgreSQL's choice.
+// planned for its own arguments (planForAll).
 func ReusePlansForNamed(ctx context.Context, tx pgx.Tx, s events.Scope) error {
 	return setPlanCacheMode(ctx, tx, s, reusePlans)
 }
 
 // QueueInOneTransaction queues on b, for a run of scope s, one transaction of the
-// statement sql with args (its one row scanned by scan): BEGIN, ReusePlansForNamed's
-// setting for named firms, the statement, COMMIT, sent at once: one round trip
-// instead of three or four. (pgx sends a batch as one implicit transaction already;
-// BEGIN and COMMIT say so rather than rely on it.) A statement that fails leaves the
-// connection in a failed transaction, which the pool closes on release.
+// statement sql with args (its one row scanned by scan): BEGIN, the scope's plan
+// setting (QueueBegin), the statement, COMMIT, sent at once: one round trip instead of
+// three or four. (pgx sends a batch as one implicit transaction already; BEGIN and
+// COMMIT say so rather than rely on it.) A statement that fails leaves the connection
+// in a failed transaction, which the pool closes on release.
 func QueueInOneTransaction(b *pgx.Batch, s events.Scope, sql string, args pgx.NamedArgs, scan func(pgx.Row) error) {
 	QueueBegin(b, s)
 	b.Queue(sql, args).QueryRow(scan)
 	b.Queue("COMMIT")
 }
 
-// QueueBegin queues on b the start of a transaction of a run of scope s: BEGIN and, for
-// named firms, ReusePlansForNamed's setting. The caller queues its statements and
-// COMMIT after it, and sends them all at once.
+// QueueBegin queues on b the start of a transaction of a run of scope s: BEGIN and
+// ReusePlansForNamed's setting for the scope (generic plans for named firms, planned
+// for its own arguments for every firm). The caller queues its statements and COMMIT
+// after it, and sends them all at once.
 func QueueBegin(b *pgx.Batch, s events.Scope) {
 	b.Queue("BEGIN")
-	if !s.All {
-		b.Queue(planCacheModeSQL(reusePlans))
+	mode := reusePlans
+	if s.All {
+		mode = planForAll
 	}
+	b.Queue(planCacheModeSQL(mode))
 }
 
 // PlanEachNamedRun prepares the transaction of a run for named firms to plan its
@@ -182,8 +185,7 @@ func QueueBegin(b *pgx.Batch, s events.Scope) {
 // connection may otherwise be given PostgreSQL's generic plan, made for no firms in
 // particular, which reads every firm's rows to keep twenty (the analytics snapshot's
 // did, 170 ms a run instead of 30 on 1M tasks, before it had a Statement's form for
-// named firms). A run for every firm is left to PostgreSQL's choice (planning the
-// deadline alerts for every firm costs 30 ms).
+// named firms). A run for every firm is planned for its own arguments too (planForAll).
 func PlanEachNamedRun(ctx context.Context, tx pgx.Tx, s events.Scope) error {
 	return setPlanCacheMode(ctx, tx, s, "force_custom_plan")
 }
@@ -191,15 +193,27 @@ func PlanEachNamedRun(ctx context.Context, tx pgx.Tx, s events.Scope) error {
 // reusePlans is ReusePlansForNamed's plan_cache_mode.
 const reusePlans = "force_generic_plan"
 
+// planForAll is the plan_cache_mode of every run for every firm, whichever way its
+// transaction began: each run is planned for its own arguments. Left to PostgreSQL
+// (auto), from a statement's sixth run on a connection it gets the generic plan
+// whenever that costs less on paper than the custom plans so far, and a generic plan
+// does not know the arguments: it is costed for the few rows that conditions on unknown
+// values let through (the reminders' slice of the firms, @parts = 1 OR ..., made it
+// five firms of 1,000), with nested loops throughout. The deadline alerts' statement,
+// run for each group of twenty firms of their own hours and then for every firm at the
+// default hour, took 90 s that way instead of 3.6 s on 1M tasks. Planning a run for
+// every firm costs a few milliseconds (30 ms for the deadline alerts), once a run.
+const planForAll = "force_custom_plan"
+
 // planCacheModeSQL sets plan_cache_mode for the rest of the transaction.
 func planCacheModeSQL(mode string) string { return "SET LOCAL plan_cache_mode = " + mode }
 
 func setPlanCacheMode(ctx context.Context, tx pgx.Tx, s events.Scope, mode string) error {
 	if s.All {
-		return nil
+		mode = planForAll
 	}
 	if _, err := tx.Exec(ctx, planCacheModeSQL(mode)); err != nil {
-		return fmt.Errorf("tenancy: plans of a run for named firms: %w", err)
+		return fmt.Errorf("tenancy: plans of a run: %w", err)
 	}
 	return nil
 }
