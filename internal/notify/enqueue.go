@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/lexhq/gstjobs/internal/tenancy"
 )
 
 // Channels, as written to audit_log.details.channel.
@@ -58,6 +60,10 @@ type Batch struct {
 	// earlier run queued but this batch no longer contains (the hearing was cancelled)
 	// is not sent.
 	Email bool
+	// EachRun plans the statement for this batch's arguments every time it runs
+	// (tenancy.EachRun: an unnamed statement) instead of leaving it to the session's
+	// cached plan, which may be a generic plan made for no firms in particular.
+	EachRun bool
 }
 
 // Enqueued is what Enqueue did.
@@ -144,16 +150,20 @@ func Enqueue(ctx context.Context, db DB, b Batch) (Enqueued, error) {
 	args["notify_source"] = b.Source
 	args["notify_run_id"] = b.RunID
 
+	opts := []any{args}
+	if b.EachRun {
+		opts = []any{tenancy.EachRun, args}
+	}
 	var out Enqueued
 	if b.Email {
 		q := fmt.Sprintf(enqueueSQL, b.Query, enqueueEmailSQL, `, (SELECT count(*) FROM queued WHERE inserted)`)
-		if err := db.QueryRow(ctx, q, args).Scan(&out.InApp, &out.InAppByTenant, &out.EmailsQueued); err != nil {
+		if err := db.QueryRow(ctx, q, opts...).Scan(&out.InApp, &out.InAppByTenant, &out.EmailsQueued); err != nil {
 			return Enqueued{}, fmt.Errorf("notify: enqueue %s: %w", b.Source, err)
 		}
 		return out, nil
 	}
 	q := fmt.Sprintf(enqueueSQL, b.Query, "", "")
-	if err := db.QueryRow(ctx, q, args).Scan(&out.InApp, &out.InAppByTenant); err != nil {
+	if err := db.QueryRow(ctx, q, opts...).Scan(&out.InApp, &out.InAppByTenant); err != nil {
 		return Enqueued{}, fmt.Errorf("notify: enqueue %s: %w", b.Source, err)
 	}
 	return out, nil

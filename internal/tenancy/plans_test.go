@@ -15,19 +15,19 @@ import (
 // Tried: on one connection, a statement with the scope's filter and a condition of
 // its own on the run's arguments (the reminders' slice of the firms, @parts = 1 OR
 // hash % @parts = @part), over 400 firms of 50 rows each joined to a table of 200,000,
-// run eight times for every firm through each way a job begins a run's transaction
-// (PlanEachNamedRun, ReusePlansForNamed, QueueBegin), after six runs for twenty firms;
-// and, as the control, the same in a transaction left to PostgreSQL (plan_cache_mode
-// auto).
-// Must hold: every run for every firm is planned for its own arguments, none gets the
-// generic plan; the control does get it, so the statement is one whose generic plan
-// PostgreSQL would pick. From the sixth run of a statement on a connection, auto picks
-// the generic plan whenever it costs less than the custom plans so far, and the generic
-// plan cannot know the arguments: it is costed for the few rows that conditions on
-// unknown values let through (nested loops throughout). The deadline alerts' statement,
-// run for each group of twenty firms and then for every firm, took 90 s that way
-// instead of 3.6 s on 1M tasks.
-func TestARunForEveryFirmIsPlannedForEveryFirm(t *testing.T) {
+// run six times for twenty firms and then eight times for every firm: as a cached
+// prepared statement in transactions left to PostgreSQL (the control), and with
+// tenancy.EachRun, in transactions left alone and begun by ReusePlansForNamed.
+// Must hold: the control gets its generic plan for runs for every firm, so the
+// statement is one whose generic plan PostgreSQL picks (from a statement's sixth run,
+// when it costs less on paper than the custom plans so far: here costed for the few
+// rows that conditions on unknown values let through, nested loops throughout; the
+// deadline alerts' statement took 90 s that way instead of 3.6 s on 1M tasks). With
+// EachRun every run counts the right rows and the statement is never kept prepared on
+// the session (an unnamed statement, which PostgreSQL plans at each execution for its
+// arguments), and the transaction of a run for every firm leaves plan_cache_mode to
+// PostgreSQL, so the foreign-key checks of the rows it writes keep their cached plans.
+func TestEachRunPlansAStatementForItsRun(t *testing.T) {
 	shared, _ := pgtest.NewPool(t)
 	ctx := context.Background()
 	cfg := shared.Config()
@@ -61,69 +61,60 @@ func TestARunForEveryFirmIsPlannedForEveryFirm(t *testing.T) {
 
 	const query = `SELECT count(*) FROM plan_rows r JOIN plan_refs f ON f.id = r.ref * 10
 		WHERE (@parts::int = 1 OR (hashtext(r.tenant_id::text) & 2147483647) % @parts::int = @part::int) AND `
-	args := func(s events.Scope) pgx.NamedArgs { return tenancy.With(pgx.NamedArgs{"parts": 1, "part": 0}, s) }
-	inTx := func(begin func(context.Context, pgx.Tx, events.Scope) error) func(string, events.Scope) (int, error) {
-		return func(sql string, s events.Scope) (n int, err error) {
-			err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				if err := begin(ctx, tx, s); err != nil {
-					return err
-				}
-				return tx.QueryRow(ctx, sql, args(s)).Scan(&n)
-			})
-			return n, err
+	// run runs the statement in a transaction of scope s, begun as begin says; mode, if
+	// not nil, goes before its arguments.
+	run := func(sql string, s events.Scope, begin func(context.Context, pgx.Tx, events.Scope) error, mode []any) (n int, planMode string, err error) {
+		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if err := begin(ctx, tx, s); err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&planMode); err != nil {
+				return err
+			}
+			args := append(mode, tenancy.With(pgx.NamedArgs{"parts": 1, "part": 0}, s))
+			return tx.QueryRow(ctx, sql, args...).Scan(&n)
+		})
+		return n, planMode, err
+	}
+	prepared := func(tag string) (statements, generic int64) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(generic_plans), 0) FROM pg_prepared_statements WHERE statement LIKE $1`,
+			"/* "+tag+" */%").Scan(&statements, &generic); err != nil {
+			t.Fatal(err)
+		}
+		return statements, generic
+	}
+	leftAlone := func(context.Context, pgx.Tx, events.Scope) error { return nil }
+	runs := func(t *testing.T, sql string, begin func(context.Context, pgx.Tx, events.Scope) error, mode []any) {
+		t.Helper()
+		for range 6 {
+			if n, _, err := run(sql, named, begin, mode); err != nil || n != 20*50 {
+				t.Fatalf("a run for twenty firms counted %d rows (err %v), want %d", n, err, 20*50)
+			}
+		}
+		for i := range 8 {
+			n, planMode, err := run(sql, all, begin, mode)
+			if err != nil || n != 20000 {
+				t.Fatalf("run %d for every firm counted %d rows (err %v), want 20000", i+1, n, err)
+			}
+			if planMode != "auto" {
+				t.Fatalf("run %d for every firm: plan_cache_mode %q, want auto (every cached plan of the session, the foreign-key checks' too, follows it)", i+1, planMode)
+			}
 		}
 	}
-	ways := []struct {
-		name    string
-		run     func(sql string, s events.Scope) (int, error)
-		control bool // left to PostgreSQL: must get the generic plan
-	}{
-		{"auto", inTx(func(context.Context, pgx.Tx, events.Scope) error { return nil }), true},
-		{"PlanEachNamedRun", inTx(tenancy.PlanEachNamedRun), false},
-		{"ReusePlansForNamed", inTx(tenancy.ReusePlansForNamed), false},
-		{"QueueBegin", func(sql string, s events.Scope) (n int, err error) {
-			var b pgx.Batch
-			tenancy.QueueBegin(&b, s)
-			b.Queue(sql, args(s)).QueryRow(func(r pgx.Row) error { return r.Scan(&n) })
-			b.Queue("COMMIT")
-			return n, pool.SendBatch(ctx, &b).Close()
-		}, false},
-	}
-	for _, w := range ways {
-		t.Run(w.name, func(t *testing.T) {
-			sql := "/* " + w.name + " */ " + query + tenancy.Filter("r.tenant_id")
-			for range 6 {
-				if n, err := w.run(sql, named); err != nil || n != 20*50 {
-					t.Fatalf("a run for twenty firms counted %d rows (err %v), want %d", n, err, 20*50)
-				}
-			}
-			var before int64
-			if err := pool.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), 0) FROM pg_prepared_statements WHERE statement LIKE $1`,
-				"/* "+w.name+" */%").Scan(&before); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 8 {
-				if n, err := w.run(sql, all); err != nil || n != 20000 {
-					t.Fatalf("run %d for every firm counted %d rows (err %v), want 20000", i+1, n, err)
-				}
-			}
-			var generic, custom int64
-			if err := pool.QueryRow(ctx, `SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
-				FROM pg_prepared_statements WHERE statement LIKE $1`, "/* "+w.name+" */%").Scan(&generic, &custom); err != nil {
-				t.Fatal(err)
-			}
-			if custom == 0 {
-				t.Fatalf("no custom plan counted for the statement (generic %d): the statement was not prepared on this session", generic)
-			}
-			if w.control {
-				if generic == before {
-					t.Fatalf("left to PostgreSQL, the runs for every firm never got the generic plan (custom plans: %d): this test cannot tell the ways from auto", custom)
-				}
-				return
-			}
-			if generic != before {
-				t.Errorf("runs for every firm used the generic plan %d times of 8 (custom plans in all: %d): a plan costed for a few firms", generic-before, custom)
-			}
-		})
-	}
+
+	t.Run("control", func(t *testing.T) {
+		runs(t, "/* control */ "+query+tenancy.Filter("r.tenant_id"), leftAlone, nil)
+		if statements, generic := prepared("control"); statements != 1 || generic == 0 {
+			t.Fatalf("the cached statement: %d prepared, %d generic plans; want 1 prepared and a generic plan for the runs for every firm, or this test cannot tell EachRun from the default", statements, generic)
+		}
+	})
+	t.Run("EachRun", func(t *testing.T) {
+		sql := "/* EachRun */ " + query + tenancy.Filter("r.tenant_id")
+		runs(t, sql, leftAlone, []any{tenancy.EachRun})
+		runs(t, sql, tenancy.ReusePlansForNamed, []any{tenancy.EachRun})
+		if statements, generic := prepared("EachRun"); statements != 0 {
+			t.Fatalf("with EachRun the statement is kept prepared on the session (%d, %d generic plans): its plan may be reused", statements, generic)
+		}
+	})
 }

@@ -150,70 +150,71 @@ func (q Statement) For(s events.Scope) string {
 // next 24 hours by date: fifty runs a day for a job whose firms keep fifty different
 // hours cost 1.2 times one run for every firm with it, 1.4 times without), and for a
 // Statement's form for named firms, which reads them by index. A run for every firm is
-// planned for its own arguments (planForAll).
+// left to PostgreSQL's choice, except for the statements that pass EachRun.
 func ReusePlansForNamed(ctx context.Context, tx pgx.Tx, s events.Scope) error {
 	return setPlanCacheMode(ctx, tx, s, reusePlans)
 }
 
 // QueueInOneTransaction queues on b, for a run of scope s, one transaction of the
-// statement sql with args (its one row scanned by scan): BEGIN, the scope's plan
-// setting (QueueBegin), the statement, COMMIT, sent at once: one round trip instead of
-// three or four. (pgx sends a batch as one implicit transaction already; BEGIN and
-// COMMIT say so rather than rely on it.) A statement that fails leaves the connection
-// in a failed transaction, which the pool closes on release.
+// statement sql with args (its one row scanned by scan): BEGIN, ReusePlansForNamed's
+// setting for named firms, the statement, COMMIT, sent at once: one round trip
+// instead of three or four. (pgx sends a batch as one implicit transaction already;
+// BEGIN and COMMIT say so rather than rely on it.) A statement that fails leaves the
+// connection in a failed transaction, which the pool closes on release.
 func QueueInOneTransaction(b *pgx.Batch, s events.Scope, sql string, args pgx.NamedArgs, scan func(pgx.Row) error) {
 	QueueBegin(b, s)
 	b.Queue(sql, args).QueryRow(scan)
 	b.Queue("COMMIT")
 }
 
-// QueueBegin queues on b the start of a transaction of a run of scope s: BEGIN and
-// ReusePlansForNamed's setting for the scope (generic plans for named firms, planned
-// for its own arguments for every firm). The caller queues its statements and COMMIT
-// after it, and sends them all at once.
+// QueueBegin queues on b the start of a transaction of a run of scope s: BEGIN and, for
+// named firms, ReusePlansForNamed's setting. The caller queues its statements and
+// COMMIT after it, and sends them all at once.
 func QueueBegin(b *pgx.Batch, s events.Scope) {
 	b.Queue("BEGIN")
-	mode := reusePlans
-	if s.All {
-		mode = planForAll
+	if !s.All {
+		b.Queue(planCacheModeSQL(reusePlans))
 	}
-	b.Queue(planCacheModeSQL(mode))
 }
 
-// PlanEachNamedRun prepares the transaction of a run for named firms to plan its
-// statements for the run's own arguments. A statement run again and again on one
-// connection may otherwise be given PostgreSQL's generic plan, made for no firms in
-// particular, which reads every firm's rows to keep twenty (the analytics snapshot's
-// did, 170 ms a run instead of 30 on 1M tasks, before it had a Statement's form for
-// named firms). A run for every firm is planned for its own arguments too (planForAll).
-func PlanEachNamedRun(ctx context.Context, tx pgx.Tx, s events.Scope) error {
-	return setPlanCacheMode(ctx, tx, s, "force_custom_plan")
-}
+// EachRun, passed before a statement's arguments (tx.QueryRow(ctx, sql, tenancy.EachRun,
+// args)), has the statement planned for the run's own arguments every time it runs:
+// pgx sends it as an unnamed statement (QueryExecModeCacheDescribe: its description is
+// cached, its plan is not), and PostgreSQL plans an unnamed statement afresh at each
+// execution unless plan_cache_mode forces a generic plan (ReusePlansForNamed's runs
+// for named firms). It is for the statements whose plan must fit the firms of the run:
+//
+//   - The generic plan of a statement run again and again on one connection, which
+//     PostgreSQL picks from the statement's sixth run when it costs less on paper than
+//     the custom plans so far, is made for no firms in particular. For named firms it
+//     may read every firm's rows to keep twenty (the analytics snapshot's did, 170 ms a
+//     run instead of 30 on 1M tasks, before it had a Statement's form for named firms).
+//     For every firm it is costed for the few rows that conditions on unknown values let
+//     through (the reminders' slice of the firms, @parts = 1 OR ..., made it five firms
+//     of 1,000), nested loops throughout: the deadline alerts for every firm, run after
+//     the groups of twenty firms of their own hours on the same connection, took 90 s
+//     that way instead of 3.6 s on 1M tasks.
+//   - Not plan_cache_mode = force_custom_plan in the run's transaction, which the
+//     jobs set before: it applies to every cached plan of the session, the foreign-key
+//     checks' among them, so each row the run inserted had its keys' checks planned
+//     again (an analytics run for every firm on 10k tasks: 57 ms of foreign-key checks
+//     for its 7,000 rows instead of 22, its run 100 ms instead of 65).
+//
+// Planning a run for every firm costs a few milliseconds (30 ms for the deadline alerts).
+const EachRun = pgx.QueryExecModeCacheDescribe
 
 // reusePlans is ReusePlansForNamed's plan_cache_mode.
 const reusePlans = "force_generic_plan"
-
-// planForAll is the plan_cache_mode of every run for every firm, whichever way its
-// transaction began: each run is planned for its own arguments. Left to PostgreSQL
-// (auto), from a statement's sixth run on a connection it gets the generic plan
-// whenever that costs less on paper than the custom plans so far, and a generic plan
-// does not know the arguments: it is costed for the few rows that conditions on unknown
-// values let through (the reminders' slice of the firms, @parts = 1 OR ..., made it
-// five firms of 1,000), with nested loops throughout. The deadline alerts' statement,
-// run for each group of twenty firms of their own hours and then for every firm at the
-// default hour, took 90 s that way instead of 3.6 s on 1M tasks. Planning a run for
-// every firm costs a few milliseconds (30 ms for the deadline alerts), once a run.
-const planForAll = "force_custom_plan"
 
 // planCacheModeSQL sets plan_cache_mode for the rest of the transaction.
 func planCacheModeSQL(mode string) string { return "SET LOCAL plan_cache_mode = " + mode }
 
 func setPlanCacheMode(ctx context.Context, tx pgx.Tx, s events.Scope, mode string) error {
 	if s.All {
-		mode = planForAll
+		return nil
 	}
 	if _, err := tx.Exec(ctx, planCacheModeSQL(mode)); err != nil {
-		return fmt.Errorf("tenancy: plans of a run: %w", err)
+		return fmt.Errorf("tenancy: plans of a run for named firms: %w", err)
 	}
 	return nil
 }

@@ -145,12 +145,12 @@ func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (w
 		"max_listed": maxErrors, "fallback_zone": s.loc.String(), "parts": 1, "part": 0,
 	}, run.Scope)
 	var o outcome
-	err := s.inTx(ctx, deadlinePlans(run.Scope), func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, deadlineCountsSQL, args).Scan(&o.firms)
+	err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, deadlineCountsSQL, queryArgs(deadlinesEachRun, args)...).Scan(&o.firms)
 	})
 	if err == nil {
-		o.enq, err = s.enqueueParts(ctx, run, deadlinePlans(run.Scope), notify.Batch{
-			Query: deadlineAlertsSQL, Args: args,
+		o.enq, err = s.enqueueParts(ctx, run, nil, notify.Batch{
+			Query: deadlineAlertsSQL, Args: args, EachRun: deadlinesEachRun,
 			Source: catalog.CheckUpcomingDeadlines, RunID: run.ID, Email: s.mailer != nil,
 		}, s.partsFor(o.found()))
 	}

@@ -134,11 +134,11 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 	}, run.Scope)
 	var o outcome
 	err := s.inTx(ctx, hearingPlans(run.Scope), func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, hearingCountsSQL, args).Scan(&o.firms)
+		return tx.QueryRow(ctx, hearingCountsSQL, queryArgs(hearingsEachRun(run.Scope), args)...).Scan(&o.firms)
 	})
 	if err == nil {
 		o.enq, err = s.enqueueParts(ctx, run, hearingPlans(run.Scope), notify.Batch{
-			Query: hearingRemindersSQL, Args: args,
+			Query: hearingRemindersSQL, Args: args, EachRun: hearingsEachRun(run.Scope),
 			Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
 		}, s.partsFor(o.found()))
 	}

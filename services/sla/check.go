@@ -315,11 +315,6 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check: set work_mem: %w", err))
 	}
-	// A firm's Run Now is planned for that firm, not given the generic plan the
-	// every-15-minutes runs for every firm leave on the connection.
-	if err := tenancy.PlanEachNamedRun(ctx, tx, run.Scope); err != nil {
-		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check: %w", err))
-	}
 	if _, err := tx.Exec(ctx, createAttemptsSQL); err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check: create attempts table: %w", err))
 	}
@@ -344,7 +339,7 @@ func (s *service) checkSLAAndOverdue(ctx context.Context, run worker.Run) (worke
 		}
 	}
 	var zonesLost, zonesBack []zoneChange
-	if err := tx.QueryRow(ctx, zoneReportsSQL, tenancy.With(pgx.NamedArgs{"now": run.Now}, run.Scope)).Scan(&zonesLost, &zonesBack); err != nil {
+	if err := tx.QueryRow(ctx, zoneReportsSQL, tenancy.EachRun, tenancy.With(pgx.NamedArgs{"now": run.Now}, run.Scope)).Scan(&zonesLost, &zonesBack); err != nil {
 		return worker.Report{}, worker.Fail("Database query failed", fmt.Errorf("sla: check: firms' time zones: %w", err))
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -425,7 +420,10 @@ func (s *service) checkPass(ctx context.Context, tx pgx.Tx, run worker.Run, runI
 			return p, fmt.Errorf("clear attempts: %w", err)
 		}
 	}
-	err := tx.QueryRow(ctx, scanSQL, tenancy.With(pgx.NamedArgs{"now": run.Now, "max_fires": budget}, run.Scope)).
+	// The scan and the act are planned at every run (tenancy.EachRun): a firm's Run Now
+	// for that firm, a run for every firm for every firm, never with the generic plan
+	// of a statement run every 15 minutes on the same connection.
+	err := tx.QueryRow(ctx, scanSQL, tenancy.EachRun, tenancy.With(pgx.NamedArgs{"now": run.Now, "max_fires": budget}, run.Scope)).
 		Scan(&p.tenants, &p.tenantOverdue, &p.tenantSLA, &p.tenantPending, &p.tenantQueue, &p.noPolicy)
 	if err != nil {
 		return p, fmt.Errorf("scan: %w", err)
@@ -497,7 +495,7 @@ func act(ctx context.Context, tx pgx.Tx, args pgx.NamedArgs, p *checkPass) error
 	if _, err := tx.Exec(ctx, "ANALYZE sla_attempts"); err != nil {
 		return fmt.Errorf("analyze attempts: %w", err)
 	}
-	if err := tx.QueryRow(ctx, actSQL, args).Scan(&p.audited, &p.perFirm, &p.failures); err != nil {
+	if err := tx.QueryRow(ctx, actSQL, tenancy.EachRun, args).Scan(&p.audited, &p.perFirm, &p.failures); err != nil {
 		return fmt.Errorf("act: %w", err)
 	}
 	return nil
