@@ -20,15 +20,8 @@ import (
 // the setting ends with it; a failure comes back as the run's error, writes nothing,
 // and the next run on the pool succeeds (the failed session is not handed out again).
 func TestQueueInOneTransaction(t *testing.T) {
-	shared, _ := pgtest.NewPool(t)
 	ctx := context.Background()
-	cfg := shared.Config()
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := oneSession(t)
 	run := func(s events.Scope, sql string, scan func(pgx.Row) error) error {
 		var b pgx.Batch
 		tenancy.QueueInOneTransaction(&b, s, sql, pgx.NamedArgs{}, scan)
@@ -53,7 +46,7 @@ func TestQueueInOneTransaction(t *testing.T) {
 	if _, err := pool.Exec(ctx, `CREATE TABLE batch_probe (n int)`); err != nil {
 		t.Fatal(err)
 	}
-	err = run(named, `WITH w AS (INSERT INTO batch_probe VALUES (1) RETURNING n) SELECT (SELECT n FROM w) / 0`, func(r pgx.Row) error { var n int; return r.Scan(&n) })
+	err := run(named, `WITH w AS (INSERT INTO batch_probe VALUES (1) RETURNING n) SELECT (SELECT n FROM w) / 0`, func(r pgx.Row) error { var n int; return r.Scan(&n) })
 	if err == nil {
 		t.Fatal("a statement dividing by zero returned no error")
 	}
@@ -65,4 +58,20 @@ func TestQueueInOneTransaction(t *testing.T) {
 	if err := run(named, `SELECT 1`, func(r pgx.Row) error { return r.Scan(&one) }); err != nil || one != 1 {
 		t.Fatalf("the pool after a failed run: %d, %v", one, err)
 	}
+}
+
+// oneSession is a pool of one connection to a test database of its own, closed at the
+// end of the test: every statement of the test meets the same session, its settings
+// and its prepared statements.
+func oneSession(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	shared, _ := pgtest.NewPool(t)
+	cfg := shared.Config()
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

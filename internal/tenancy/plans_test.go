@@ -5,10 +5,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/events"
-	"github.com/lexhq/gstjobs/internal/pgtest"
 	"github.com/lexhq/gstjobs/internal/tenancy"
 )
 
@@ -28,15 +26,8 @@ import (
 // arguments), and the transaction of a run for every firm leaves plan_cache_mode to
 // PostgreSQL, so the foreign-key checks of the rows it writes keep their cached plans.
 func TestEachRunPlansAStatementForItsRun(t *testing.T) {
-	shared, _ := pgtest.NewPool(t)
 	ctx := context.Background()
-	cfg := shared.Config()
-	cfg.MaxConns = 1 // one session: its prepared statements are the ones counted
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := oneSession(t) // its prepared statements are the ones counted
 	for _, q := range []string{
 		`CREATE TABLE plan_rows (tenant_id uuid NOT NULL, ref int NOT NULL)`,
 		`CREATE TABLE plan_refs (id int PRIMARY KEY, v int NOT NULL)`,
