@@ -150,10 +150,7 @@ func Enqueue(ctx context.Context, db DB, b Batch) (Enqueued, error) {
 	args["notify_source"] = b.Source
 	args["notify_run_id"] = b.RunID
 
-	opts := []any{args}
-	if b.EachRun {
-		opts = []any{tenancy.EachRun, args}
-	}
+	opts := tenancy.QueryArgs(b.EachRun, args)
 	var out Enqueued
 	if b.Email {
 		q := fmt.Sprintf(enqueueSQL, b.Query, enqueueEmailSQL, `, (SELECT count(*) FROM queued WHERE inserted)`)

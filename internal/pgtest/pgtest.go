@@ -114,6 +114,21 @@ func NewPool(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, dbURL
 }
 
+// OneSession is a pool of one connection to pool's database, closed when the test
+// ends: every statement given to it meets the same session, its settings and its
+// prepared statements (pg_prepared_statements shows that session's only).
+func OneSession(t testing.TB, pool *pgxpool.Pool) *pgxpool.Pool {
+	t.Helper()
+	cfg := pool.Config()
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("pgtest: open a one-connection pool: %v", err)
+	}
+	t.Cleanup(one.Close)
+	return one
+}
+
 // get returns the harness, setting it up on first use. Concurrent first callers
 // wait for the one setting it up.
 func get() (*harness, error) {

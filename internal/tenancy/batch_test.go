@@ -60,18 +60,9 @@ func TestQueueInOneTransaction(t *testing.T) {
 	}
 }
 
-// oneSession is a pool of one connection to a test database of its own, closed at the
-// end of the test: every statement of the test meets the same session, its settings
-// and its prepared statements.
+// oneSession is a pool of one connection to a test database of its own.
 func oneSession(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	shared, _ := pgtest.NewPool(t)
-	cfg := shared.Config()
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
+	return pgtest.OneSession(t, shared)
 }

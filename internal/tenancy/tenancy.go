@@ -203,6 +203,15 @@ func QueueBegin(b *pgx.Batch, s events.Scope) {
 // Planning a run for every firm costs a few milliseconds (30 ms for the deadline alerts).
 const EachRun = pgx.QueryExecModeCacheDescribe
 
+// QueryArgs is a statement's arguments as a query method takes them: args, after
+// EachRun when eachRun.
+func QueryArgs(eachRun bool, args pgx.NamedArgs) []any {
+	if eachRun {
+		return []any{EachRun, args}
+	}
+	return []any{args}
+}
+
 // reusePlans is ReusePlansForNamed's plan_cache_mode.
 const reusePlans = "force_generic_plan"
 

@@ -146,7 +146,7 @@ func (s *service) checkUpcomingDeadlines(ctx context.Context, run worker.Run) (w
 	}, run.Scope)
 	var o outcome
 	err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, deadlineCountsSQL, queryArgs(deadlinesEachRun, args)...).Scan(&o.firms)
+		return tx.QueryRow(ctx, deadlineCountsSQL, tenancy.QueryArgs(deadlinesEachRun, args)...).Scan(&o.firms)
 	})
 	if err == nil {
 		o.enq, err = s.enqueueParts(ctx, run, nil, notify.Batch{

@@ -10,12 +10,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
 	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/notify/smtptest"
+	"github.com/lexhq/gstjobs/internal/pgtest"
 	"github.com/lexhq/gstjobs/internal/worker"
 	"github.com/lexhq/gstjobs/services/reminders"
 )
@@ -358,23 +358,17 @@ func TestDeadlineStatementsArePlannedForEachRun(t *testing.T) {
 	priya := w.person(firm, "Priya Nair", "priya@mehta.example")
 	w.task(w.legalCase(firm, "GST/APL/2026/0077", priya), "Prepare appeal grounds", priya, ist(2026, 3, 13, 12, 0, 0), "open")
 	ctx := context.Background()
-	cfg := w.pool.Config()
-	cfg.MaxConns = 1
-	one, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer one.Close()
+	one := pgtest.OneSession(t, w.pool)
 	jobs, err := reminders.New(jobservice.Deps{Pool: one, Location: kolkata}, reminders.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	job, _ := catalog.Lookup(deadlineJob)
-	for i, scope := range []events.Scope{
-		events.ScopeFirms([]string{firm}), events.ScopeFirms([]string{firm}), events.ScopeFirms([]string{firm}),
-		events.ScopeFirms([]string{firm}), events.ScopeFirms([]string{firm}), events.ScopeFirms([]string{firm}),
-		events.ScopeAll(), events.ScopeAll(), events.ScopeAll(),
-	} {
+	for i := range 9 {
+		scope := events.ScopeFirms([]string{firm})
+		if i >= 6 {
+			scope = events.ScopeAll()
+		}
 		w.exec(`DELETE FROM audit_log WHERE action_type = 'notification_sent'`)
 		w.exec(`DELETE FROM notifications`)
 		rep, err := jobs[deadlineJob](ctx, worker.Run{ID: uuid.NewString(), Job: job, Trigger: events.KindSchedule, Now: seven, Scope: scope})

@@ -134,7 +134,7 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 	}, run.Scope)
 	var o outcome
 	err := s.inTx(ctx, hearingPlans(run.Scope), func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, hearingCountsSQL, queryArgs(hearingsEachRun(run.Scope), args)...).Scan(&o.firms)
+		return tx.QueryRow(ctx, hearingCountsSQL, tenancy.QueryArgs(hearingsEachRun(run.Scope), args)...).Scan(&o.firms)
 	})
 	if err == nil {
 		o.enq, err = s.enqueueParts(ctx, run, hearingPlans(run.Scope), notify.Batch{

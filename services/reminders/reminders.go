@@ -249,14 +249,6 @@ func hearingsEachRun(scope events.Scope) bool { return scope.All }
 
 const deadlinesEachRun = true
 
-// queryArgs is a statement's arguments, after tenancy.EachRun when eachRun.
-func queryArgs(eachRun bool, args pgx.NamedArgs) []any {
-	if eachRun {
-		return []any{tenancy.EachRun, args}
-	}
-	return []any{args}
-}
-
 // perFirmCounts ends a counts query whose per_firm CTE has tenant_id, found, missing
 // and missing_list: one row per covered firm, zeros for a firm with nothing due.
 var perFirmCounts = `
