@@ -345,41 +345,53 @@ func TestDeadlineAlertsDeliveredInSlices(t *testing.T) {
 
 // What is tried: on a pool of one connection, the deadline alerts run six times for
 // the firm alone (a slot's run for named firms) and then three times for every firm,
-// with a task due in three days and its alert deleted before each run.
-// What must hold: every run alerts the task once, and none of the job's statements is
-// kept prepared on the session: each is planned for its own run's firms
-// (tenancy.EachRun). A statement kept prepared there gets PostgreSQL's generic plan
-// from its sixth run, made for no firms in particular; the run for every firm after a
-// day's groups of twenty firms took 90 s that way instead of 3.6 s on 1M tasks.
-func TestDeadlineStatementsArePlannedForEachRun(t *testing.T) {
+// with a task due in three days; then the hearing reminders three times for every firm,
+// with a hearing that afternoon; what each run delivered deleted before the next.
+// What must hold: every run alerts or reminds once, and none of the deadline alerts'
+// statements, nor the hearing reminders' of a run for every firm, is kept prepared on
+// the session: each is planned for its own run's firms (tenancy.EachRun). A statement
+// kept prepared there gets PostgreSQL's generic plan from its sixth run, made for no
+// firms in particular; the deadline alerts for every firm after a day's groups of
+// twenty firms took 90 s that way instead of 3.6 s on 1M tasks.
+func TestReminderStatementsArePlannedForEachRun(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	firm := w.tenant("Mehta & Associates")
 	priya := w.person(firm, "Priya Nair", "priya@mehta.example")
-	w.task(w.legalCase(firm, "GST/APL/2026/0077", priya), "Prepare appeal grounds", priya, ist(2026, 3, 13, 12, 0, 0), "open")
+	c := w.legalCase(firm, "GST/APL/2026/0077", priya)
+	w.task(c, "Prepare appeal grounds", priya, ist(2026, 3, 13, 12, 0, 0), "open")
+	w.hearing(c, priya, ist(2026, 3, 10, 15, 30, 0), "scheduled")
 	ctx := context.Background()
 	one := pgtest.OneSession(t, w.pool)
 	jobs, err := reminders.New(jobservice.Deps{Pool: one, Location: kolkata}, reminders.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	job, _ := catalog.Lookup(deadlineJob)
+	runAt := func(name string, i int, scope events.Scope, want map[string]int) {
+		t.Helper()
+		w.exec(`DELETE FROM audit_log WHERE action_type = 'notification_sent'`)
+		w.exec(`DELETE FROM notifications`)
+		job, _ := catalog.Lookup(name)
+		rep, err := jobs[name](ctx, worker.Run{ID: uuid.NewString(), Job: job, Trigger: events.KindSchedule, Now: seven, Scope: scope})
+		if err != nil {
+			t.Fatalf("%s run %d (every firm: %v): %v", name, i+1, scope.All, err)
+		}
+		results(t, rep, want)
+	}
 	for i := range 9 {
 		scope := events.ScopeFirms([]string{firm})
 		if i >= 6 {
 			scope = events.ScopeAll()
 		}
-		w.exec(`DELETE FROM audit_log WHERE action_type = 'notification_sent'`)
-		w.exec(`DELETE FROM notifications`)
-		rep, err := jobs[deadlineJob](ctx, worker.Run{ID: uuid.NewString(), Job: job, Trigger: events.KindSchedule, Now: seven, Scope: scope})
-		if err != nil {
-			t.Fatalf("run %d (every firm: %v): %v", i+1, scope.All, err)
-		}
-		results(t, rep, map[string]int{"deadlines_found": 1, "alerts_sent": 1})
+		runAt(deadlineJob, i, scope, map[string]int{"deadlines_found": 1, "alerts_sent": 1})
+	}
+	for i := range 3 {
+		runAt(hearingJob, i, events.ScopeAll(), map[string]int{"hearings_processed": 1, "notifications_sent": 1})
 	}
 	var kept []string
 	rows, err := one.Query(ctx, `SELECT left(regexp_replace(statement, '\s+', ' ', 'g'), 80) FROM pg_prepared_statements
-		WHERE (statement LIKE '%deadline_alert%' OR statement LIKE '%reply_due_date%') AND statement NOT LIKE '%pg_prepared_statements%'`)
+		WHERE (statement LIKE '%deadline_alert%' OR statement LIKE '%reply_due_date%' OR statement LIKE '%hearing_date%')
+		  AND statement NOT LIKE '%pg_prepared_statements%'`)
 	if err == nil {
 		kept, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
@@ -387,6 +399,6 @@ func TestDeadlineStatementsArePlannedForEachRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(kept) > 0 {
-		t.Fatalf("statements of the deadline alerts kept prepared on the session, where they get a generic plan from their sixth run: %q", kept)
+		t.Fatalf("statements of the reminders kept prepared on the session, where they get a generic plan from their sixth run: %q", kept)
 	}
 }
