@@ -62,6 +62,28 @@ func lookupAccount(name string) (*osAccount, error) {
 	return a, nil
 }
 
+// clusterOwner is the account to run an existing cluster in dir as, when we are root:
+// the one that owns it. A cluster made by `make run` as a normal user belongs to that
+// user, and as the postgres account the server could not even enter it (its data
+// directory is 0700); run as its owner, root's `make run` in the same checkout starts
+// it as it is. The postgres account (server) stays for a new cluster, and for one
+// root owns, which postgres itself refuses to run.
+func clusterOwner(dir string, server *osAccount) (*osAccount, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("localpg: data directory: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == server.uid || st.Uid == 0 {
+		return server, nil
+	}
+	u, err := user.LookupId(strconv.FormatUint(uint64(st.Uid), 10))
+	if err != nil {
+		return nil, fmt.Errorf("localpg: the cluster in %s belongs to uid %d, which is no OS user to run it as (%v): chown -R it to the postgres account, or point the data directory elsewhere", dir, st.Uid, err)
+	}
+	return lookupAccount(u.Username)
+}
+
 func (a *osAccount) credential() *syscall.Credential {
 	if a == nil {
 		return nil

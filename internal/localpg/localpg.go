@@ -134,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.runAs, err = serverAccount(); err != nil {
 		return nil, err
 	}
-	if s.dataDir, err = prepareDataDir(cfg.DataDir, s.runAs); err != nil {
+	if s.dataDir, s.runAs, err = prepareDataDir(cfg.DataDir, s.runAs); err != nil {
 		return nil, err
 	}
 	if err := s.checkNotRunning(); err != nil {
@@ -236,37 +236,46 @@ func (s *Server) stop() error {
 }
 
 // prepareDataDir makes sure the data directory exists and that the server's OS
-// account can use it, and returns its absolute, symlink-free path: the server
-// reports that path as data_directory, which launch compares against.
-func prepareDataDir(path string, runAs *osAccount) (string, error) {
+// account can use it, and returns its absolute, symlink-free path (the server
+// reports that path as data_directory, which launch compares against) and the
+// account to run the server as: runAs, or for an existing cluster its owner
+// (clusterOwner).
+func prepareDataDir(path string, runAs *osAccount) (string, *osAccount, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return "", fmt.Errorf("localpg: data directory: %w", err)
+		return "", nil, fmt.Errorf("localpg: data directory: %w", err)
 	}
 	// The parents must stay traversable by the server's account, hence not 0700.
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-		return "", fmt.Errorf("localpg: create data directory: %w", err)
+		return "", nil, fmt.Errorf("localpg: create data directory: %w", err)
 	}
 	if err := os.Mkdir(abs, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("localpg: create data directory: %w", err)
+		return "", nil, fmt.Errorf("localpg: create data directory: %w", err)
 	}
 	dir, err := filepath.EvalSymlinks(abs)
 	if err != nil {
-		return "", fmt.Errorf("localpg: data directory: %w", err)
+		return "", nil, fmt.Errorf("localpg: data directory: %w", err)
 	}
-	if runAs != nil {
-		if err := runAs.checkReachable(dir); err != nil {
-			return "", err
-		}
-		// An existing cluster already belongs to someone, and postgres itself
-		// reports a wrong owner clearly; a new one must belong to the server.
-		if !hasCluster(dir) {
-			if err := runAs.chown(dir); err != nil {
-				return "", err
-			}
+	if runAs == nil {
+		return dir, nil, nil
+	}
+	if hasCluster(dir) {
+		// An existing cluster already belongs to someone: run it as them. postgres
+		// itself reports a cluster root owns clearly.
+		if runAs, err = clusterOwner(dir, runAs); err != nil {
+			return "", nil, err
 		}
 	}
-	return dir, nil
+	if err := runAs.checkReachable(dir); err != nil {
+		return "", nil, err
+	}
+	// A new cluster must belong to the server.
+	if !hasCluster(dir) {
+		if err := runAs.chown(dir); err != nil {
+			return "", nil, err
+		}
+	}
+	return dir, runAs, nil
 }
 
 func hasCluster(dir string) bool {

@@ -442,3 +442,67 @@ func TestCompareVersions(t *testing.T) {
 		}
 	}
 }
+
+// What is tried: a cluster that a normal user's `make run` made (here: one handed to
+// the OS user nobody, with a table in it), started by root in the same checkout.
+// What must hold: root runs the server as the cluster's owner, not as the postgres
+// account (which cannot enter the owner's 0700 data directory: the start failed with
+// "fork/exec .../postgres: permission denied"), and the data is there. A cluster
+// root owns stays the postgres account's to run (postgres refuses root); one a normal
+// user owns, run by that user, is run as that user.
+func TestRootStartsAClusterAsItsOwner(t *testing.T) {
+	t.Parallel()
+	dir := newDataDir(t)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Ours, as a normal user: ourselves. Root's: the server's account, since postgres
+	// refuses to run as root.
+	want := uint32(os.Geteuid())
+	if want == 0 {
+		want = stranger.uid
+	}
+	if got, err := clusterOwner(dir, stranger); err != nil || got.uid != want {
+		t.Fatalf("clusterOwner of a directory of ours = %+v, %v; want uid %d", got, err, want)
+	}
+	if os.Geteuid() != 0 {
+		return // only root hands the server to another account; the check above is the logic
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, dir)
+	s := start(t, cfg)
+	if _, err := connect(t, s.URL()).Exec(t.Context(), `CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')`); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	nobody, err := lookupAccount("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "-R", "nobody:"+strconv.Itoa(int(nobody.gid)), dir).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil { // newDataDir's parent is the postgres account's
+		t.Fatal(err)
+	}
+
+	s = start(t, cfg)
+	if s.runAs == nil || s.runAs.uid != nobody.uid {
+		t.Errorf("server runs as %+v, want the cluster's owner nobody (uid %d)", s.runAs, nobody.uid)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.proc.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("\nUid:\t%d\t", nobody.uid); !strings.Contains(string(status), want) {
+		t.Errorf("the postgres process's status has no %q:\n%s", want, status)
+	}
+	var v string
+	if err := connect(t, s.URL()).QueryRow(t.Context(), `SELECT v FROM kept`).Scan(&v); err != nil || v != "still here" {
+		t.Fatalf("read after the restart as the owner: %q, %v; want %q", v, err, "still here")
+	}
+}
