@@ -30,8 +30,8 @@ build:
 vet:
 	$(GO) vet $(PKGS)
 
-## test: every test, with the race detector, against real NATS, PostgreSQL and Chromium
-test: vet
+## test: every test, with the race detector, against real NATS, PostgreSQL and Chromium (and the nats CLI, which tools installs)
+test: vet tools
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 ## bench: speed targets, as ratios to a baseline measured in the same run; ends with one table (value, baseline, ratio, target).
@@ -42,7 +42,7 @@ bench:
 	set -o pipefail; $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 60m $(PKGS) | tee .artifacts/bench.txt
 	set -o pipefail; $(GO) run ./cmd/benchtable -load-before "$$(cat .artifacts/load-before 2>/dev/null)" .artifacts/bench.txt | tee .artifacts/bench-table.md
 
-## tools: what the tests need beyond Go (CI runs this through .ci/run)
+## tools: what the tests need beyond Go that go install can bring, into GOPATH/bin (make test runs it, as root or not)
 tools:
 	@command -v nats >/dev/null && nats --version 2>&1 | grep -q '0.5.0' || $(GO) install github.com/nats-io/natscli/nats@v0.5.0
 
