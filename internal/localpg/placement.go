@@ -19,8 +19,9 @@ type Placement struct {
 func (p Placement) Moved() bool { return p.Why != "" }
 
 // Place chooses the data directory of a cluster that belongs at preferred: preferred
-// itself, unless the OS account the server runs as (postgres, when we are root)
-// cannot reach it, as when it lies in a 0700 home directory; then fallback, which
+// itself, unless the OS account the server runs as (postgres, when we are root, or
+// the owner of a cluster already there) cannot reach it, as when it lies in a 0700
+// home directory; then fallback, which
 // the caller picks where that account can reach it. Whichever of the two already
 // holds a cluster is kept, so that the choice made at the first start stands at
 // every later one even if permissions change in between; preferred wins a tie, being
@@ -53,6 +54,13 @@ func place(account *osAccount, preferred, fallback string) (Placement, error) {
 	}
 	if fallback, err = filepath.Abs(fallback); err != nil {
 		return Placement{}, fmt.Errorf("localpg: data directory: %w", err)
+	}
+	if hasCluster(preferred) {
+		// An existing cluster runs as its owner (clusterOwner): a normal user's, made
+		// in their 0700 home, stays where it is when root starts it.
+		if owner, err := clusterOwner(preferred, account); err == nil {
+			account = owner
+		}
 	}
 	reach := account.checkReachable(preferred)
 	var unreachable *unreachableError
