@@ -101,7 +101,8 @@ per_firm AS (
 // threshold, keyed by item, threshold and date. The tightest threshold alerts; an
 // item already alerted at a tighter one (it came closer, then the run's clock or the
 // thresholds changed) is not alerted at a looser one. A moved date alerts afresh.
-var deadlineAlertsSQL = deadlinesSQL + `
+var deadlineAlertsSQL = deadlinesSQL + `,
+` + zoneDaysSQL("@now::timestamptz + make_interval(days => @max_days::int + 2)") + `
 SELECT dl.tenant_id, p.id AS user_id, '` + KindDeadlineAlert + `' AS kind,
        CASE dl.item
            WHEN 'task' THEN 'Task due ' || dl.due_in || ' (' || to_char(dl.due_on, 'DD Mon YYYY') || '): ' || dl.task_title
@@ -113,7 +114,8 @@ SELECT dl.tenant_id, p.id AS user_id, '` + KindDeadlineAlert + `' AS kind,
            CASE WHEN dl.item = 'task' THEN 'Task: ' || dl.task_title END,
            'Case: ' || dl.case_number || ' - ' || dl.case_title,
            CASE dl.item
-               WHEN 'task' THEN 'Due: ' || to_char_in(dl.not_after, dl.zone, 'Dy DD Mon YYYY, HH24:MI TZ')
+               WHEN 'task' THEN 'Due: ' || to_char(dl.not_after AT TIME ZONE dl.zone, 'Dy DD Mon YYYY, HH24:MI')
+                                || ' ' || ` + abbrevSQL("dl.not_after", "dl.zone") + `
                WHEN 'reply_due_date' THEN 'Reply to the show-cause notice due: ' || to_char(dl.due_on, 'Dy DD Mon YYYY')
                ELSE 'Last day to file the appeal: ' || to_char(dl.due_on, 'Dy DD Mon YYYY')
            END,
@@ -128,6 +130,7 @@ SELECT dl.tenant_id, p.id AS user_id, '` + KindDeadlineAlert + `' AS kind,
            'days_left', dl.days_left, 'threshold_days', dl.threshold)) AS audit_details
 FROM deadlines dl
 JOIN profiles p ON p.id = dl.user_id AND p.tenant_id = dl.tenant_id
+` + zoneDayJoin("dl.not_after", "dl.zone") + `
 WHERE NOT EXISTS (
     SELECT 1
     FROM unnest(@thresholds::int[]) AS tighter(th)

@@ -67,16 +67,17 @@ per_firm AS (
 // hearing, to the assignee and to the case owner, once when they are the same person.
 // Times are written in the firm's zone. Each hearing's times are written once, in
 // dated, whatever the number of its reminders: its zone's abbreviation at the hearing
-// (to_char_in, which sets the session's zone, the dearest part), then the local times
-// with it, "YYYY-MM-DD HH24:MI TZ" as to_char_in would write them. The dedupe key holds
+// (abbrevSQL: the zone's for the day, zoneDaysSQL), then the local times with it, "YYYY-MM-DD HH24:MI TZ" as to_char_in would write them. The dedupe key holds
 // the hearing's date, so a rescheduled hearing is reminded again.
 var hearingRemindersSQL = `
 WITH ` + hearingsDueSQL + `,
+` + zoneDaysSQL("@until::timestamptz") + `,
 dated AS MATERIALIZED (
     SELECT d.*, z.local || ' ' || z.abbrev AS at_local,
            'hearing ' || d.case_number || ' on ' || z.iso || ' ' || z.abbrev AS about
     FROM due d
-    CROSS JOIN LATERAL (SELECT to_char_in(d.hearing_date, d.zone, 'TZ') AS abbrev,
+    ` + zoneDayJoin("d.hearing_date", "d.zone") + `
+    CROSS JOIN LATERAL (SELECT ` + abbrevSQL("d.hearing_date", "d.zone") + ` AS abbrev,
                                to_char(d.hearing_date AT TIME ZONE d.zone, 'Dy DD Mon YYYY, HH24:MI') AS local,
                                to_char(d.hearing_date AT TIME ZONE d.zone, 'YYYY-MM-DD HH24:MI') AS iso
                         OFFSET 0) z

@@ -234,6 +234,35 @@ func (s *service) inTx(ctx context.Context, plan func(context.Context, pgx.Tx) e
 	})
 }
 
+// zoneDaysSQL is a CTE, zone_days: for each zone of the covered firms (the statement's
+// firms CTE) and each UTC day from @now's to the instant until (an SQL expression), the
+// zone's abbreviation at the day's first and last microsecond (to_char_in, which sets
+// the session's zone: about 3.6 µs a call, the dearest part of writing a time). A
+// zone's abbreviation changes at most once a day, so where both ends agree it is the
+// whole day's, and a reminder or alert looks it up (abbrevSQL) instead of calling
+// to_char_in itself: a few hundred calls a run instead of one per hearing or task
+// (100,000 in the hearing reminders' benchmark). On a day when it changes, each instant
+// asks to_char_in for its own (TestAbbreviationsAcrossTheChangeToDaylightSavingTime).
+func zoneDaysSQL(until string) string {
+	return `zone_days AS MATERIALIZED (
+    SELECT z.zone, d.day, to_char_in(d.day, z.zone, 'TZ') AS first,
+           to_char_in(d.day + interval '1 day' - interval '1 microsecond', z.zone, 'TZ') AS last
+    FROM (SELECT DISTINCT f.zone FROM firms f) z
+    CROSS JOIN generate_series(date_trunc('day', @now::timestamptz, 'UTC'), ` + until + `, interval '1 day') AS d(day)
+)`
+}
+
+// zoneDayJoin joins the zone_days row of the instant ts in zone (SQL expressions), as zd.
+func zoneDayJoin(ts, zone string) string {
+	return `LEFT JOIN zone_days zd ON zd.zone = ` + zone + ` AND zd.day = date_trunc('day', ` + ts + `, 'UTC')`
+}
+
+// abbrevSQL is the abbreviation of the instant ts in zone, as to_char_in(ts, zone, 'TZ')
+// writes it, from the zone_days row zoneDayJoin joined.
+func abbrevSQL(ts, zone string) string {
+	return `CASE WHEN zd.first = zd.last THEN zd.first ELSE to_char_in(` + ts + `, ` + zone + `, 'TZ') END`
+}
+
 // How each job's statements are planned. The hearing reminders' statements read the
 // hearings of the next 24 hours by date whatever the firms, so a run for named firms
 // (a slot's) keeps one plan per connection (hearingPlans), and a run for every firm is
