@@ -259,9 +259,10 @@ func prepareDataDir(path string, runAs *osAccount) (string, *osAccount, error) {
 	if runAs == nil {
 		return dir, nil, nil
 	}
-	if hasCluster(dir) {
-		// An existing cluster already belongs to someone: run it as them. postgres
-		// itself reports a cluster root owns clearly.
+	// An existing cluster already belongs to someone: run it as them (postgres itself
+	// reports a cluster root owns clearly). A new one must belong to the server.
+	existing := hasCluster(dir)
+	if existing {
 		if runAs, err = clusterOwner(dir, runAs); err != nil {
 			return "", nil, err
 		}
@@ -269,8 +270,7 @@ func prepareDataDir(path string, runAs *osAccount) (string, *osAccount, error) {
 	if err := runAs.checkReachable(dir); err != nil {
 		return "", nil, err
 	}
-	// A new cluster must belong to the server.
-	if !hasCluster(dir) {
+	if !existing {
 		if err := runAs.chown(dir); err != nil {
 			return "", nil, err
 		}

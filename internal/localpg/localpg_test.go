@@ -338,6 +338,13 @@ func self() *osAccount {
 // a cluster once made is found again at the next start.
 func TestPlace(t *testing.T) {
 	t.Parallel()
+	asRoot := os.Geteuid() == 0
+	whenRoot := func(s string) string {
+		if asRoot {
+			return s
+		}
+		return ""
+	}
 	closed := filepath.Join(closedDir(t), "pg")
 	open, err := os.MkdirTemp("", "localpg-place-")
 	if err != nil {
@@ -359,10 +366,10 @@ func TestPlace(t *testing.T) {
 		{name: "as ourselves", account: nil, preferred: closed},
 		{name: "account that owns the directory", account: self(), preferred: closed},
 		{name: "account that cannot enter a parent", account: stranger, preferred: closed, wantFallback: true, wantWhyContaining: "OS user stranger, which runs PostgreSQL, cannot enter " + filepath.Dir(closed) + " (mode 0700)"},
-		// The cluster in preferred is ours: a normal user's, which its owner reaches, so
-		// it stays (clusterOwner runs it as us); run by root, root's, which the server's
-		// account must reach, and cannot.
-		{name: "unreachable cluster in preferred", account: stranger, preferred: closed, clusterIn: []string{"preferred"}, wantFallback: os.Geteuid() == 0, wantWhyContaining: map[bool]string{true: "cannot enter"}[os.Geteuid() == 0]},
+		// The cluster in preferred is the test's. Run as a normal user, that user owns it
+		// and reaches it, so it stays (clusterOwner runs it as its owner); run as root,
+		// root owns it, so the server's account must reach it, and cannot.
+		{name: "unreachable cluster in preferred", account: stranger, preferred: closed, clusterIn: []string{"preferred"}, wantFallback: asRoot, wantWhyContaining: whenRoot("cannot enter")},
 		{name: "unreachable, no fallback given", account: stranger, preferred: closed, noFallback: true},
 		{name: "reachable", account: stranger, preferred: filepath.Join(open, "a", "pg")},
 		{name: "reachable, cluster in fallback from an earlier start", account: stranger, preferred: filepath.Join(open, "b", "pg"), clusterIn: []string{"fallback"}, wantFallback: true, wantWhyContaining: "earlier start"},
@@ -446,13 +453,14 @@ func TestCompareVersions(t *testing.T) {
 	}
 }
 
-// What is tried: a cluster that a normal user's `make run` made (here: one handed to
-// the OS user nobody, with a table in it), started by root in the same checkout.
-// What must hold: root runs the server as the cluster's owner, not as the postgres
-// account (which cannot enter the owner's 0700 data directory: the start failed with
-// "fork/exec .../postgres: permission denied"), and the data is there. A cluster
-// root owns stays the postgres account's to run (postgres refuses root); one a normal
-// user owns, run by that user, is run as that user.
+// What is tried: a cluster that a normal user's `make run` made in their 0700 home
+// (here: one handed, with its parent, to the OS user nobody, a table in it), placed
+// and started by root. What must hold: Place keeps it where it is, and root runs the
+// server as the cluster's owner, not as the postgres account (which cannot enter the
+// owner's directories: the start failed with "fork/exec .../postgres: permission
+// denied"), with the data there. The logic part, as anyone: a cluster directory root
+// owns is the server account's to run (postgres refuses root), one a normal user owns
+// is that user's.
 func TestRootStartsAClusterAsItsOwner(t *testing.T) {
 	t.Parallel()
 	dir := newDataDir(t)
@@ -489,8 +497,16 @@ func TestRootStartsAClusterAsItsOwner(t *testing.T) {
 	if out, err := exec.Command("chown", "-R", "nobody:"+strconv.Itoa(int(nobody.gid)), dir).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v: %s", err, out)
 	}
-	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil { // newDataDir's parent is the postgres account's
+	home := filepath.Dir(dir) // as a 0700 home of nobody's: the postgres account cannot enter it
+	if err := os.Chown(home, int(nobody.uid), int(nobody.gid)); err != nil {
 		t.Fatal(err)
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fallback := filepath.Join(t.TempDir(), "fallback")
+	if p, err := Place(dir, fallback); err != nil || p.Dir != dir || p.Moved() {
+		t.Errorf("Place = %+v, %v; want the cluster kept where it is, %s", p, err, dir)
 	}
 
 	s = start(t, cfg)

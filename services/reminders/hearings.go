@@ -67,8 +67,9 @@ per_firm AS (
 // hearing, to the assignee and to the case owner, once when they are the same person.
 // Times are written in the firm's zone. Each hearing's times are written once, in
 // dated, whatever the number of its reminders: its zone's abbreviation at the hearing
-// (abbrevSQL: the zone's for the day, zoneDaysSQL), then the local times with it, "YYYY-MM-DD HH24:MI TZ" as to_char_in would write them. The dedupe key holds
-// the hearing's date, so a rescheduled hearing is reminded again.
+// (abbrevSQL: the zone's for the day, zoneDaysSQL), then the local times with it,
+// "YYYY-MM-DD HH24:MI TZ" as to_char_in would write them. The dedupe key holds the
+// hearing's date, so a rescheduled hearing is reminded again.
 var hearingRemindersSQL = `
 WITH ` + hearingsDueSQL + `,
 ` + zoneDaysSQL("@until::timestamptz") + `,
