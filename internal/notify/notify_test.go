@@ -219,6 +219,47 @@ WHERE a.action_type = 'notification_sent' AND a.details->>'channel' = 'in_app'
 	}
 }
 
+// What is tried: a batch whose query is built on a CTE of its own (With), returning
+// beside its deliveries a count over that CTE (Also), with e-mail off and on, twice;
+// and an Also without a destination.
+// What must hold: Also answers from the same rows the batch delivered (the six people,
+// each time, whatever was delivered before), the deliveries are as without With, and
+// Also without AlsoInto is refused before anything is written.
+func TestEnqueueAnswersAlsoFromItsOwnRows(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	seed(t, pool)
+	ctx := context.Background()
+	withBatch := func(email bool, into any) notify.Batch {
+		b := batch("1", "run-1", email, now.Add(time.Hour))
+		b.With = `people AS (SELECT p.* FROM profiles p WHERE p.tenant_id = @tenant AND NOT p.id = ANY(@exclude::uuid[]))`
+		b.Query = strings.Replace(b.Query, "FROM profiles p WHERE p.tenant_id = @tenant AND NOT p.id = ANY(@exclude::uuid[])", "FROM people p", 1)
+		b.Also = `SELECT count(*)::int FROM people`
+		b.AlsoInto = into
+		return b
+	}
+	for i, email := range []bool{false, true} {
+		var people int
+		enq, err := notify.Enqueue(ctx, pool, withBatch(email, &people))
+		if err != nil {
+			t.Fatalf("enqueue %d: %v", i, err)
+		}
+		wantInApp := map[bool]int{false: 6, true: 0}[email]
+		if people != 6 || enq.InApp != wantInApp {
+			t.Errorf("enqueue %d (e-mail %v): Also = %d, in-app %d; want 6 people and %d in-app", i, email, people, enq.InApp, wantInApp)
+		}
+		if email && enq.EmailsQueued != 6 {
+			t.Errorf("enqueue with e-mail on queued %d e-mails, want 6", enq.EmailsQueued)
+		}
+	}
+	if n := count(t, pool, `SELECT count(*) FROM audit_log WHERE action_type = 'notification_sent'`); n != 6 {
+		t.Errorf("audit rows = %d, want 6", n)
+	}
+	if _, err := notify.Enqueue(ctx, pool, withBatch(false, nil)); err == nil || !strings.Contains(err.Error(), "Also and AlsoInto") {
+		t.Errorf("Also without AlsoInto: err = %v, want it refused", err)
+	}
+}
+
 // What is tried: a batch delivered in-app while e-mail was off, then again with e-mail on.
 // What must hold: the second enqueue creates no notification but queues the six
 // e-mails, and a third queues none.

@@ -31,9 +31,9 @@
 // and by e-mail when SMTP_URL is set. Each delivery, per channel, writes one audit_log
 // row with action_type 'notification_sent' and details {channel (in_app or email),
 // kind, notification_id, hearing_id or task_id/case_id, job_name, run_id}. Selection,
-// in-app delivery and audit rows are one SQL statement over all firms (a reminder run
-// of 500 hearings or more runs it as two, over disjoint halves of the firms, at once);
-// e-mails go out over one SMTP connection per run.
+// in-app delivery, audit rows and each firm's counts are one SQL statement over all
+// firms (a run for more than one firm runs it as two, over disjoint halves of the
+// firms, at once); e-mails go out over one SMTP connection per run.
 //
 // Counting: notifications_sent / alerts_sent count deliveries made by this run, one
 // per channel (a reminder delivered in-app and by e-mail counts two; in_app_sent and
@@ -59,8 +59,9 @@
 // e-mails wait for the next run (or Run Now). Problems with single recipients leave
 // the run successful, with the problems counted and listed.
 //
-// A large run (500 hearings or deadlines and more) delivers in two firm-disjoint
-// slices at once, each in its own transaction. When one fails, the run fails and the
+// A run for more than one firm (a slot's group, every firm) delivers in two
+// firm-disjoint slices at once, each in its own transaction, whose statement also
+// counts what it found for its firms. When one fails, the run fails and the
 // other stays delivered, its e-mails sent by the failed run all the same; the next
 // run (or the retry of a temporary failure) delivers the rest, and nothing twice.
 //

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lexhq/gstjobs/internal/catalog"
+	"github.com/lexhq/gstjobs/internal/events"
 	"github.com/lexhq/gstjobs/internal/notify"
 	"github.com/lexhq/gstjobs/internal/tenancy"
 	"github.com/lexhq/gstjobs/internal/worker"
@@ -48,12 +51,10 @@ due AS (
 // aboutHearing names a hearing of due d in problems, at its time in its firm's zone.
 const aboutHearing = `'hearing ' || d.case_number || ' on ' || to_char_in(d.hearing_date, d.zone, 'YYYY-MM-DD HH24:MI TZ')`
 
-// hearingCountsSQL counts, for every covered firm (zeros included), the hearings and
-// those with nobody to remind: neither the assignee nor the case owner is a person of
-// the firm.
-var hearingCountsSQL = `
-WITH ` + hearingsDueSQL + `,
-per_firm AS (
+// hearingPerFirmSQL is the per_firm CTE of the hearings due (perFirmCounts): for every
+// covered firm of the slice with hearings, the hearings and those with nobody to
+// remind: neither the assignee nor the case owner is a person of the firm.
+var hearingPerFirmSQL = `per_firm AS (
     SELECT d.tenant_id, count(*)::int AS found,
            (count(*) FILTER (WHERE d.assignee IS NULL AND d.owner IS NULL))::int AS missing,
            coalesce((array_agg(` + aboutHearing + ` || ': nobody to remind: the hearing has no assignee and the case has no owner'
@@ -61,8 +62,18 @@ per_firm AS (
                      FILTER (WHERE d.assignee IS NULL AND d.owner IS NULL))[1:@max_listed::int], '{}') AS missing_list
     FROM due d
     GROUP BY d.tenant_id
-)` + perFirmCounts
+)`
 
+// hearingCountsSQL is the counts alone (every covered firm, zeros included), as the
+// delivery's statement returns them beside the reminders: the benchmarks time it.
+var hearingCountsSQL = `
+WITH ` + hearingsDueSQL + `,
+` + hearingPerFirmSQL + perFirmCounts
+
+// hearingRemindersWith is the CTEs of the delivery's statement (notify.Batch.With):
+// the hearings due, their times written (dated), and the per-firm counts, which the
+// statement returns beside the reminders (perFirmCounts), from the same rows.
+//
 // hearingRemindersSQL is the reminders, as a notify.Batch query: one per person per
 // hearing, to the assignee and to the case owner, once when they are the same person.
 // Times are written in the firm's zone. Each hearing's times are written once, in
@@ -70,8 +81,8 @@ per_firm AS (
 // (abbrevSQL: the zone's for the day, zoneDaysSQL), then the local times with it,
 // "YYYY-MM-DD HH24:MI TZ" as to_char_in would write them. The dedupe key holds the
 // hearing's date, so a rescheduled hearing is reminded again.
-var hearingRemindersSQL = `
-WITH ` + hearingsDueSQL + `,
+var hearingRemindersWith = hearingsDueSQL + `,
+` + hearingPerFirmSQL + `,
 ` + zoneDaysSQL("@until::timestamptz") + `,
 dated AS MATERIALIZED (
     SELECT d.*, z.local || ' ' || z.abbrev AS at_local,
@@ -82,7 +93,9 @@ dated AS MATERIALIZED (
                                to_char(d.hearing_date AT TIME ZONE d.zone, 'Dy DD Mon YYYY, HH24:MI') AS local,
                                to_char(d.hearing_date AT TIME ZONE d.zone, 'YYYY-MM-DD HH24:MI') AS iso
                         OFFSET 0) z
-)
+)`
+
+var hearingRemindersSQL = `
 SELECT d.tenant_id, r.user_id, '` + KindHearingReminder + `' AS kind,
        'Hearing ' || d.at_local || ': ' || d.case_number AS title,
        concat_ws(E'\n',
@@ -118,10 +131,13 @@ func inPart(col string) string {
 // touch the same rows.
 const deliveryParts = 2
 
-// partsFor keeps small runs (found hearings or deadlines) in one transaction:
-// splitting pays only for large ones.
-func (s *service) partsFor(found int) int {
-	if found < s.splitAt {
+// partsFor is how many slices a run for scope is delivered in: one for a run for fewer
+// firms than splitAt (a firm's Run Now), else deliveryParts. It is decided before
+// anything is read: each slice's statement counts what it finds as it delivers, so
+// there is no count to decide on beforehand; for a small run the second slice costs a
+// statement of a few milliseconds beside the first.
+func (s *service) partsFor(scope events.Scope) int {
+	if !scope.All && len(scope.Firms) < s.splitAt {
 		return 1
 	}
 	return deliveryParts
@@ -135,15 +151,12 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 		"fallback_zone": s.loc.String(),
 	}, run.Scope)
 	var o outcome
-	err := s.inTx(ctx, hearingPlans(run.Scope), func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, hearingCountsSQL, tenancy.QueryArgs(hearingsEachRun(run.Scope), args)...).Scan(&o.firms)
-	})
-	if err == nil {
-		o.enq, err = s.enqueueParts(ctx, run, hearingPlans(run.Scope), notify.Batch{
-			Query: hearingRemindersSQL, Args: args, EachRun: hearingsEachRun(run.Scope),
-			Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
-		}, s.partsFor(o.found()))
-	}
+	var err error
+	o.firms, o.enq, err = s.enqueueParts(ctx, run, hearingPlans(run.Scope), notify.Batch{
+		With: hearingRemindersWith, Query: hearingRemindersSQL, Also: perFirmCounts,
+		Args: args, EachRun: hearingsEachRun(run.Scope),
+		Source: catalog.SendHearingReminders, RunID: run.ID, Email: s.mailer != nil,
+	}, s.partsFor(run.Scope))
 	if err != nil {
 		return worker.Report{}, worker.Fail("Could not read hearings or save reminders", err)
 	}
@@ -152,13 +165,15 @@ func (s *service) sendHearingReminders(ctx context.Context, run worker.Run) (wor
 }
 
 // enqueueParts delivers run's batch (whose query selects the firms of slice @part of
-// @parts) in parts slices at once. A slice that fails leaves the others delivered, and
-// their e-mails are sent before the failure is returned (sendDelivered); the next run
-// delivers the rest and nothing twice.
-func (s *service) enqueueParts(ctx context.Context, run worker.Run, plan func(context.Context, pgx.Tx) error, batch notify.Batch, parts int) (notify.Enqueued, error) {
+// @parts, and whose Also is the slice's per-firm counts, perFirmCounts) in parts slices
+// at once, and returns every covered firm's counts, in the order of their ids. A slice
+// that fails leaves the others delivered, and their e-mails are sent before the failure
+// is returned (sendDelivered); the next run delivers the rest and nothing twice.
+func (s *service) enqueueParts(ctx context.Context, run worker.Run, plan func(context.Context, pgx.Tx) error, batch notify.Batch, parts int) ([]firmCount, notify.Enqueued, error) {
 	var (
 		mu    sync.Mutex
 		total notify.Enqueued
+		firms []firmCount
 		errs  []error
 		wg    sync.WaitGroup
 	)
@@ -167,6 +182,8 @@ func (s *service) enqueueParts(ctx context.Context, run worker.Run, plan func(co
 			b := batch
 			b.Args = maps.Clone(batch.Args)
 			b.Args["parts"], b.Args["part"] = parts, part
+			var counts []firmCount
+			b.AlsoInto = &counts
 			var enq notify.Enqueued
 			err := s.inTx(ctx, plan, func(tx pgx.Tx) error {
 				var err error
@@ -179,6 +196,7 @@ func (s *service) enqueueParts(ctx context.Context, run worker.Run, plan func(co
 				errs = append(errs, err)
 				return
 			}
+			firms = append(firms, counts...)
 			total.InApp += enq.InApp
 			total.EmailsQueued += enq.EmailsQueued
 			if total.InAppByTenant == nil {
@@ -191,5 +209,6 @@ func (s *service) enqueueParts(ctx context.Context, run worker.Run, plan func(co
 	if len(errs) > 0 && len(errs) < parts {
 		s.sendDelivered(ctx, run, batch.Source)
 	}
-	return total, errors.Join(errs...)
+	slices.SortFunc(firms, func(a, b firmCount) int { return strings.Compare(a.TenantID, b.TenantID) })
+	return firms, total, errors.Join(errs...)
 }

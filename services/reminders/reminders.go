@@ -52,8 +52,9 @@ type Config struct {
 	SMTPFrom string
 	// DeadlineThresholds are days before a deadline, in any order; nil: 7, 3, 1.
 	DeadlineThresholds []int
-	// SplitAt is the number of hearings (deadlines) from which a run delivers its
-	// reminders (alerts) in firm-disjoint slices at once; 0: 500.
+	// SplitAt is the number of firms from which a run for named firms delivers its
+	// reminders (alerts) in firm-disjoint slices at once; 0: 2. A run for every firm
+	// always does.
 	SplitAt int
 }
 
@@ -163,7 +164,7 @@ func newService(d jobservice.Deps, cfg Config) (*service, error) {
 	var problems []error
 	s := &service{pool: d.Pool, loc: d.Location, log: d.Log, splitAt: cfg.SplitAt, delivered: notificationsCounter(d.Registry)}
 	if s.splitAt <= 0 {
-		s.splitAt = 500
+		s.splitAt = 2
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -279,14 +280,16 @@ func hearingsEachRun(scope events.Scope) bool { return scope.All }
 const deadlinesEachRun = true
 
 // perFirmCounts ends a counts query whose per_firm CTE has tenant_id, found, missing
-// and missing_list: one row per covered firm, zeros for a firm with nothing due.
+// and missing_list: one row per covered firm of the slice (@part of @parts), zeros for
+// a firm with nothing due.
 var perFirmCounts = `
 SELECT coalesce(jsonb_agg(jsonb_build_object(
            'tenant_id', t.id, 'found', coalesce(p.found, 0), 'missing', coalesce(p.missing, 0),
            'missing_list', coalesce(to_jsonb(p.missing_list), '[]'::jsonb)) ORDER BY t.id), '[]')
 FROM tenants t
 LEFT JOIN per_firm p ON p.tenant_id = t.id
-WHERE ` + tenancy.Filter("t.id")
+WHERE ` + tenancy.Filter("t.id") + `
+  AND ` + inPart("t.id")
 
 // firmCount is one firm's line of a counts query.
 type firmCount struct {

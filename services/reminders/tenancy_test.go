@@ -36,7 +36,7 @@ func sliceOf(t *testing.T, rep worker.Report, tenant string) (events.TenantSlice
 // that skips the first (it paused hearing reminders), then the first firm's own Run Now.
 // What must hold: the paused firm's people get nothing from the schedule's run and the
 // other firm's people get theirs; each covered firm's slice counts its own hearings
-// and reminders, the empty firm's zeros; the paused firm's own Run Now reminds its
+// and reminders, the empty firm's zeros, once; the paused firm's own Run Now reminds its
 // people, and only them.
 func TestHearingRemindersPerFirm(t *testing.T) {
 	t.Parallel()
@@ -65,6 +65,11 @@ func TestHearingRemindersPerFirm(t *testing.T) {
 		t.Errorf("the empty firm's slice = %+v, want zeros", es)
 	}
 	results(t, rep, map[string]int{"hearings_processed": 1, "notifications_sent": 2})
+	// The run is delivered in two firm-disjoint slices, each counting its own firms:
+	// every covered firm has one slice, not one from each.
+	if len(rep.Tenants) != 2 {
+		t.Errorf("the schedule's run has %d firms' slices, want 2 (Iyer's and the empty firm's): %+v", len(rep.Tenants), rep.Tenants)
+	}
 
 	rep = runScope(t, jobs, catalog.SendHearingReminders, events.ScopeTenant(mehta))
 	if len(rep.Tenants) != 1 {
