@@ -68,12 +68,24 @@ func nextResultOf(t *testing.T, ch <-chan *nats.Msg, job string) events.Result {
 func waitForConsumerIdle(t *testing.T, s *stack) {
 	t.Helper()
 	waitFor(t, "the gateway to persist every event", func() bool {
-		c, err := s.nats.JS.Consumer(context.Background(), "JOBS_EVENTS", "gateway-events")
+		ctx := context.Background()
+		st, err := s.nats.JS.Stream(ctx, "JOBS_EVENTS")
 		if err != nil {
 			return false
 		}
-		ci, err := c.Info(context.Background())
-		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+		si, err := st.Info(ctx)
+		if err != nil {
+			return false
+		}
+		c, err := st.Consumer(ctx, "gateway-events")
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(ctx)
+		// Nothing pending is not enough: the consumer's counts may not have caught up
+		// with a message just stored. Every message of the stream (the consumer takes
+		// every subject of it) must be acked, the last one included.
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 && ci.AckFloor.Stream >= si.State.LastSeq
 	})
 }
 
