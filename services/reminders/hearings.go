@@ -34,7 +34,7 @@ firms AS MATERIALIZED (
     WHERE ` + tenancy.Filter("fz.tenant_id") + `
       AND ` + inPart("fz.tenant_id") + `
 ),
-due AS (
+due AS NOT MATERIALIZED (
     SELECT h.id, h.tenant_id, h.case_id, h.hearing_date, h.forum, h.assigned_to, c.owner_id,
            c.case_number, c.title AS case_title, c.client_name, f.zone,
            pa.id AS assignee, po.id AS owner
@@ -53,8 +53,10 @@ const aboutHearing = `'hearing ' || d.case_number || ' on ' || to_char_in(d.hear
 
 // hearingPerFirmSQL is the per_firm CTE of the hearings due (perFirmCounts): for every
 // covered firm of the slice with hearings, the hearings and those with nobody to
-// remind: neither the assignee nor the case owner is a person of the firm.
-var hearingPerFirmSQL = `per_firm AS (
+// remind: neither the assignee nor the case owner is a person of the firm. Aggregated
+// once (MATERIALIZED), over due inlined (NOT MATERIALIZED), as the deadline alerts'
+// counts are (deadlinePerFirmSQL says why).
+var hearingPerFirmSQL = `per_firm AS MATERIALIZED (
     SELECT d.tenant_id, count(*)::int AS found,
            (count(*) FILTER (WHERE d.assignee IS NULL AND d.owner IS NULL))::int AS missing,
            coalesce((array_agg(` + aboutHearing + ` || ': nobody to remind: the hearing has no assignee and the case has no owner'
