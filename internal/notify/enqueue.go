@@ -171,17 +171,19 @@ func Enqueue(ctx context.Context, db DB, b Batch) (Enqueued, error) {
 	if b.With != "" {
 		with = b.With + ",\n"
 	}
-	email, emailCount := "", ""
+	// The statement returns the in-app counts, then the e-mails queued (with e-mail),
+	// then Also: scanned into into, in that order.
+	email, returned := "", ""
 	into := []any{&out.InApp, &out.InAppByTenant}
 	if b.Email {
-		email, emailCount = enqueueEmailSQL, `, (SELECT count(*) FROM queued WHERE inserted)`
+		email, returned = enqueueEmailSQL, `, (SELECT count(*) FROM queued WHERE inserted)`
 		into = append(into, &out.EmailsQueued)
 	}
 	if b.Also != "" {
-		emailCount += ",\n       (" + b.Also + ")"
+		returned += ",\n       (" + b.Also + ")"
 		into = append(into, b.AlsoInto)
 	}
-	q := fmt.Sprintf(enqueueSQL, with, b.Query, email, emailCount)
+	q := fmt.Sprintf(enqueueSQL, with, b.Query, email, returned)
 	if err := db.QueryRow(ctx, q, opts...).Scan(into...); err != nil {
 		return Enqueued{}, fmt.Errorf("notify: enqueue %s: %w", b.Source, err)
 	}

@@ -31,14 +31,7 @@ func Filter(col string) string {
 // few firms is one list the planner can look up by index. Lists are never nil: a NULL
 // array would make the predicate NULL instead of false.
 func Args(s events.Scope) pgx.NamedArgs {
-	named := slices.Clone(s.Tenants)
-	for _, t := range s.Firms {
-		if s.Covers(t) {
-			named = append(named, t)
-		}
-	}
-	slices.Sort(named)
-	named = slices.Compact(named)
+	named := Named(s)
 	var skip []string
 	if s.All {
 		for _, list := range [][]string{s.Except, s.Skip} {
@@ -56,6 +49,19 @@ func Args(s events.Scope) pgx.NamedArgs {
 		"scope_tenants": nonNil(named),
 		"scope_skip":    nonNil(skip),
 	}
+}
+
+// Named is the firms a scope names and covers (@scope_tenants): those that asked, and
+// those a schedule slot is for and that did not pause the job, sorted, each once.
+func Named(s events.Scope) []string {
+	named := slices.Clone(s.Tenants)
+	for _, t := range s.Firms {
+		if s.Covers(t) {
+			named = append(named, t)
+		}
+	}
+	slices.Sort(named)
+	return slices.Compact(named)
 }
 
 // With returns args with the scope's arguments added, leaving args unchanged.

@@ -3,6 +3,8 @@ package reminders
 import (
 	"strings"
 
+	"github.com/lexhq/gstjobs/internal/events"
+	"github.com/lexhq/gstjobs/internal/jobservice"
 	"github.com/lexhq/gstjobs/internal/tenancy"
 )
 
@@ -24,3 +26,13 @@ func CountsSQL(job string) (perFirm, totalsOnly string) {
 
 // InPart exposes the slice predicate of a large run's delivery.
 var InPart = inPart
+
+// PartsFor exposes how many slices a run for scope is delivered in, by a service
+// configured with cfg (its defaults applied as New applies them).
+func PartsFor(cfg Config, scope events.Scope) (int, error) {
+	s, err := newService(jobservice.Deps{}, cfg)
+	if err != nil {
+		return 0, err
+	}
+	return s.partsFor(scope), nil
+}

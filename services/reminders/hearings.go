@@ -75,14 +75,6 @@ WITH ` + hearingsDueSQL + `,
 // hearingRemindersWith is the CTEs of the delivery's statement (notify.Batch.With):
 // the hearings due, their times written (dated), and the per-firm counts, which the
 // statement returns beside the reminders (perFirmCounts), from the same rows.
-//
-// hearingRemindersSQL is the reminders, as a notify.Batch query: one per person per
-// hearing, to the assignee and to the case owner, once when they are the same person.
-// Times are written in the firm's zone. Each hearing's times are written once, in
-// dated, whatever the number of its reminders: its zone's abbreviation at the hearing
-// (abbrevSQL: the zone's for the day, zoneDaysSQL), then the local times with it,
-// "YYYY-MM-DD HH24:MI TZ" as to_char_in would write them. The dedupe key holds the
-// hearing's date, so a rescheduled hearing is reminded again.
 var hearingRemindersWith = hearingsDueSQL + `,
 ` + hearingPerFirmSQL + `,
 ` + zoneDaysSQL("@until::timestamptz") + `,
@@ -97,6 +89,13 @@ dated AS MATERIALIZED (
                         OFFSET 0) z
 )`
 
+// hearingRemindersSQL is the reminders, as a notify.Batch query: one per person per
+// hearing, to the assignee and to the case owner, once when they are the same person.
+// Times are written in the firm's zone. Each hearing's times are written once, in
+// dated, whatever the number of its reminders: its zone's abbreviation at the hearing
+// (abbrevSQL: the zone's for the day, zoneDaysSQL), then the local times with it,
+// "YYYY-MM-DD HH24:MI TZ" as to_char_in would write them. The dedupe key holds the
+// hearing's date, so a rescheduled hearing is reminded again.
 var hearingRemindersSQL = `
 SELECT d.tenant_id, r.user_id, '` + KindHearingReminder + `' AS kind,
        'Hearing ' || d.at_local || ': ' || d.case_number AS title,
@@ -133,13 +132,14 @@ func inPart(col string) string {
 // touch the same rows.
 const deliveryParts = 2
 
-// partsFor is how many slices a run for scope is delivered in: one for a run for fewer
-// firms than splitAt (a firm's Run Now), else deliveryParts. It is decided before
+// partsFor is how many slices a run for scope is delivered in: one for a run that
+// covers fewer firms than splitAt (a firm's Run Now; a slot's firms less those that
+// paused the job: tenancy.Named), else deliveryParts. It is decided before
 // anything is read: each slice's statement counts what it finds as it delivers, so
 // there is no count to decide on beforehand; for a small run the second slice costs a
 // statement of a few milliseconds beside the first.
 func (s *service) partsFor(scope events.Scope) int {
-	if !scope.All && len(scope.Firms) < s.splitAt {
+	if !scope.All && len(tenancy.Named(scope)) < s.splitAt {
 		return 1
 	}
 	return deliveryParts

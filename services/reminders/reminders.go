@@ -307,13 +307,6 @@ type outcome struct {
 	emailErr error
 }
 
-func (o outcome) found() (n int) {
-	for _, f := range o.firms {
-		n += f.Found
-	}
-	return n
-}
-
 // tally is the counters of the whole run or of one firm.
 type tally struct {
 	found, missing, inApp          int
