@@ -18,12 +18,35 @@ import (
 )
 
 // countingJS counts the schedule events a ticker publishes and the firms they are for.
+// The daily ones are kept as published and decoded by firms, after the timed turns: the
+// benchmark's counting is not the ticker's work.
 type countingJS struct {
 	jetstream.JetStream
 	mu            sync.Mutex
-	slots, firms  int
+	slots         int
 	daily, missed int
 	known         int
+	schedules     [][]byte
+}
+
+// firms is the firm-runs of the daily schedules published: each one's firms, summed.
+func (c *countingJS) firms() int {
+	n := 0
+	for _, data := range c.schedules {
+		s, err := events.DecodeSchedule(data)
+		if err != nil {
+			continue
+		}
+		switch sc := s.Scope; {
+		case sc == nil:
+			n += c.known
+		case sc.All:
+			n += c.known - len(sc.Except)
+		default:
+			n += len(sc.Firms)
+		}
+	}
+	return n
 }
 
 func (c *countingJS) Publish(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
@@ -33,16 +56,7 @@ func (c *countingJS) Publish(ctx context.Context, subject string, data []byte, o
 		c.slots++
 		if events.JobFromSubject(subject) != catalog.CheckSLAAndOverdue {
 			c.daily++
-			if s, err := events.DecodeSchedule(data); err == nil {
-				switch sc := s.Scope; {
-				case sc == nil:
-					c.firms += c.known
-				case sc.All:
-					c.firms += c.known - len(sc.Except)
-				default:
-					c.firms += len(sc.Firms)
-				}
-			}
+			c.schedules = append(c.schedules, data) // the ticker's own buffer, not reused
 		}
 	default:
 		c.missed++
@@ -121,7 +135,7 @@ func BenchmarkTickerDay(b *testing.B) {
 			var work, cpu time.Duration
 			wakes, days := 0, 0
 			counter.mu.Lock()
-			counter.slots, counter.firms, counter.daily, counter.missed = 0, 0, 0, 0
+			counter.slots, counter.schedules, counter.daily, counter.missed = 0, nil, 0, 0
 			counter.mu.Unlock()
 			for b.Loop() {
 				end := day.Add(24 * time.Hour)
@@ -147,7 +161,7 @@ func BenchmarkTickerDay(b *testing.B) {
 			b.ReportMetric(float64(wakes)/float64(days), "wakes/day")
 			b.ReportMetric(float64(counter.slots)/float64(days), "slots/day")
 			b.ReportMetric(float64(counter.daily)/float64(days), "daily_runs/day")
-			b.ReportMetric(float64(counter.firms)/float64(days), "firm_runs/day")
+			b.ReportMetric(float64(counter.firms())/float64(days), "firm_runs/day")
 			if counter.missed > 0 {
 				b.Errorf("%d missed statuses: every slot of the simulated days must fire", counter.missed)
 			}
