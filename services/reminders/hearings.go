@@ -51,32 +51,34 @@ due AS NOT MATERIALIZED (
 // aboutHearing names a hearing of due d in problems, at its time in its firm's zone.
 const aboutHearing = `'hearing ' || d.case_number || ' on ' || to_char_in(d.hearing_date, d.zone, 'YYYY-MM-DD HH24:MI TZ')`
 
-// hearingPerFirmSQL is the per_firm CTE of the hearings due (perFirmCounts): for every
-// covered firm of the slice with hearings, the hearings and those with nobody to
-// remind: neither the assignee nor the case owner is a person of the firm. Aggregated
-// once (MATERIALIZED), over due inlined (NOT MATERIALIZED), as the deadline alerts'
-// counts are (deadlinePerFirmSQL says why).
-var hearingPerFirmSQL = `per_firm AS MATERIALIZED (
+// hearingPerFirm is the per_firm CTE of the hearings due (perFirmCounts), read from
+// from (due, or dated, which holds due's columns): for every covered firm of the slice
+// with hearings, the hearings and those with nobody to remind: neither the assignee nor
+// the case owner is a person of the firm. Aggregated once (MATERIALIZED).
+func hearingPerFirm(from string) string {
+	return `per_firm AS MATERIALIZED (
     SELECT d.tenant_id, count(*)::int AS found,
            (count(*) FILTER (WHERE d.assignee IS NULL AND d.owner IS NULL))::int AS missing,
            coalesce((array_agg(` + aboutHearing + ` || ': nobody to remind: the hearing has no assignee and the case has no owner'
                                ORDER BY d.hearing_date, d.case_number)
                      FILTER (WHERE d.assignee IS NULL AND d.owner IS NULL))[1:@max_listed::int], '{}') AS missing_list
-    FROM due d
+    FROM ` + from + ` d
     GROUP BY d.tenant_id
 )`
+}
 
-// hearingCountsSQL is the counts alone (every covered firm, zeros included), as the
-// delivery's statement returns them beside the reminders: the benchmarks time it.
+// hearingCountsSQL is the counts alone (every covered firm, zeros included), read from
+// the hearings due as the delivery's statement counts them: the benchmarks time it.
 var hearingCountsSQL = `
 WITH ` + hearingsDueSQL + `,
-` + hearingPerFirmSQL + perFirmCounts
+` + hearingPerFirm("due") + perFirmCounts
 
 // hearingRemindersWith is the CTEs of the delivery's statement (notify.Batch.With):
 // the hearings due, their times written (dated), and the per-firm counts, which the
-// statement returns beside the reminders (perFirmCounts), from the same rows.
+// statement returns beside the reminders (perFirmCounts). The counts are read from
+// dated, which is materialized for the reminders: due (its joins, 47,500 hearings of a
+// slice of 100,000) is read once, not once more for the counts (about 300 ms a slice).
 var hearingRemindersWith = hearingsDueSQL + `,
-` + hearingPerFirmSQL + `,
 ` + zoneDaysSQL("@until::timestamptz") + `,
 dated AS MATERIALIZED (
     SELECT d.*, z.local || ' ' || z.abbrev AS at_local,
@@ -87,7 +89,8 @@ dated AS MATERIALIZED (
                                to_char(d.hearing_date AT TIME ZONE d.zone, 'Dy DD Mon YYYY, HH24:MI') AS local,
                                to_char(d.hearing_date AT TIME ZONE d.zone, 'YYYY-MM-DD HH24:MI') AS iso
                         OFFSET 0) z
-)`
+),
+` + hearingPerFirm("dated")
 
 // hearingRemindersSQL is the reminders, as a notify.Batch query: one per person per
 // hearing, to the assignee and to the case owner, once when they are the same person.
