@@ -54,35 +54,22 @@ func parse(r io.Reader) (results, error) {
 	out := results{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	// split is the benchmark whose result line go test began and a benchmark's own
-	// output cut in two: go test writes the name before the last round of a benchmark
-	// that ran more than once, and what the round prints lands between the name and
-	// the iterations ("BenchmarkX-2 \tBenchmarkX: a table…", the table, then
-	// "  8\t 126050622 ns/op\t …").
-	split := ""
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if split != "" && len(f) >= 3 && f[2] == "ns/op" {
-			if _, err := strconv.Atoi(f[0]); err == nil {
-				f = append([]string{split}, f...)
-			}
-		}
 		// A result line is a name, the iterations, then pairs; a benchmark's own log
 		// line starts with its name and a colon.
-		if len(f) < 2 || !strings.HasPrefix(f[0], "Benchmark") || strings.HasSuffix(f[0], ":") {
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") || strings.HasSuffix(f[0], ":") {
 			continue
 		}
 		if _, err := strconv.Atoi(f[1]); err != nil {
-			if runName(f[0]) != f[0] {
-				split = f[0] // a result line begun, its output in between
-			}
 			continue // a benchmark's log line, not its result
 		}
-		if len(f) < 4 {
-			continue
+		name := f[0]
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i]
+			}
 		}
-		split = ""
-		name := runName(f[0])
 		m := map[string]float64{}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
@@ -94,17 +81,6 @@ func parse(r io.Reader) (results, error) {
 		out[name] = m
 	}
 	return out, sc.Err()
-}
-
-// runName is a result line's benchmark name without go test's -GOMAXPROCS suffix
-// (name itself when it has none).
-func runName(name string) string {
-	if i := strings.LastIndexByte(name, '-'); i > 0 {
-		if _, err := strconv.Atoi(name[i+1:]); err == nil {
-			return name[:i]
-		}
-	}
-	return name
 }
 
 // get is one metric of one benchmark.

@@ -47,36 +47,6 @@ func TestTableShowsValueBaselineRatioAndTarget(t *testing.T) {
 	}
 }
 
-// What is tried: a benchmark that ran more than one round and prints a table each
-// round, so that go test's result line is cut in two by the last round's table (as
-// BenchmarkDashboards/firms=1000 did in a make bench run of 8 December), beside a log
-// line that starts with a benchmark's name. What must hold: the result is read, under
-// the benchmark's name, with every metric; the table's own lines are not.
-func TestAResultLineCutByTheBenchmarksOutputIsRead(t *testing.T) {
-	const out = `BenchmarkDashboards/firms=1000-2               	BenchmarkDashboards/firms=1000: 1,000 dashboards of 1,000 firms
-                                                                    1,000 firms     one firm    ratio
-  1,000 connecting at once, until each has its snapshot                  512 ms       119 ms    4.29x
-  one result to all: p99                                                38.8 ms      30.2 ms    1.29x
-       8	 126050622 ns/op	       119.4 connect1000_one_firm_ms	       512.1 connect1000firms_ms	        38.80 fanout_p99_ms
-BenchmarkEventPath/rate=1/s: where the time of a press goes
-BenchmarkEventPath/rate=1/s-2  	       1	59032614483 ns/op	         4.710 p50_ms
-`
-	r, err := parse(strings.NewReader(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := r["BenchmarkDashboards/firms=1000"]
-	if d["connect1000firms_ms"] != 512.1 || d["fanout_p99_ms"] != 38.80 || d["connect1000_one_firm_ms"] != 119.4 {
-		t.Fatalf("firms=1000 = %v; want its three metrics from the line after its table", d)
-	}
-	if got := r["BenchmarkEventPath/rate=1/s"]["p50_ms"]; got != 4.710 {
-		t.Fatalf("event path p50 = %v; want 4.710", got)
-	}
-	if len(r) != 2 {
-		t.Fatalf("read %d results (%v); want 2: the table's lines are none", len(r), r)
-	}
-}
-
 // What is tried: a result line whose value is not a number. What must hold: a clear
 // error naming the benchmark, not a table with a wrong figure.
 func TestAMalformedLineIsAnError(t *testing.T) {
