@@ -103,12 +103,6 @@ var deadlinePerFirmSQL = `per_firm AS MATERIALIZED (
     GROUP BY dl.tenant_id
 )`
 
-// deadlineCountsSQL is the counts alone (every covered firm, zeros included), as the
-// delivery's statement returns them beside the alerts: the benchmarks time it.
-var deadlineCountsSQL = `
-WITH ` + deadlinesSQL + `,
-` + deadlinePerFirmSQL + perFirmCounts
-
 // deadlineAlertsWith is the CTEs of the delivery's statement (notify.Batch.With): the
 // deadlines, the per-firm counts the statement returns beside the alerts
 // (perFirmCounts), from the same rows, and the zones' abbreviations.

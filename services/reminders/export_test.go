@@ -8,11 +8,15 @@ import (
 	"github.com/lexhq/gstjobs/internal/tenancy"
 )
 
-// CountsSQL exposes each job's counts statement to the benchmarks, with, as the
-// baseline, the same statement as it was before firms' slices: no scope filter and
-// totals instead of one line per firm.
+// CountsSQL is each job's per-firm counts alone (every covered firm, zeros included),
+// for the benchmarks to time apart from the deliveries whose statements return them,
+// with, as the baseline, the same statement as it was before firms' slices: no scope
+// filter and totals instead of one line per firm.
 func CountsSQL(job string) (perFirm, totalsOnly string) {
-	perFirm = map[string]string{"hearings": hearingCountsSQL, "deadlines": deadlineCountsSQL}[job]
+	perFirm = map[string]string{
+		"hearings":  "\nWITH " + hearingsDueSQL + ",\n" + hearingPerFirm("due") + perFirmCounts,
+		"deadlines": "\nWITH " + deadlinesSQL + ",\n" + deadlinePerFirmSQL + perFirmCounts,
+	}[job]
 	cut := strings.Index(perFirm, "per_firm AS MATERIALIZED (")
 	body := perFirm[:cut]
 	perFirmBody := perFirm[cut+len("per_firm AS MATERIALIZED (") : strings.Index(perFirm, "GROUP BY")]

@@ -52,9 +52,10 @@ due AS NOT MATERIALIZED (
 const aboutHearing = `'hearing ' || d.case_number || ' on ' || to_char_in(d.hearing_date, d.zone, 'YYYY-MM-DD HH24:MI TZ')`
 
 // hearingPerFirm is the per_firm CTE of the hearings due (perFirmCounts), read from
-// from (due, or dated, which holds due's columns): for every covered firm of the slice
-// with hearings, the hearings and those with nobody to remind: neither the assignee nor
-// the case owner is a person of the firm. Aggregated once (MATERIALIZED).
+// from (dated, which holds due's rows and columns; the benchmarks' counts alone read
+// due): for every covered firm of the slice with hearings, the hearings and those with
+// nobody to remind: neither the assignee nor the case owner is a person of the firm.
+// Aggregated once (MATERIALIZED).
 func hearingPerFirm(from string) string {
 	return `per_firm AS MATERIALIZED (
     SELECT d.tenant_id, count(*)::int AS found,
@@ -66,12 +67,6 @@ func hearingPerFirm(from string) string {
     GROUP BY d.tenant_id
 )`
 }
-
-// hearingCountsSQL is the counts alone (every covered firm, zeros included), read from
-// the hearings due as the delivery's statement counts them: the benchmarks time it.
-var hearingCountsSQL = `
-WITH ` + hearingsDueSQL + `,
-` + hearingPerFirm("due") + perFirmCounts
 
 // hearingRemindersWith is the CTEs of the delivery's statement (notify.Batch.With):
 // the hearings due, their times written (dated), and the per-firm counts, which the
