@@ -14,12 +14,12 @@ import (
 // filter and totals instead of one line per firm.
 func CountsSQL(job string) (perFirm, totalsOnly string) {
 	perFirm = map[string]string{
-		"hearings":  "\nWITH " + hearingsDueSQL + ",\n" + hearingPerFirm("due") + perFirmCounts,
+		"hearings":  "\nWITH " + hearingRemindersWith + perFirmCounts,
 		"deadlines": "\nWITH " + deadlinesSQL + ",\n" + deadlinePerFirmSQL + perFirmCounts,
 	}[job]
 	cut := strings.Index(perFirm, "per_firm AS MATERIALIZED (")
 	body := perFirm[:cut]
-	perFirmBody := perFirm[cut+len("per_firm AS MATERIALIZED (") : strings.Index(perFirm, "GROUP BY")]
+	perFirmBody := perFirm[cut+len("per_firm AS MATERIALIZED (") : cut+strings.Index(perFirm[cut:], "GROUP BY")]
 	totalsOnly = strings.TrimRight(body, " \n,") + "\n" + strings.Replace(perFirmBody, "SELECT d.tenant_id, ", "SELECT ", 1)
 	totalsOnly = strings.Replace(totalsOnly, "SELECT dl.tenant_id, ", "SELECT ", 1)
 	for _, col := range []string{"h.tenant_id", "t.tenant_id", "c.tenant_id", "t.id", "fz.tenant_id"} {

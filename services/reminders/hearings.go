@@ -48,25 +48,20 @@ due AS NOT MATERIALIZED (
       AND h.hearing_date <= @until::timestamptz
 )`
 
-// aboutHearing names a hearing of due d in problems, at its time in its firm's zone.
-const aboutHearing = `'hearing ' || d.case_number || ' on ' || to_char_in(d.hearing_date, d.zone, 'YYYY-MM-DD HH24:MI TZ')`
-
-// hearingPerFirm is the per_firm CTE of the hearings due (perFirmCounts), read from
-// from (dated, which holds due's rows and columns; the benchmarks' counts alone read
-// due): for every covered firm of the slice with hearings, the hearings and those with
-// nobody to remind: neither the assignee nor the case owner is a person of the firm.
-// Aggregated once (MATERIALIZED).
-func hearingPerFirm(from string) string {
-	return `per_firm AS MATERIALIZED (
+// hearingPerFirmSQL is the per_firm CTE of the hearings due (perFirmCounts), read from
+// dated, which holds every row and column of due and each hearing's about: for every
+// covered firm of the slice with hearings, the hearings and those with nobody to
+// remind: neither the assignee nor the case owner is a person of the firm. Aggregated
+// once (MATERIALIZED).
+const hearingPerFirmSQL = `per_firm AS MATERIALIZED (
     SELECT d.tenant_id, count(*)::int AS found,
            (count(*) FILTER (WHERE d.assignee IS NULL AND d.owner IS NULL))::int AS missing,
-           coalesce((array_agg(` + aboutHearing + ` || ': nobody to remind: the hearing has no assignee and the case has no owner'
+           coalesce((array_agg(d.about || ': nobody to remind: the hearing has no assignee and the case has no owner'
                                ORDER BY d.hearing_date, d.case_number)
                      FILTER (WHERE d.assignee IS NULL AND d.owner IS NULL))[1:@max_listed::int], '{}') AS missing_list
-    FROM ` + from + ` d
+    FROM dated d
     GROUP BY d.tenant_id
 )`
-}
 
 // hearingRemindersWith is the CTEs of the delivery's statement (notify.Batch.With):
 // the hearings due, their times written (dated), and the per-firm counts, which the
@@ -85,7 +80,7 @@ dated AS MATERIALIZED (
                                to_char(d.hearing_date AT TIME ZONE d.zone, 'YYYY-MM-DD HH24:MI') AS iso
                         OFFSET 0) z
 ),
-` + hearingPerFirm("dated")
+` + hearingPerFirmSQL
 
 // hearingRemindersSQL is the reminders, as a notify.Batch query: one per person per
 // hearing, to the assignee and to the case owner, once when they are the same person.
